@@ -1,0 +1,30 @@
+"""Run a notebook's experiments without Jupyter: ``python -m repronets.<module> --profile quick``.
+
+The notebook only reads what these runs store, so a GPU machine or a cluster job can compute the runs
+(``--profile paper``) and a laptop can draw the figures from the same run store afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from . import params as params_mod
+from .results import RunStore
+
+
+def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=f"Compute the runs of notebook {notebook} into the run store.")
+    parser.add_argument("--profile", default="quick", choices=params_mod.PROFILES)
+    parser.add_argument("--params-dir", default=None, help="folder holding <profile>/<notebook>.yaml (default: params/)")
+    parser.add_argument("--runs", default=None, help="run store folder (default: $REPRONETS_RUNS or runs/)")
+    args = parser.parse_args(argv)
+    try:
+        p = params_mod.load(notebook, args.profile, args.params_dir)
+    except params_mod.ParamsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    runs = run(p, RunStore(args.runs))
+    for r in runs:
+        print(f"{'cached' if r.cached else 'ran   '} {r.kind}/{r.key} {r.meta['wall_time_s']:.1f} s  {r.path}")
+    return 0

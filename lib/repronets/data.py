@@ -1,0 +1,211 @@
+"""Datasets by name, held as tensors in memory.
+
+``load("digits", "train")`` returns a :class:`Split`: images as float32 in [0, 1] shaped (N, C, H, W) and
+integer labels. Small datasets live whole in memory (on the GPU when training there) instead of being decoded
+sample by sample from PIL images: the τ paper's MNIST runs take 120,000 steps each, and per-sample decoding
+dominates such a run (see ``bench/``).
+
+``digits`` is embedded (scikit-learn's ``load_digits``, shipped inside the wheel) and needs no download.
+The torchvision sets are read from a data root: the ``data_root`` parameter, else ``$REPRONETS_DATA``,
+else ``<project>/data``. Nothing is downloaded unless ``download=True``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")
+SPLITS = ("train", "test")
+DIGITS_TEST_FRACTION = 0.25
+DIGITS_SPLIT_SEED = 0
+
+
+class DatasetNotFound(FileNotFoundError):
+    """A dataset is not on disk and downloading is off; the message names the dataset, the root and the way out."""
+
+
+@dataclasses.dataclass
+class Split:
+    """One split of a dataset: ``x`` (N, C, H, W) float32 in [0, 1], ``y`` (N,) int64."""
+    name: str
+    split: str
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def to(self, device) -> "Split":
+        return dataclasses.replace(self, x=self.x.to(device), y=self.y.to(device))
+
+    def subset(self, indices) -> "Split":
+        indices = torch.as_tensor(indices, dtype=torch.long, device=self.y.device)
+        return dataclasses.replace(self, x=self.x[indices], y=self.y[indices])
+
+    def stratified_split(self, fraction: float, seed: int) -> tuple["Split", "Split"]:
+        """Split into (rest, part) with ``part`` holding ``fraction`` of the samples, class proportions kept."""
+        from sklearn.model_selection import train_test_split
+
+        rest, part = train_test_split(np.arange(len(self)), test_size=fraction, random_state=seed,
+                                      stratify=self.y.cpu().numpy())
+        return self.subset(np.sort(rest)), self.subset(np.sort(part))
+
+    def take(self, n: int, seed: int = 0) -> "Split":
+        """A stratified subset of ``n`` samples (all of them if ``n`` is 0 or at least the size)."""
+        if n <= 0 or n >= len(self):
+            return self
+        return self.stratified_split(n / len(self), seed)[1]
+
+    def loader(self, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+        """A DataLoader that yields whole batches by tensor indexing (no per-sample collate).
+
+        ``batch_size=None`` with a BatchSampler makes the DataLoader index the TensorDataset once per batch;
+        with the default per-sample fetch and collate, an epoch of MNIST batches costs several times more.
+        """
+        from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+
+        dataset = TensorDataset(self.x, self.y)
+        if shuffle:
+            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+        else:
+            sampler = SequentialSampler(dataset)
+        return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last), batch_size=None)
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    if root:
+        return Path(root).expanduser()
+    if os.environ.get("REPRONETS_DATA"):
+        return Path(os.environ["REPRONETS_DATA"]).expanduser()
+    from .provenance import project_root
+
+    return project_root() / "data"
+
+
+def load(name: str, split: str = "train", *, root=None, download: bool = False, device="cpu") -> Split:
+    """The ``split`` ("train" or "test") of dataset ``name`` as tensors on ``device``."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {list(DATASETS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: choose one of {list(SPLITS)}")
+    if name == "digits":
+        data = _digits(split)
+    else:
+        data = _TORCHVISION[name](data_root(root), split == "train", download)
+    return data.to(device)
+
+
+def _digits(split: str) -> Split:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float32) / 16.0  # 8x8 pixels with 17 grey levels, 0..16
+    train, test = train_test_split(np.arange(len(x)), test_size=DIGITS_TEST_FRACTION,
+                                   random_state=DIGITS_SPLIT_SEED, stratify=bunch.target)
+    index = np.sort(train if split == "train" else test)
+    return Split("digits", split, torch.from_numpy(x[index]).unsqueeze(1),
+                 torch.from_numpy(bunch.target[index]).long(), tuple(str(c) for c in range(10)))
+
+
+def _images(array, channels_last: bool) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(array))
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    elif channels_last:
+        x = x.permute(0, 3, 1, 2)
+    return x.contiguous().float().div_(255.0)
+
+
+def _not_found(name: str, root: Path, expected: str, error: Exception) -> DatasetNotFound:
+    return DatasetNotFound(
+        f"dataset {name!r} not found under data root {root} (expected {expected}; torchvision said: {error}). "
+        f"Either set download: true in the params file (or download=True), or point data_root "
+        f"(or the REPRONETS_DATA environment variable) at a folder that holds it.")
+
+
+def _verified_archives(folder: Path, resources) -> bool:
+    """True when every (file, md5) archive torchvision would download is already present and intact.
+
+    torchvision's ``download=True`` then only checks and unpacks them, without touching the network; a file
+    that is present but fails its md5 is an error here rather than a silent re-download.
+    """
+    from torchvision.datasets.utils import check_integrity
+
+    paths = [(folder / filename, md5) for filename, md5 in resources]
+    if not all(p.is_file() for p, _ in paths):
+        return False
+    for p, md5 in paths:
+        if not check_integrity(str(p), md5):
+            raise DatasetNotFound(f"{p} is present but corrupt (md5 differs from {md5}); delete it and fetch it again")
+    return True
+
+
+def _mnist_like(cls_name: str, name: str):
+    def read(root: Path, train: bool, download: bool) -> Split:
+        import torchvision
+
+        cls = getattr(torchvision.datasets, cls_name)
+        raw = root / cls.__name__ / "raw"
+        archives = [(os.path.basename(url), md5) for url, md5 in cls.resources]
+        use_download = download or _verified_archives(raw, archives)
+        try:
+            ds = cls(str(root), train=train, download=use_download)
+        except RuntimeError as e:
+            raise _not_found(name, root, f"{raw}/*-ubyte[.gz]", e) from e
+        return Split(name, "train" if train else "test", _images(ds.data, False), ds.targets.long(),
+                     tuple(ds.classes))
+    return read
+
+
+def _cifar(cls_name: str, name: str):
+    def read(root: Path, train: bool, download: bool) -> Split:
+        import torchvision
+
+        cls = getattr(torchvision.datasets, cls_name)
+        use_download = download or _verified_archives(root, [(cls.filename, cls.tgz_md5)])
+        try:
+            ds = cls(str(root), train=train, download=use_download)
+        except RuntimeError as e:
+            raise _not_found(name, root, f"{root / cls.base_folder} or {root / cls.filename}", e) from e
+        return Split(name, "train" if train else "test", _images(ds.data, True),
+                     torch.as_tensor(ds.targets).long(), tuple(ds.classes))
+    return read
+
+
+def _svhn(root: Path, train: bool, download: bool) -> Split:
+    import torchvision
+
+    folder = root / "SVHN"  # torchvision keeps SVHN's .mat files directly in the root it is given
+    try:
+        ds = torchvision.datasets.SVHN(str(folder), split="train" if train else "test", download=download)
+    except RuntimeError as e:
+        raise _not_found("svhn", root, f"{folder}/{'train' if train else 'test'}_32x32.mat", e) from e
+    return Split("svhn", "train" if train else "test", _images(ds.data, False),
+                 torch.as_tensor(ds.labels).long(), tuple(str(c) for c in range(10)))
+
+
+_TORCHVISION = {
+    "mnist": _mnist_like("MNIST", "mnist"),
+    "fashion_mnist": _mnist_like("FashionMNIST", "fashion_mnist"),
+    "cifar10": _cifar("CIFAR10", "cifar10"),
+    "cifar100": _cifar("CIFAR100", "cifar100"),
+    "svhn": _svhn,
+}

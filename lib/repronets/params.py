@@ -1,0 +1,193 @@
+"""Parameters: one typed schema per notebook, values in ``params/<profile>/<notebook>.yaml``.
+
+A schema is a frozen dataclass whose fields carry their type and constraints; the values are plain data
+in YAML (every key given, none implied), so a profile file says everything a run depends on.
+:func:`load` and :func:`from_namespace` run the same validation, so a notebook opened in JupyterLab
+checks its parameters cell exactly as ``run_all.sh`` checks the profile file, before any work starts.
+
+Errors name the source (file or notebook cell), the key, what was given and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+PROFILES = ("smoke", "quick", "paper")
+# Keys every notebook's parameters cell has that are not training parameters: set by the pipeline.
+PIPELINE_KEYS = ("profile", "output_dir")
+
+# Which schema validates each notebook. A notebook not listed cannot be built; to add one without editing
+# the package (your own experiments, the tests' fixture), set REPRONETS_SCHEMAS="name=module:Class;...".
+NOTEBOOK_SCHEMAS = {
+    "00_data_and_baselines": "repronets.baselines:Params",
+}
+
+
+class ParamsError(ValueError):
+    """A params file or parameters cell that cannot be used; the message says where and why."""
+
+
+def param(*, ge=None, gt=None, le=None, lt=None, choices=None, doc: str = ""):
+    """A schema field with constraints (applied to each element of a list)."""
+    return dataclasses.field(metadata={"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "doc": doc})
+
+
+@dataclasses.dataclass(frozen=True)
+class CommonParams:
+    """Fields every experiment notebook has."""
+    device: str = param(choices=("auto", "cpu", "cuda"), doc="where to train; auto = cuda if available")
+    data_root: str = param(doc="dataset folder; empty = $REPRONETS_DATA, else <project>/data")
+    download: bool = param(doc="allow torchvision to download missing datasets")
+
+
+def schema_for(notebook: str) -> type:
+    table = dict(NOTEBOOK_SCHEMAS)
+    for item in filter(None, os.environ.get("REPRONETS_SCHEMAS", "").split(";")):
+        name, _, target = item.partition("=")
+        table[name.strip()] = target.strip()
+    if notebook not in table:
+        raise ParamsError(f"unknown notebook {notebook!r}: known notebooks are {sorted(table)}")
+    module, _, cls = table[notebook].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def params_path(notebook: str, profile: str, params_dir: str | os.PathLike | None = None) -> Path:
+    if profile not in PROFILES:
+        raise ParamsError(f"unknown profile {profile!r}: choose one of {list(PROFILES)}")
+    from .provenance import project_root
+
+    return Path(params_dir or project_root() / "params") / profile / f"{notebook}.yaml"
+
+
+def load(notebook: str, profile: str, params_dir: str | os.PathLike | None = None):
+    """Read and validate ``params/<profile>/<notebook>.yaml``; returns the schema instance."""
+    path = params_path(notebook, profile, params_dir)
+    schema = schema_for(notebook)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file missing for notebook {notebook!r} at profile {profile!r}; "
+                          f"create it with the keys {field_names(schema)}")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(values, dict):
+        raise ParamsError(f"{path}: expected a mapping of key: value, got {type(values).__name__}")
+    return validate(schema, values, source=str(path))
+
+
+def from_namespace(notebook: str, namespace: Mapping[str, Any], source: str = "the notebook's parameters cell"):
+    """Validate the schema's keys as found in a notebook's globals (its parameters cell)."""
+    schema = schema_for(notebook)
+    missing = [k for k in field_names(schema) if k not in namespace]
+    if missing:
+        raise ParamsError(f"{source}: missing keys {missing} for notebook {notebook!r}")
+    return validate(schema, {k: namespace[k] for k in field_names(schema)}, source=source)
+
+
+def field_names(schema) -> list[str]:
+    return [f.name for f in dataclasses.fields(schema)]
+
+
+def as_dict(params) -> dict:
+    return dataclasses.asdict(params)
+
+
+def validate(schema, values: Mapping[str, Any], source: str):
+    """Check every key of ``values`` against ``schema``; raise one ParamsError listing every problem."""
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    problems = []
+    for key in values:
+        if key in PIPELINE_KEYS:
+            continue
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown key {key!r}{hint}; allowed keys: {sorted(fields)}")
+    for key in fields:
+        if key not in values:
+            problems.append(f"missing key {key!r} ({_describe(hints[key], fields[key].metadata)})")
+    clean = {}
+    for key, f in fields.items():
+        if key not in values:
+            continue
+        value, error = _check(values[key], hints[key], f.metadata)
+        if error:
+            problems.append(f"key {key!r}: {error}; allowed: {_describe(hints[key], f.metadata)}")
+        clean[key] = value
+    if problems:
+        raise ParamsError(f"{source}: " + ("\n  ".join([""] + problems) if len(problems) > 1 else problems[0]))
+    return schema(**clean)
+
+
+def _check(value, hint, meta) -> tuple[Any, str | None]:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None, None
+        inner = [a for a in args if a is not type(None)]
+        return _check(value, inner[0], meta)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            return value, f"expected a list, got {value!r} ({type(value).__name__})"
+        if not value:
+            return value, "expected a non-empty list"
+        out = []
+        for i, item in enumerate(value):
+            item, error = _check(item, args[0], meta)
+            if error:
+                return value, f"element {i}: {error}"
+            out.append(item)
+        return out, None
+    if origin is Literal:
+        return (value, None) if value in args else (value, f"got {value!r}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            return value, f"expected true or false, got {value!r} ({type(value).__name__})"
+        return value, None
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return value, f"expected an integer, got {value!r} ({type(value).__name__})"
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value, f"expected a number, got {value!r} ({type(value).__name__})"
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            return value, f"expected a string, got {value!r} ({type(value).__name__})"
+    else:
+        raise TypeError(f"unsupported schema type {hint!r}")
+    return value, _check_bounds(value, meta)
+
+
+def _check_bounds(value, meta) -> str | None:
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        return f"got {value!r}"
+    for name, ok in (("ge", lambda v, b: v >= b), ("gt", lambda v, b: v > b),
+                     ("le", lambda v, b: v <= b), ("lt", lambda v, b: v < b)):
+        bound = meta.get(name)
+        if bound is not None and not ok(value, bound):
+            return f"got {value!r}, out of range"
+    return None
+
+
+def _describe(hint, meta) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        return "a non-empty list, each " + _describe(args[0], meta)
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if meta.get("choices") is not None:
+        return "one of " + ", ".join(map(repr, meta["choices"]))
+    name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+    bounds = [f"{sym} {meta[k]}" for k, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+              if meta.get(k) is not None]
+    return name + (" " + " and ".join(bounds) if bounds else "")

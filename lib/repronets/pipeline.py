@@ -1,0 +1,438 @@
+"""Rebuild notebooks headlessly with papermill: ``python -m repronets.pipeline`` (what ``run_all.sh`` runs).
+
+For each selected notebook at a profile:
+
+1. its parameters are loaded from ``params/<profile>/<notebook>.yaml`` and validated, all before any work;
+2. it is skipped when ``figures/<profile>/<notebook>/`` holds the outputs of the same inputs (the hash of the
+   notebook's source, the library's source, the params file and the profile);
+3. otherwise it runs in its own worker process, into a staging folder ``build/<profile>/<notebook>/``,
+   under a wall-clock timeout (a dead kernel can leave papermill waiting for ever);
+4. on success the staging folder replaces the published one in one rename, and ``MANIFEST.json`` gets one
+   entry per output file; on failure the published outputs are left as they were and the partially
+   executed notebook stays in the staging folder, named in the summary.
+
+Kernels: every notebook runs in a kernel started from this very interpreter (not a kernelspec looked up by
+name, which may point at another environment), over IPC sockets: the TCP ports that jupyter_client picks
+for parallel kernels can collide (papermill's ``-j`` port race); file sockets cannot.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import fileio, params as params_mod, provenance
+from .session import OUTPUTS_RECORD
+
+KERNEL_NAME = "repronets"
+DEFAULT_TIMEOUT_S = {"smoke": 600, "quick": 1800, "paper": 0}  # 0: no limit
+STAMP = ".build.json"
+MANIFEST = "MANIFEST.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @property
+    def notebooks_dir(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def params_dir(self) -> Path:
+        return self.root / "params"
+
+    def figures(self, profile: str) -> Path:
+        return self.root / "figures" / profile
+
+    def build(self, profile: str) -> Path:
+        return self.root / "build" / profile
+
+    def notebooks(self) -> list[str]:
+        return sorted(p.stem for p in self.notebooks_dir.glob("*.ipynb"))
+
+
+@dataclasses.dataclass
+class Job:
+    notebook: str
+    source: Path
+    params_file: Path
+    params: dict
+    input_hash: str
+    staging: Path
+    published: Path
+    log: Path
+    status: str = "pending"   # ok | skipped | failed | timeout | interrupted
+    error: str = ""
+    started: str = ""
+    finished: str = ""
+    duration_s: float = 0.0
+
+    @property
+    def executed(self) -> Path:
+        return (self.published if self.status in ("ok", "skipped") else self.staging) / f"{self.notebook}.ipynb"
+
+
+class BuildError(RuntimeError):
+    """Bad arguments or parameters, found before any notebook runs."""
+
+
+# ---------------------------------------------------------------- inputs and caching
+
+def notebook_source(path: Path) -> str:
+    """The part of a notebook that determines its results: cell types and sources (not outputs or metadata)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return json.dumps([(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"])
+                       for c in nb["cells"]])
+
+
+def library_files() -> list[Path]:
+    package = Path(__file__).resolve().parent
+    return sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def input_hash(project: Project, notebook: str, profile: str) -> str:
+    h = hashlib.sha256()
+    h.update(f"profile={profile}\n".encode())
+    h.update(notebook_source(project.notebooks_dir / f"{notebook}.ipynb").encode())
+    h.update(params_mod.params_path(notebook, profile, project.params_dir).read_bytes())
+    package = Path(__file__).resolve().parent
+    for f in library_files():
+        h.update(str(f.relative_to(package)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def up_to_date(job: Job) -> bool:
+    stamp = job.published / STAMP
+    if not stamp.exists():
+        return False
+    try:
+        record = json.loads(stamp.read_text())
+    except json.JSONDecodeError:
+        return False
+    files = [job.published / f for f in record.get("outputs", [])] + [job.published / f"{job.notebook}.ipynb"]
+    return record.get("input_hash") == job.input_hash and all(f.exists() for f in files)
+
+
+# ---------------------------------------------------------------- execution
+
+def _kernel_manager_class():
+    """A kernel manager that starts ``sys.executable``'s ipykernel over IPC sockets in a private folder."""
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpec
+    from traitlets import CaselessStrEnum
+
+    class EnvironmentKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.ip = os.path.join(tempfile.mkdtemp(prefix="repronets-kernel-"), "socket")
+
+        @property
+        def kernel_spec(self):
+            return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                              display_name=f"Python ({KERNEL_NAME})", language="python", name=KERNEL_NAME)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart)
+            if not restart:
+                shutil.rmtree(os.path.dirname(self.ip), ignore_errors=True)
+
+    return EnvironmentKernelManager
+
+
+def execute_notebook(source: Path, output: Path, parameters: dict, cwd: Path) -> None:
+    """Run one notebook with papermill in this process (the worker side of :func:`_run_job`)."""
+    import papermill
+
+    papermill.execute_notebook(str(source), str(output), parameters=parameters, kernel_name=KERNEL_NAME,
+                               kernel_manager_class=_kernel_manager_class(), cwd=str(cwd),
+                               progress_bar=False, log_output=True, request_save_on_cell_execute=True)
+
+
+def _worker(argv: list[str]) -> int:
+    source, output, parameters_file, cwd = argv
+    error_file = Path(output).parent / "error.json"
+    try:
+        execute_notebook(Path(source), Path(output), json.loads(Path(parameters_file).read_text()), Path(cwd))
+    except Exception as e:  # the worker reports any failure of the notebook to the pipeline, then exits 1
+        ename, evalue = getattr(e, "ename", type(e).__name__), getattr(e, "evalue", str(e))
+        fileio.write_json(error_file, {"ename": ename, "evalue": evalue.splitlines()[0] if evalue else ""})
+        print(f"notebook failed: {ename}: {evalue}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _Running:
+    """The worker processes in flight, so an interrupt can stop them (each leads its own process group)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.procs: set[subprocess.Popen] = set()
+        self.stopping = False
+
+    def kill_all(self) -> None:
+        with self.lock:
+            self.stopping = True
+            for p in self.procs:
+                _kill_group(p)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its kernel
+    except ProcessLookupError:
+        pass
+
+
+def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, running: _Running) -> Job:
+    shutil.rmtree(job.staging, ignore_errors=True)
+    job.staging.mkdir(parents=True)
+    parameters = {**job.params, "profile": profile, "output_dir": str(job.staging)}
+    parameters_file = job.staging.parent / f".{job.notebook}.parameters.json"
+    fileio.write_json(parameters_file, parameters)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if threads:  # -j N: share the cores instead of N processes each using all of them
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    cmd = [sys.executable, "-m", "repronets.pipeline", "_worker", str(job.source),
+           str(job.staging / f"{job.notebook}.ipynb"), str(parameters_file), str(job.source.parent)]
+    job.started = _now()
+    t0 = time.perf_counter()
+    with open(job.log, "w") as log:
+        with running.lock:
+            if running.stopping:
+                job.status = "interrupted"
+                return job
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            running.procs.add(proc)
+        try:
+            rc = proc.wait(timeout=timeout_s or None)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.wait()
+            rc = None
+        finally:
+            with running.lock:
+                running.procs.discard(proc)
+    job.duration_s = round(time.perf_counter() - t0, 2)
+    job.finished = _now()
+    if running.stopping:
+        job.status, job.error = "interrupted", "stopped by an interrupt"
+    elif rc is None:
+        job.status, job.error = "timeout", f"no result after {timeout_s:.0f} s (per-notebook timeout); killed"
+    elif rc != 0:
+        job.status = "failed"
+        err = job.staging / "error.json"
+        info = json.loads(err.read_text()) if err.exists() else {"ename": f"exit {rc}", "evalue": "see the log"}
+        job.error = f"{info['ename']}: {info['evalue']}"
+    else:
+        job.status = "ok"
+    return job
+
+
+def _publish(job: Job) -> list[str]:
+    """Move the staging folder into place in one rename; returns the output file names."""
+    record_file = job.staging / OUTPUTS_RECORD
+    outputs = sorted(json.loads(record_file.read_text())) if record_file.exists() else []
+    fileio.write_json(job.staging / STAMP, {"input_hash": job.input_hash, "outputs": outputs,
+                                             "finished": job.finished, "duration_s": job.duration_s})
+    job.published.parent.mkdir(parents=True, exist_ok=True)
+    old = job.published.with_name(f".{job.published.name}.old-{os.getpid()}")
+    if job.published.exists():
+        os.replace(job.published, old)
+    shutil.move(str(job.staging), str(job.published))
+    shutil.rmtree(old, ignore_errors=True)
+    return outputs
+
+
+def _update_manifest(project: Project, profile: str, job: Job, outputs: list[str], lock: threading.Lock) -> None:
+    record_file = job.published / OUTPUTS_RECORD
+    records = json.loads(record_file.read_text()) if record_file.exists() else {}
+    common = {"notebook": job.notebook, "params_file": str(job.params_file.relative_to(project.root)),
+              "params": job.params, "input_hash": job.input_hash, **provenance.git_state(project.root),
+              "versions": provenance.package_versions(), "started": job.started, "finished": job.finished,
+              "duration_s": job.duration_s}
+    with lock:
+        path = project.figures(profile) / MANIFEST
+        manifest = json.loads(path.read_text()) if path.exists() else {"profile": profile, "outputs": {}}
+        manifest["outputs"] = {k: v for k, v in manifest["outputs"].items() if v.get("notebook") != job.notebook}
+        for name in outputs + [f"{job.notebook}.ipynb"]:
+            record = records.get(name, {"kind": "executed notebook", "device": None, "runs": [], "data": []})
+            manifest["outputs"][f"{job.notebook}/{name}"] = {**common, **record,
+                                                             "device": record.get("device") or provenance.describe_device()}
+        manifest["updated"] = _now()
+        fileio.write_json(path, manifest)
+
+
+# ---------------------------------------------------------------- the command
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class _ProfileLock:
+    """One build per profile at a time: a second ``run_all.sh`` on the same profile stops with a clear error."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".lock"
+
+    def __enter__(self):
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "unknown"
+            self.file.close()
+            raise BuildError(f"another build of this profile is running ({holder}); wait for it to finish "
+                             f"or stop it (lock: {self.path})") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()}, started {_now()}")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+def plan(project: Project, profile: str, names: list[str]) -> list[Job]:
+    """Validate everything the build depends on, and return one job per notebook; raises BuildError."""
+    if profile not in params_mod.PROFILES:
+        raise BuildError(f"unknown profile {profile!r}: choose one of {list(params_mod.PROFILES)}")
+    known = project.notebooks()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BuildError(f"unknown notebook(s) {unknown}: the notebooks are {known}")
+    problems, jobs = [], []
+    for nb in names or known:
+        try:
+            p = params_mod.load(nb, profile, project.params_dir)
+        except params_mod.ParamsError as e:
+            problems.append(str(e))
+            continue
+        jobs.append(Job(nb, project.notebooks_dir / f"{nb}.ipynb", params_mod.params_path(nb, profile, project.params_dir), params_mod.as_dict(p),
+                        input_hash(project, nb, profile), project.build(profile) / nb,
+                        project.figures(profile) / nb, project.build(profile) / f"{nb}.log"))
+    if problems:
+        raise BuildError("bad parameters, nothing was run:\n" + "\n".join(problems))
+    return jobs
+
+
+def build(project: Project, profile: str, names: list[str], jobs_in_parallel: int = 1, force: bool = False,
+          timeout_s: float | None = None, out=sys.stdout) -> int:
+    jobs = plan(project, profile, names)
+    for folder in (project.figures(profile), project.build(profile)):
+        fileio.check_writable(folder)
+    timeout_s = DEFAULT_TIMEOUT_S[profile] if timeout_s is None else timeout_s
+    threads = max(1, (os.cpu_count() or 1) // jobs_in_parallel) if jobs_in_parallel > 1 else None
+    manifest_lock, running = threading.Lock(), _Running()
+    with _ProfileLock(project.figures(profile)):
+        todo = []
+        for job in jobs:
+            if not force and up_to_date(job):
+                job.status = "skipped"
+                print(f"skip {job.notebook}: up to date (inputs {job.input_hash} unchanged; --force to rebuild)",
+                      file=out, flush=True)
+            else:
+                todo.append(job)
+
+        def run_one(job: Job) -> Job:
+            print(f"run  {job.notebook} [{profile}] -> {job.published} (log: {job.log})", file=out, flush=True)
+            _run_job(job, profile, timeout_s, threads, running)
+            if job.status == "ok":
+                _update_manifest(project, profile, job, _publish(job), manifest_lock)
+            print(f"{job.status:<5}{job.notebook} in {job.duration_s:.1f} s" + (f": {job.error}" if job.error else ""),
+                  file=out, flush=True)
+            return job
+
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs_in_parallel))
+        try:
+            futures = [pool.submit(run_one, job) for job in todo]
+            for f in futures:
+                f.result()
+        except KeyboardInterrupt:
+            running.kill_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+            for job in todo:
+                if job.status == "pending":
+                    job.status, job.error = "interrupted", "not started"
+            _summary(jobs, project, out)
+            print("interrupted: finished notebooks were published; run the same command again to build the rest",
+                  file=out)
+            return 130
+        finally:
+            pool.shutdown(wait=True)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+    return _summary(jobs, project, out)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _summary(jobs: list[Job], project: Project, out) -> int:
+    rows = [(j.notebook, j.status, f"{j.duration_s:.1f} s", os.path.relpath(j.executed, project.root)) for j in jobs]
+    widths = [max(len(r[i]) for r in rows + [("notebook", "status", "duration", "output")]) for i in range(4)]
+    line = "  ".join("{:<%d}" % w for w in widths)
+    print("\n" + line.format("notebook", "status", "duration", "output"), file=out)
+    for r in rows:
+        print(line.format(*r), file=out)
+    bad = [j for j in jobs if j.status not in ("ok", "skipped")]
+    for j in bad:
+        print(f"FAILED {j.notebook} ({j.status}): {j.error}\n  partial notebook: {j.executed}\n  log: {j.log}", file=out)
+    if bad:
+        print(f"{len(bad)} of {len(jobs)} notebook(s) failed: {', '.join(j.notebook for j in bad)}", file=out)
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_worker"]:
+        return _worker(argv[1:])
+    parser = argparse.ArgumentParser(prog="run_all.sh", description=(
+        "Rebuild the notebooks' figures and tables with papermill. Outputs: figures/<profile>/<notebook>/ "
+        "and figures/<profile>/MANIFEST.json; logs and failed runs: build/<profile>/. "
+        "'run_all.sh test' runs the test suite instead."))
+    parser.add_argument("notebooks", nargs="*", help="notebook names (default: all), e.g. 00_data_and_baselines")
+    parser.add_argument("--profile", default="quick", help="smoke | quick (default) | paper")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="notebooks to run in parallel (default 1)")
+    parser.add_argument("--force", action="store_true", help="rebuild even when the outputs are up to date")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help=f"seconds per notebook, 0 for none (default by profile: {DEFAULT_TIMEOUT_S})")
+    parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
+    parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    project = Project((args.root or provenance.project_root()).resolve())
+    if args.list:
+        print("\n".join(project.notebooks()))
+        return 0
+    if args.jobs < 1:
+        parser.error("-j must be at least 1")
+    try:
+        return build(project, args.profile, [n.removesuffix(".ipynb") for n in args.notebooks],
+                     args.jobs, args.force, args.timeout)
+    except (BuildError, PermissionError) as e:
+        print(f"run_all.sh: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""What made an output: code version, package versions, device. Recorded beside every result and figure."""
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+
+PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "pandas", "matplotlib", "seaborn", "papermill")
+
+
+def project_root() -> Path:
+    """The checkout that holds this package (lib/repronets -> ../..), else the current folder."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def git_state(root: Path | None = None) -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout at ``root``."""
+    root = root or project_root()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, check=True, timeout=10).stdout
+        return {"commit": commit, "dirty": bool(status.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+@functools.cache
+def package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def describe_device(device: str | None = None) -> str:
+    """A human-readable name of the device that ran the work, e.g. ``cuda:0 (NVIDIA H100)`` or ``cpu (2 threads)``."""
+    import torch
+
+    device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(device).index or 0
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
+
+
+def record(device: str | None = None) -> dict:
+    """The provenance block stored with results and outputs."""
+    return {"git": git_state(), "versions": package_versions(), "device": describe_device(device),
+            "host": platform.node()}

@@ -1,0 +1,182 @@
+"""Runs and their results: a run is named by the hash of its canonical parameters.
+
+``RunStore.run(kind, params, fn)`` returns the stored result when a finished run with the same key exists,
+and otherwise calls ``fn(params, checkpoint_path)``, then writes the result atomically. So a sweep that is
+killed halfway keeps every finished run, and the next call trains only what is missing (the unfinished run
+resumes from its checkpoint when ``fn`` passes it to :func:`repronets.train.fit`).
+
+Layout: ``<runs>/<kind>/<key>/result.json`` (params, result, metadata), ``tensors.pt`` (optional), and
+``checkpoint.pt`` while the run is in progress. ``result.json`` is written last: its presence means done.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import math
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from . import fileio, provenance
+
+
+class ResultsError(RuntimeError):
+    """A stored result cannot be read; the message names the file."""
+
+
+def canonical(params: dict) -> str:
+    """Parameters as canonical JSON: sorted keys, no spaces, floats by repr; the same dict gives the same text."""
+    def default(o):
+        if dataclasses.is_dataclass(o):
+            return dataclasses.asdict(o)
+        if isinstance(o, (tuple, set, frozenset)):
+            return list(o)
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(f"run parameters must be plain data; got {type(o).__name__}: {o!r}")
+    for v in _walk(params):
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"run parameters must be finite numbers; got {v!r}")
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=default)
+
+
+def _walk(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _walk(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _walk(v)
+    else:
+        yield obj
+
+
+def run_key(params: dict) -> str:
+    return hashlib.sha256(canonical(params).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class RunResult:
+    key: str
+    kind: str
+    params: dict
+    result: dict
+    meta: dict
+    path: Path
+    cached: bool = False
+
+    def tensors(self, map_location="cpu") -> dict:
+        import torch
+
+        file = self.path / "tensors.pt"
+        return torch.load(file, map_location=map_location, weights_only=True) if file.exists() else {}
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("REPRONETS_RUNS") or provenance.project_root() / "runs")
+
+
+class RunStore:
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root else default_root()
+
+    def folder(self, kind: str, params: dict) -> Path:
+        return self.root / kind / run_key(params)
+
+    def load(self, kind: str, params: dict) -> RunResult | None:
+        return self._read(self.folder(kind, params) / "result.json", cached=True)
+
+    def run(self, kind: str, params: dict, fn: Callable[[dict, Path], dict], *, device: str | None = None) -> RunResult:
+        """The result of ``fn(params, checkpoint_path)``, computed once per distinct ``params``.
+
+        ``fn`` returns a JSON-able dict; a value under the key ``"tensors"`` (a dict of tensors) is stored
+        in ``tensors.pt`` instead. ``params["seed"]`` is recorded as the run's seed when present.
+        """
+        folder = self.folder(kind, params)
+        found = self.load(kind, params)
+        if found is not None:
+            return found
+        folder.mkdir(parents=True, exist_ok=True)
+        with _exclusive(folder / ".lock"):
+            found = self.load(kind, params)  # another process may have finished it while we waited
+            if found is not None:
+                return found
+            started = datetime.now(timezone.utc)
+            t0 = time.perf_counter()
+            result = dict(fn(params, folder / "checkpoint.pt"))
+            wall = time.perf_counter() - t0
+            tensors = result.pop("tensors", None)
+            if tensors:
+                fileio.save_torch(folder / "tensors.pt", tensors)
+            meta = {"key": run_key(params), "kind": kind, "seed": params.get("seed"),
+                    "started": started.isoformat(timespec="seconds"), "wall_time_s": round(wall, 3),
+                    **provenance.record(device or params.get("device"))}
+            fileio.write_json(folder / "result.json", {"params": params, "result": result, "meta": meta})
+            (folder / "checkpoint.pt").unlink(missing_ok=True)
+        return RunResult(meta["key"], kind, params, result, meta, folder, cached=False)
+
+    def sweep(self, kind: str, grid: Iterable[dict], fn, **kw) -> list[RunResult]:
+        return [self.run(kind, params, fn, **kw) for params in grid]
+
+    def results(self, kind: str) -> list[RunResult]:
+        return [r for f in sorted((self.root / kind).glob("*/result.json")) if (r := self._read(f, True))]
+
+    def frame(self, kind: str, runs: Iterable[RunResult] | None = None):
+        """One row per run: its parameters and every scalar of its result (lists are left out), plus key and wall time."""
+        import pandas as pd
+
+        rows = []
+        for r in (self.results(kind) if runs is None else runs):
+            scalars = {k: v for k, v in r.result.items() if isinstance(v, (int, float, str, bool)) or v is None}
+            rows.append({**_flatten(r.params), **scalars, "key": r.key, "wall_time_s": r.meta.get("wall_time_s")})
+        return pd.DataFrame(rows)
+
+    def _read(self, file: Path, cached: bool) -> RunResult | None:
+        if not file.exists():
+            return None
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+            return RunResult(data["meta"]["key"], data["meta"]["kind"], data["params"], data["result"],
+                             data["meta"], file.parent, cached)
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ResultsError(f"{file}: stored result cannot be read ({e}); move it away to recompute the run") from e
+
+
+def long_frame(runs: Iterable[RunResult], series: str, index: str = "epoch", param_keys: Iterable[str] = ()):
+    """A long DataFrame of one per-epoch series (e.g. ``test_acc``) of several runs, for line plots with seed bands."""
+    import pandas as pd
+
+    frames = []
+    for r in runs:
+        epochs = r.result["epochs"]
+        df = pd.DataFrame({index: epochs[index], series: epochs[series]})
+        for k in param_keys:
+            df[k] = r.params[k]
+        df["key"] = r.key
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v if not isinstance(v, list) else json.dumps(v)
+    return out
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    with open(lock_path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,294 @@
+"""The training loop shared by the four papers.
+
+``fit(model, train_data, config)`` runs epochs of mini-batch steps and returns a :class:`History`
+(per-step and per-epoch metrics as plain lists). What differs between papers plugs in as data or small hooks:
+
+- ``loss_fn(model, x, y) -> (loss, metrics)``: the objective, e.g. cross-entropy plus a τ regulariser;
+  it is also used for evaluation, as the τ paper's code does.
+- ``callbacks``: objects with any of ``after_step(state)``, ``after_epoch(state)``; they may change
+  ``state.model`` (pruning, refinement) and call ``state.rebuild_optimizer()``, or set ``state.stop``.
+
+Checkpoints: with ``checkpoint=path`` the full state (weights, optimizer, scheduler, history, RNG states,
+callback states) is written atomically after every epoch, and a later call with the same config resumes from
+it. Shuffling is seeded per epoch from (seed, epoch), so a resumed run gives the same numbers, bit for bit on
+the CPU, as one that was never interrupted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import fileio
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the run, the step and the epoch."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    optimizer: str = "sgd"            # a name in OPTIMIZERS
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+    scheduler: str = "none"           # a name in SCHEDULERS
+    milestones: tuple[int, ...] = ()  # epochs at which "multistep" multiplies the lr by gamma
+    gamma: float = 0.1
+    device: str = "auto"              # auto | cpu | cuda
+    amp: str = "off"                  # off | bf16 | fp16; CUDA only, ignored with a warning on the CPU
+    seed: int = 0
+    eval_batch_size: int = 10_000
+    eval_before: bool = False         # evaluate once before training (the epoch-0 point of a curve)
+    log_steps: bool = True            # keep every step's metrics in History.steps
+    progress: bool | None = None      # None: a progress bar only when attached to a terminal
+    name: str = "run"                 # used in progress bars and error messages
+
+    def __post_init__(self):
+        problems = []
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer {self.optimizer!r} not in {sorted(OPTIMIZERS)}")
+        if self.scheduler not in SCHEDULERS:
+            problems.append(f"scheduler {self.scheduler!r} not in {sorted(SCHEDULERS)}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            problems.append(f"device {self.device!r} not in auto, cpu, cuda")
+        if self.amp not in ("off", "bf16", "fp16"):
+            problems.append(f"amp {self.amp!r} not in off, bf16, fp16")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            problems.append("epochs >= 0, batch_size >= 1 and lr > 0 are required")
+        if problems:
+            raise ValueError(f"run {self.name!r}: bad training config: " + "; ".join(problems))
+
+
+OPTIMIZERS: dict[str, Callable] = {
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
+                                             weight_decay=c.weight_decay, nesterov=c.nesterov),
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
+    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
+}
+SCHEDULERS: dict[str, Callable] = {
+    "none": lambda opt, c: None,
+    "multistep": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, list(c.milestones), gamma=c.gamma),
+    "cosine": lambda opt, c: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(c.epochs, 1)),
+}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available here; use device: auto or cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def cross_entropy(model, x, y):
+    """The default objective: mean cross-entropy, with accuracy as a metric."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    return loss, {"acc": (logits.argmax(1) == y).float().mean()}
+
+
+@dataclasses.dataclass
+class History:
+    steps: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    epochs: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    wall_time: float = 0.0
+
+    def log(self, table: dict, row: dict) -> None:
+        for k, v in row.items():
+            table.setdefault(k, []).append(v)
+
+
+@dataclasses.dataclass
+class TrainState:
+    model: torch.nn.Module
+    config: TrainConfig
+    device: torch.device
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: object = None
+    epoch: int = 0                    # epochs completed
+    step: int = 0                     # optimizer steps completed
+    history: History = dataclasses.field(default_factory=History)
+    stop: bool = False
+    last_metrics: dict | None = None  # the metrics of the latest step, as tensors
+
+    def rebuild_optimizer(self, keep_state: bool = False) -> None:
+        """A new optimizer (and scheduler) over the current model's parameters, at the current learning rate."""
+        lr = self.optimizer.param_groups[0]["lr"] if self.optimizer else self.config.lr
+        old = self.optimizer.state_dict() if (keep_state and self.optimizer) else None
+        self.optimizer = OPTIMIZERS[self.config.optimizer](self.model.parameters(), self.config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if old is not None:
+            self.optimizer.load_state_dict(old)
+        sched_state = self.scheduler.state_dict() if self.scheduler is not None else None
+        self.scheduler = SCHEDULERS[self.config.scheduler](self.optimizer, self.config)
+        if self.scheduler is not None and sched_state is not None:
+            self.scheduler.load_state_dict(sched_state)
+
+
+def evaluate(model, data, loss_fn=cross_entropy, batch_size: int = 10_000, amp: str = "off") -> dict:
+    """Sample-weighted means of the loss and every metric of ``loss_fn`` over ``data``."""
+    was_training = model.training
+    model.eval()
+    totals: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for x, y in data.loader(batch_size):
+            with _autocast(x.device, amp):
+                loss, metrics = loss_fn(model, x, y)
+            for k, v in {"loss": loss, **metrics}.items():
+                totals[k] = totals.get(k, 0.0) + v.detach().float() * len(y)
+    model.train(was_training)
+    return {k: (v / len(data)).item() for k, v in totals.items()}
+
+
+def fit(model, train_data, config: TrainConfig, *, test_data=None, loss_fn=cross_entropy,
+        callbacks=(), checkpoint: str | Path | None = None) -> History:
+    """Train ``model`` on ``train_data`` (a :class:`repronets.data.Split`); see the module docstring."""
+    device = resolve_device(config.device)
+    amp = config.amp if device.type == "cuda" else "off"
+    if config.amp != "off" and device.type != "cuda":
+        warnings.warn(f"run {config.name!r}: amp={config.amp!r} needs CUDA; training in float32 on {device}")
+    seed_everything(config.seed)
+    state = TrainState(model=model.to(device), config=config, device=device)
+    state.rebuild_optimizer()
+    scaler = torch.amp.GradScaler("cuda", enabled=(amp == "fp16"))
+    train_data, test_data = train_data.to(device), (test_data.to(device) if test_data is not None else None)
+    checkpoint = Path(checkpoint) if checkpoint else None
+    if checkpoint and checkpoint.exists():
+        _restore(state, scaler, callbacks, checkpoint)
+    elif config.eval_before and test_data is not None:
+        state.history.log(state.history.epochs, {"epoch": 0, **_prefixed("test_", evaluate(
+            state.model, test_data, loss_fn, config.eval_batch_size, amp))})
+
+    started = time.perf_counter() - state.history.wall_time
+    bar = tqdm(total=config.epochs, initial=state.epoch, desc=config.name, unit="epoch",
+               disable=(None if config.progress is None else not config.progress), leave=False)
+    while state.epoch < config.epochs and not state.stop:
+        epoch = state.epoch + 1
+        state.model.train()
+        step_logs: list[dict] = []
+        # One generator per epoch, seeded from (seed, epoch): the order does not depend on what ran before,
+        # so resuming after epoch k shuffles epoch k+1 exactly as an uninterrupted run does.
+        for x, y in train_data.loader(config.batch_size, shuffle=True, seed=config.seed * 100_003 + epoch):
+            with _autocast(device, amp):
+                loss, metrics = loss_fn(state.model, x, y)
+            if device.type == "cpu" and not math.isfinite(loss.item()):
+                raise _non_finite(config, state.step + 1, epoch, loss.item())
+            state.optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(state.optimizer)
+            scaler.update()
+            state.step += 1
+            state.last_metrics = {"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}}
+            for cb in callbacks:
+                if hasattr(cb, "after_step"):
+                    cb.after_step(state)
+            step_logs.append(state.last_metrics)
+        # On CUDA the finiteness check waits until here: a .item() per step would stall the GPU queue.
+        steps = {k: torch.stack([s[k].float() for s in step_logs]).cpu() for k in step_logs[0]} if step_logs else {}
+        bad = (~torch.isfinite(steps["loss"])).nonzero() if steps else []
+        if len(bad):
+            first = int(bad[0])
+            raise _non_finite(config, state.step - len(step_logs) + first + 1, epoch, float(steps["loss"][first]))
+        if config.log_steps:
+            for k, v in steps.items():
+                state.history.steps.setdefault(k, []).extend(v.tolist())
+        row = {"epoch": epoch, "lr": state.optimizer.param_groups[0]["lr"],
+               **{f"train_{k}": float(v.mean()) for k, v in steps.items()}}
+        if state.scheduler is not None:
+            state.scheduler.step()
+        if test_data is not None:
+            row.update(_prefixed("test_", evaluate(state.model, test_data, loss_fn, config.eval_batch_size, amp)))
+        state.epoch = epoch
+        state.history.wall_time = time.perf_counter() - started
+        row["wall_time"] = state.history.wall_time
+        state.history.log(state.history.epochs, row)
+        for cb in callbacks:
+            if hasattr(cb, "after_epoch"):
+                cb.after_epoch(state)
+        if checkpoint:
+            _save(state, scaler, callbacks, checkpoint)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("train_loss", "test_loss", "test_acc")})
+    bar.close()
+    return state.history
+
+
+def _prefixed(prefix: str, metrics: dict) -> dict:
+    return {prefix + k: v for k, v in metrics.items()}
+
+
+def _autocast(device, amp: str):
+    device = torch.device(device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def _non_finite(config, step: int, epoch: int, value: float) -> NonFiniteLossError:
+    return NonFiniteLossError(f"run {config.name!r}: loss is {value} at step {step} (epoch {epoch}); "
+                              "lower the learning rate or check the data and the model's initialisation")
+
+
+def _config_fingerprint(config: TrainConfig) -> dict:
+    # progress and name do not change the numbers; everything else must match to resume.
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "name")}
+
+
+def _save(state: TrainState, scaler, callbacks, path: Path) -> None:
+    fileio.save_torch(path, {
+        "config": _config_fingerprint(state.config),
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
+        "scaler": scaler.state_dict(),
+        "epoch": state.epoch, "step": state.step,
+        "history": dataclasses.asdict(state.history),
+        "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks],
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+    })
+
+
+def _restore(state: TrainState, scaler, callbacks, path: Path) -> None:
+    saved = torch.load(path, map_location=state.device, weights_only=False)
+    if saved["config"] != _config_fingerprint(state.config):
+        diff = {k: (saved["config"].get(k), v) for k, v in _config_fingerprint(state.config).items()
+                if saved["config"].get(k) != v}
+        raise ValueError(f"run {state.config.name!r}: checkpoint {path} was written with another config "
+                         f"(saved vs now: {diff}); delete it to start over")
+    for cb, cb_state in zip(callbacks, saved["callbacks"]):
+        if cb_state is not None and hasattr(cb, "load_state_dict"):
+            cb.load_state_dict(cb_state, state)  # may reshape state.model (e.g. re-apply pruning) first
+    state.model.load_state_dict(saved["model"])
+    state.rebuild_optimizer()
+    state.optimizer.load_state_dict(saved["optimizer"])
+    if state.scheduler is not None and saved["scheduler"] is not None:
+        state.scheduler.load_state_dict(saved["scheduler"])
+    scaler.load_state_dict(saved["scaler"])
+    state.epoch, state.step = saved["epoch"], saved["step"]
+    state.history = History(**saved["history"])
+    rng = saved["rng"]
+    torch.set_rng_state(rng["torch"].cpu())
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
