@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.utils.data
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")
 SPLITS = ("train", "test")
@@ -74,19 +75,35 @@ class Split:
         return self.stratified_split(n / len(self), seed)[1]
 
     def loader(self, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
-        """A DataLoader that yields whole batches by tensor indexing (no per-sample collate).
+        """A DataLoader that yields whole batches by tensor indexing (no per-sample fetch and collate).
 
-        ``batch_size=None`` with a BatchSampler makes the DataLoader index the TensorDataset once per batch;
-        with the default per-sample fetch and collate, an epoch of MNIST batches costs several times more.
+        Measured on 2 CPU cores, one epoch of MNIST in batches of 100 (bench/bench_data_loading.py): 1.7 s with
+        torchvision's per-sample PIL decoding, 96 ms with torch's BatchSampler (it yields lists of ints,
+        converted per batch), 66 ms with this sampler, which yields slices of one index tensor (57 ms for
+        bare randperm + indexing).
         """
-        from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+        from torch.utils.data import DataLoader, TensorDataset
 
-        dataset = TensorDataset(self.x, self.y)
-        if shuffle:
-            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+        sampler = _IndexBatches(len(self), batch_size, shuffle, seed, drop_last)
+        return DataLoader(TensorDataset(self.x, self.y), sampler=sampler, batch_size=None)
+
+
+class _IndexBatches(torch.utils.data.Sampler):
+    """Batches of indices as tensors, from one seeded permutation per iteration."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool):
+        self.n, self.batch_size, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed))
         else:
-            sampler = SequentialSampler(dataset)
-        return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last), batch_size=None)
+            order = torch.arange(self.n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start:start + self.batch_size]
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -164,7 +181,7 @@ def _mnist_like(cls_name: str, name: str):
 
         cls = getattr(torchvision.datasets, cls_name)
         raw = root / cls.__name__ / "raw"
-        archives = [(os.path.basename(url), md5) for url, md5 in cls.resources]
+        archives = [(os.path.basename(file), md5) for file, md5 in cls.resources]
         use_download = download or _verified_archives(raw, archives)
         try:
             ds = cls(str(root), train=train, download=use_download)

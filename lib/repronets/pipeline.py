@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import fileio, params as params_mod, provenance
-from .session import OUTPUTS_RECORD
+from .provenance import OUTPUTS_RECORD
 
 KERNEL_NAME = "repronets"
 DEFAULT_TIMEOUT_S = {"smoke": 600, "quick": 1800, "paper": 0}  # 0: no limit

@@ -7,6 +7,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+# Each output folder's record of what made each file (written by session, read by the pipeline).
+OUTPUTS_RECORD = "outputs.json"
 PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "pandas", "matplotlib", "seaborn", "papermill")
 
 
@@ -31,12 +33,16 @@ def git_state(root: Path | None = None) -> dict:
 
 @functools.cache
 def package_versions() -> dict:
+    import torch
+
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
+    versions["torch"] = torch.__version__  # with the build tag (+cpu, +cu132), which the metadata lacks
+    versions["cuda"] = torch.version.cuda
     return versions
 
 

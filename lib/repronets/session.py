@@ -21,7 +21,7 @@ from . import fileio, params as params_mod, plotting, provenance
 from .results import RunResult, RunStore
 from .train import resolve_device
 
-OUTPUTS_RECORD = "outputs.json"
+OUTPUTS_RECORD = provenance.OUTPUTS_RECORD
 
 
 @dataclasses.dataclass

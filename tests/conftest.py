@@ -1,0 +1,44 @@
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED_DATA = ROOT.parent / "shared" / "data"  # present on the developers' machines and in CI; optional
+
+
+@pytest.fixture(autouse=True)
+def isolated_runs(tmp_path, monkeypatch):
+    """Every test gets its own run store and data root: nothing reads or writes the project's runs/ or data/."""
+    monkeypatch.setenv("REPRONETS_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("REPRONETS_DATA", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def fixture_schemas(monkeypatch):
+    """Register the fixture notebooks' schema for this process and the kernels it starts."""
+    names = ("fixture_a", "fixture_b")
+    monkeypatch.setenv("REPRONETS_SCHEMAS", ";".join(f"{n}=fixture_schema:Params" for n in names))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    return names
+
+
+@pytest.fixture
+def mnist_root(tmp_path):
+    """A writable copy of the real MNIST raw files, when the shared data folder is beside the checkout."""
+    source = SHARED_DATA / "MNIST"
+    if not source.exists():
+        pytest.skip(f"real MNIST not present at {source}")
+    root = tmp_path / "mnist_root"
+    shutil.copytree(source, root / "MNIST")
+    for p in root.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return root
+
+
+def python() -> str:
+    return sys.executable

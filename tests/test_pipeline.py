@@ -1,0 +1,167 @@
+"""The papermill path of run_all.sh, exercised on fixture notebooks in a throw-away project."""
+import fcntl
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+
+from fixtures.make_fixture_notebook import write as write_notebook
+from repronets import pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def set_params(root, name, profile="smoke", **values):
+    path = root / "params" / profile / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"points": 4, "fail": False, "sleep_s": 0.0} | values))
+
+
+@pytest.fixture
+def project(tmp_path, fixture_schemas):
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    for name in fixture_schemas:
+        write_notebook(root / "notebooks" / f"{name}.ipynb")
+        set_params(root, name)
+    return pipeline.Project(root)
+
+
+def build(project, *names, **kw):
+    out = io.StringIO()
+    code = pipeline.build(project, kw.pop("profile", "smoke"), list(names), out=out, **kw)
+    return code, out.getvalue()
+
+
+def test_build_publishes_outputs_and_manifest_then_skips_until_an_input_changes(project):
+    code, out = build(project)
+    assert code == 0, out
+    published = project.root / "figures" / "smoke" / "fixture_a"
+    for f in ("curve.png", "curve.pdf", "kernel.md", "kernel.tex", "kernel.csv", "fixture_a.ipynb"):
+        assert (published / f).exists(), f
+    # The kernel ran the interpreter that ran the build, whatever kernelspecs exist elsewhere.
+    assert pd.read_csv(published / "kernel.csv").executable[0] == sys.executable
+    executed = nbformat.read(published / "fixture_a.ipynb", 4)
+    assert executed.metadata.papermill.parameters["points"] == 4 and any(c.get("outputs") for c in executed.cells)
+    manifest = json.loads((project.root / "figures" / "smoke" / "MANIFEST.json").read_text())
+    entry = manifest["outputs"]["fixture_a/curve.png"]
+    for key in ("notebook", "params_file", "params", "input_hash", "commit", "dirty", "versions", "started",
+                "finished", "duration_s", "device", "data"):
+        assert key in entry, key
+    assert entry["params"] == {"points": 4, "fail": False, "sleep_s": 0.0} and entry["data"] == ["synthetic"]
+    assert entry["params_file"] == "params/smoke/fixture_a.yaml" and "fixture_b/kernel.csv" in manifest["outputs"]
+
+    code, out = build(project)
+    assert code == 0 and "skip fixture_a: up to date" in out and "skip fixture_b: up to date" in out
+
+    set_params(project.root, "fixture_a", points=6)
+    code, out = build(project)
+    assert "run  fixture_a" in out and "skip fixture_b" in out
+    assert pd.read_csv(published / "kernel.csv").points[0] == 6
+
+    code, out = build(project, "fixture_b", force=True)
+    assert code == 0 and "run  fixture_b" in out and "fixture_a" not in out.split("notebook")[0]
+
+
+def test_a_failing_notebook_does_not_stop_the_others_nor_damage_published_outputs(project):
+    assert build(project, "fixture_a")[0] == 0
+    published = project.root / "figures" / "smoke" / "fixture_a"
+    before = {p.name: p.read_bytes() for p in published.iterdir()}
+    set_params(project.root, "fixture_a", fail=True)
+    code, out = build(project)
+    assert code == 1
+    assert "FAILED fixture_a (failed): ZeroDivisionError: fixture asked to fail" in out
+    partial = project.root / "build" / "smoke" / "fixture_a" / "fixture_a.ipynb"
+    assert str(partial) in out and "1 of 2 notebook(s) failed: fixture_a" in out
+    assert "ZeroDivisionError" in partial.read_text()
+    assert {p.name: p.read_bytes() for p in published.iterdir()} == before
+    assert (project.root / "figures" / "smoke" / "fixture_b" / "curve.png").exists()
+    manifest = json.loads((project.root / "figures" / "smoke" / "MANIFEST.json").read_text())
+    assert manifest["outputs"]["fixture_a/curve.png"]["params"]["fail"] is False
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "fast"], "unknown profile 'fast'"),
+    (["--profile", "smoke", "nope"], "unknown notebook(s) ['nope']"),
+    (["--profile", "quick"], "params file missing"),
+])
+def test_bad_arguments_stop_before_anything_runs(project, capsys, args, message):
+    code = pipeline.main(args + ["--root", str(project.root)])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (project.root / "build").exists()
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"pointz": 3}, "unknown key 'pointz' (did you mean 'points'?)"),
+    ({"points": "many"}, "key 'points': expected an integer"),
+    ({"points": 1}, "key 'points': got 1, out of range"),
+])
+def test_bad_params_name_file_and_key_before_anything_runs(project, capsys, values, message):
+    set_params(project.root, "fixture_b", **values)
+    code = pipeline.main(["--profile", "smoke", "--root", str(project.root)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "params/smoke/fixture_b.yaml" in err and "nothing was run" in err
+    assert not (project.root / "build").exists()
+
+
+def test_a_second_build_of_the_same_profile_is_refused(project, capsys):
+    folder = project.root / "figures" / "smoke"
+    folder.mkdir(parents=True)
+    with open(folder / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("pid 4242")
+        held.flush()
+        code = pipeline.main(["--profile", "smoke", "--root", str(project.root)])
+    assert code == 2 and "another build of this profile is running (pid 4242)" in capsys.readouterr().err
+
+
+def test_unwritable_output_folder(project, capsys):
+    (project.root / "figures").write_text("a file where the folder should be")
+    assert pipeline.main(["--profile", "smoke", "--root", str(project.root)]) == 2
+    assert "is not writable" in capsys.readouterr().err
+
+
+def test_timeout_kills_a_hanging_notebook(project):
+    set_params(project.root, "fixture_a", sleep_s=120.0)
+    t0 = time.perf_counter()
+    code, out = build(project, "fixture_a", timeout_s=10)
+    assert code == 1 and "FAILED fixture_a (timeout)" in out and time.perf_counter() - t0 < 60
+
+
+def test_parallel_notebooks(project):
+    code, out = build(project, jobs_in_parallel=2)
+    assert code == 0, out
+    assert out.count("ok   fixture_") == 2
+
+
+def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project):
+    set_params(project.root, "fixture_a", sleep_s=60.0)
+    proc = subprocess.Popen([sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a",
+                             "--root", str(project.root)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    log = project.root / "build" / "smoke" / "fixture_a.log"
+    while time.time() < deadline and not (log.exists() and "time.sleep" in log.read_text()):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out and not (project.root / "figures" / "smoke" / "fixture_a").exists()
+    set_params(project.root, "fixture_a")
+    code, out = build(project, "fixture_a")
+    assert code == 0 and "ok   fixture_a" in out
+
+
+def test_help_and_list(project, capsys):
+    with pytest.raises(SystemExit) as e:
+        pipeline.main(["--help"])
+    assert e.value.code == 0 and "--profile" in capsys.readouterr().out
+    assert pipeline.main(["--list", "--root", str(project.root)]) == 0
+    assert capsys.readouterr().out.split() == ["fixture_a", "fixture_b"]
