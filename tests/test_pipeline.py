@@ -10,6 +10,7 @@ import time
 
 import nbformat
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
@@ -129,11 +130,37 @@ def test_unwritable_output_folder(project, capsys):
     assert "is not writable" in capsys.readouterr().err
 
 
-def test_timeout_kills_a_hanging_notebook(project):
+def kernels():
+    return {p.pid for p in psutil.process_iter(["cmdline"]) if "ipykernel_launcher" in " ".join(p.info["cmdline"] or [])}
+
+
+def test_timeout_kills_a_hanging_notebook_and_its_kernel(project):
+    before = kernels()
     set_params(project.root, "fixture_a", sleep_s=120.0)
     t0 = time.perf_counter()
     code, out = build(project, "fixture_a", timeout_s=10)
     assert code == 1 and "FAILED fixture_a (timeout)" in out and time.perf_counter() - t0 < 60
+    assert kernels() <= before, "the timed-out notebook's kernel is still running"
+
+
+def test_a_killed_build_takes_its_kernels_down(project):
+    before = kernels()
+    set_params(project.root, "fixture_a", sleep_s=120.0)
+    proc = subprocess.Popen([sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a",
+                             "--root", str(project.root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not kernels() - before:
+        time.sleep(0.5)
+    assert kernels() - before, "no kernel started"
+    proc.kill()  # SIGKILL: no handler runs in the pipeline process
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and kernels() - before:
+        time.sleep(0.5)
+    assert not kernels() - before, "an orphaned kernel survived the killed build"
+    set_params(project.root, "fixture_a")
+    code, out = build(project, "fixture_a")  # the lock died with the process: a new build goes ahead
+    assert code == 0 and "ok   fixture_a" in out
 
 
 def test_parallel_notebooks(project):
@@ -143,6 +170,7 @@ def test_parallel_notebooks(project):
 
 
 def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project):
+    before = kernels()
     set_params(project.root, "fixture_a", sleep_s=60.0)
     proc = subprocess.Popen([sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a",
                              "--root", str(project.root)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -154,6 +182,7 @@ def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
     assert "interrupted" in out and not (project.root / "figures" / "smoke" / "fixture_a").exists()
+    assert not kernels() - before
     set_params(project.root, "fixture_a")
     code, out = build(project, "fixture_a")
     assert code == 0 and "ok   fixture_a" in out

@@ -17,6 +17,9 @@ from .params import CommonParams, param
 from .results import RunStore
 
 MODELS = ("softmax", "mlp")
+# Part of every run's key: bump it when a change alters these runs' numbers, so finished runs made by the
+# older code are not reused (they stay in the run store, under their old keys).
+CODE_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +63,7 @@ def describe(p: Params, name: str) -> dict:
 def run_params(p: Params, dataset: str, model: str, seed: int) -> dict:
     """What determines one run's numbers: its key. Where the data lives and the device are not part of it
     (the device is recorded in the run's metadata)."""
-    return {"dataset": dataset, "model": model, "seed": seed, "train_limit": p.train_limit,
+    return {"code_version": CODE_VERSION, "dataset": dataset, "model": model, "seed": seed, "train_limit": p.train_limit,
             "hidden": p.hidden if model == "mlp" else None, "epochs": p.epochs, "batch_size": p.batch_size,
             "optimizer": "sgd", "lr": p.lr}
 

@@ -165,7 +165,12 @@ def execute_notebook(source: Path, output: Path, parameters: dict, cwd: Path) ->
 
 
 def _worker(argv: list[str]) -> int:
+    import logging
+
+    # papermill reports each cell and, with log_output, the cells' output through logging: into the job's log.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     source, output, parameters_file, cwd = argv
+    _die_with_parent()
     error_file = Path(output).parent / "error.json"
     try:
         execute_notebook(Path(source), Path(output), json.loads(Path(parameters_file).read_text()), Path(cwd))
@@ -178,7 +183,7 @@ def _worker(argv: list[str]) -> int:
 
 
 class _Running:
-    """The worker processes in flight, so an interrupt can stop them (each leads its own process group)."""
+    """The worker processes in flight, so an interrupt can stop them with their kernels."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -189,14 +194,40 @@ class _Running:
         with self.lock:
             self.stopping = True
             for p in self.procs:
-                _kill_group(p)
+                _kill_tree(p.pid)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_tree(pid: int) -> None:
+    """Kill a process and all its descendants.
+
+    Not ``killpg``: jupyter_client starts each kernel in a session of its own, so killing the worker's process
+    group would leave its kernel running. psutil (a dependency of ipykernel) finds the descendants by parentage.
+    """
+    import psutil
+
     try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its kernel
-    except ProcessLookupError:
-        pass
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + [root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+
+
+def _die_with_parent() -> None:
+    """In a worker: if the pipeline process dies (even by SIGKILL), take this worker and its kernel down too."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        _kill_tree(os.getpid())
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, running: _Running) -> Job:
@@ -205,7 +236,7 @@ def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, runn
     parameters = {**job.params, "profile": profile, "output_dir": str(job.staging)}
     parameters_file = job.staging.parent / f".{job.notebook}.parameters.json"
     fileio.write_json(parameters_file, parameters)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", REPRONETS_HEADLESS="1")
     if threads:  # -j N: share the cores instead of N processes each using all of them
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cmd = [sys.executable, "-m", "repronets.pipeline", "_worker", str(job.source),
@@ -222,7 +253,7 @@ def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, runn
         try:
             rc = proc.wait(timeout=timeout_s or None)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            _kill_tree(proc.pid)
             proc.wait()
             rc = None
         finally:

@@ -48,4 +48,28 @@ def mean_band(ax, df, x: str, y: str, hue: str | None = None, **kw):
     return sns.lineplot(data=df, x=x, y=y, hue=hue, errorbar="sd", ax=ax, **kw)
 
 
-__all__ = ["use_style", "save_figure", "save_table", "mean_band", "plt", "sns"]
+
+
+def image_grid(split, per_class: int, title: str = ""):
+    """The first ``per_class`` images of each class of a :class:`repronets.data.Split`, one row per class."""
+    rows = split.num_classes
+    fig, axes = plt.subplots(rows, per_class, figsize=(0.5 * per_class + 0.6, 0.5 * rows + 0.4), squeeze=False,
+                             gridspec_kw={"wspace": 0.06, "hspace": 0.06})
+    for c in range(rows):
+        images = split.x[split.y == c][:per_class].cpu()
+        for i, ax in enumerate(axes[c]):
+            if i < len(images):
+                image = images[i].permute(1, 2, 0)
+                ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        axes[c][0].set_ylabel(split.classes[c].split(" - ")[-1], rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10, y=0.92)
+    return fig
+
+
+__all__ = ["use_style", "save_figure", "save_table", "mean_band", "image_grid", "plt", "sns"]

@@ -5,6 +5,10 @@ and otherwise calls ``fn(params, checkpoint_path)``, then writes the result atom
 killed halfway keeps every finished run, and the next call trains only what is missing (the unfinished run
 resumes from its checkpoint when ``fn`` passes it to :func:`repronets.train.fit`).
 
+The key covers parameters, not code: each experiment puts a ``code_version`` in its run parameters and bumps
+it when a change alters the numbers, so stale runs are not reused. Every result also records the git commit
+that made it.
+
 Layout: ``<runs>/<kind>/<key>/result.json`` (params, result, metadata), ``tensors.pt`` (optional), and
 ``checkpoint.pt`` while the run is in progress. ``result.json`` is written last: its presence means done.
 """

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -53,7 +55,7 @@ class TrainConfig:
     eval_batch_size: int = 10_000
     eval_before: bool = False         # evaluate once before training (the epoch-0 point of a curve)
     log_steps: bool = True            # keep every step's metrics in History.steps
-    progress: bool | None = None      # None: a progress bar only when attached to a terminal
+    progress: bool | None = None      # None: bars in a terminal or an interactive notebook, not in run_all.sh
     name: str = "run"                 # used in progress bars and error messages
 
     def __post_init__(self):
@@ -91,6 +93,14 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} was asked for but CUDA is not available here; use device: auto or cpu")
     return torch.device(device)
+
+
+def show_progress() -> bool:
+    """Progress bars for a person watching: in a terminal or a notebook kernel, but not under the pipeline
+    (it sets REPRONETS_HEADLESS for the kernels it starts; their logs would fill with bar updates)."""
+    if os.environ.get("REPRONETS_HEADLESS"):
+        return False
+    return "ipykernel" in sys.modules or sys.stderr.isatty()
 
 
 def seed_everything(seed: int) -> None:
@@ -181,7 +191,7 @@ def fit(model, train_data, config: TrainConfig, *, test_data=None, loss_fn=cross
 
     started = time.perf_counter() - state.history.wall_time
     bar = tqdm(total=config.epochs, initial=state.epoch, desc=config.name, unit="epoch",
-               disable=(None if config.progress is None else not config.progress), leave=False)
+               disable=not (show_progress() if config.progress is None else config.progress), leave=False)
     while state.epoch < config.epochs and not state.stop:
         epoch = state.epoch + 1
         state.model.train()
