@@ -194,3 +194,16 @@ def test_help_and_list(project, capsys):
     assert e.value.code == 0 and "--profile" in capsys.readouterr().out
     assert pipeline.main(["--list", "--root", str(project.root)]) == 0
     assert capsys.readouterr().out.split() == ["fixture_a", "fixture_b"]
+
+
+def test_a_failure_while_publishing_is_reported_and_the_others_still_build(project, monkeypatch):
+    real_publish = pipeline._publish
+
+    def publish(job):
+        if job.notebook == "fixture_a":
+            raise OSError(28, "No space left on device")
+        return real_publish(job)
+
+    monkeypatch.setattr(pipeline, "_publish", publish)
+    code, out = build(project)
+    assert code == 1 and "FAILED fixture_a (failed): pipeline error: OSError" in out and "ok   fixture_b" in out

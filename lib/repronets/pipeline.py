@@ -385,14 +385,18 @@ def build(project: Project, profile: str, names: list[str], jobs_in_parallel: in
 
         def run_one(job: Job) -> Job:
             print(f"run  {job.notebook} [{profile}] -> {job.published} (log: {job.log})", file=out, flush=True)
-            _run_job(job, profile, timeout_s, threads, running)
-            if job.status == "ok":
-                _update_manifest(project, profile, job, _publish(job), manifest_lock)
+            try:
+                _run_job(job, profile, timeout_s, threads, running)
+                if job.status == "ok":
+                    _update_manifest(project, profile, job, _publish(job), manifest_lock)
+            except Exception as e:  # one broken job must not end the build before the others and the summary
+                job.status, job.error = "failed", f"pipeline error: {type(e).__name__}: {e}"
             print(f"{job.status:<5}{job.notebook} in {job.duration_s:.1f} s" + (f": {job.error}" if job.error else ""),
                   file=out, flush=True)
             return job
 
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main_thread else None
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs_in_parallel))
         try:
             futures = [pool.submit(run_one, job) for job in todo]
