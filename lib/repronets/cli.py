@@ -13,11 +13,14 @@ from . import params as params_mod
 from .results import RunStore
 
 
-def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None) -> int:
+def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None, export: Callable | None = None) -> int:
     parser = argparse.ArgumentParser(description=f"Compute the runs of notebook {notebook} into the run store.")
     parser.add_argument("--profile", default="quick", choices=params_mod.PROFILES)
     parser.add_argument("--params-dir", default=None, help="folder holding <profile>/<notebook>.yaml (default: params/)")
     parser.add_argument("--runs", default=None, help="run store folder (default: $REPRONETS_RUNS or runs/)")
+    if export:
+        parser.add_argument("--export", default=None, metavar="DIR",
+                            help="also write each run in the original code's file format under DIR")
     args = parser.parse_args(argv)
     try:
         p = params_mod.load(notebook, args.profile, args.params_dir)
@@ -27,4 +30,7 @@ def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None)
     runs = run(p, RunStore(args.runs))
     for r in runs:
         print(f"{'cached' if r.cached else 'ran   '} {r.kind}/{r.key} {r.meta['wall_time_s']:.1f} s  {r.path}")
+    if export and args.export:
+        paths = export(runs, args.export)
+        print(f"exported {len(paths)} file(s) under {args.export}")
     return 0

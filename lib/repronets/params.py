@@ -28,6 +28,7 @@ PIPELINE_KEYS = ("profile", "output_dir")
 # the package (your own experiments, the tests' fixture), set REPRONETS_SCHEMAS="name=module:Class;...".
 NOTEBOOK_SCHEMAS = {
     "00_data_and_baselines": "repronets.baselines:Params",
+    "01_tau_speedup": "repronets.tau.experiment:Params",
 }
 
 
@@ -125,7 +126,10 @@ def validate(schema, values: Mapping[str, Any], source: str):
         clean[key] = value
     if problems:
         raise ParamsError(f"{source}: " + ("\n  ".join([""] + problems) if len(problems) > 1 else problems[0]))
-    return schema(**clean)
+    try:
+        return schema(**clean)
+    except ValueError as e:  # a schema's own check across keys (its __post_init__)
+        raise ParamsError(f"{source}: {e}") from e
 
 
 def _check(value, hint, meta) -> tuple[Any, str | None]:

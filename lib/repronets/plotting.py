@@ -20,6 +20,7 @@ def use_style() -> None:
     sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.15, rc={
         "figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight", "axes.titleweight": "bold",
         "legend.frameon": False, "axes.spines.top": False, "axes.spines.right": False,
+        "figure.constrained_layout.use": True,  # titles, suptitles and outside legends without overlaps
         "pdf.fonttype": 42,  # TrueType in PDFs, editable in vector tools and accepted by publishers
     })
 
@@ -54,7 +55,7 @@ def image_grid(split, per_class: int, title: str = ""):
     """The first ``per_class`` images of each class of a :class:`repronets.data.Split`, one row per class."""
     rows = split.num_classes
     fig, axes = plt.subplots(rows, per_class, figsize=(0.5 * per_class + 0.6, 0.5 * rows + 0.4), squeeze=False,
-                             gridspec_kw={"wspace": 0.06, "hspace": 0.06})
+                             gridspec_kw={"wspace": 0.06, "hspace": 0.06}, layout="none")
     for c in range(rows):
         images = split.x[split.y == c][:per_class].cpu()
         for i, ax in enumerate(axes[c]):

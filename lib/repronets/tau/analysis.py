@@ -1,0 +1,147 @@
+"""Tables and figures of the τ notebook, from stored runs."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..plotting import mean_band, plt
+from ..results import RunResult
+from . import reference
+from .experiment import epochs_to
+
+
+def curve_label(run: dict) -> str:
+    arch = "ResNet" if run["architecture"] == "resnet" else "FracDNN"
+    if run["tau_trainable"]:
+        return f"{arch} τ variable"
+    return f"{arch} τ fixed" + (" (all)" if run.get("fixed") == "all" else "")
+
+
+def is_plain(run: dict) -> bool:
+    """A run of the figure's kind: no regulariser, no dependent τ, no pruning."""
+    return not (run["l1"] or run["horizon"] or run["dependent_last"] or run["pruning"])
+
+
+def summary(runs: list[RunResult], thresholds: list[float]) -> pd.DataFrame:
+    """One row per run: its configuration, final accuracy, epochs to each threshold, blocks removed."""
+    rows = []
+    for r in runs:
+        p, res = r.params, r.result
+        row = {"architecture": p["architecture"], "dataset": p["dataset"], "T": p["T"], "curve": curve_label(p),
+               "l1": p["l1"], "horizon": p["horizon"], "dependent_last": p["dependent_last"], "pruning": p["pruning"],
+               "seed": p["seed"], "final_test_acc": res["final_test_acc"], "best_test_acc": max(res["test_accs"]),
+               "blocks_removed": len(res["pruning_events"]), "parameters": res["parameters"],
+               "train_s": res["wall_time_train_s"]}
+        for t in thresholds:
+            row[f"epochs_to_{t:g}"] = epochs_to(res["test_accs"], t)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def grid_table(frame: pd.DataFrame, thresholds: list[float]) -> pd.DataFrame:
+    """The summary averaged over seeds (epochs-to-threshold: mean over the seeds that reached it)."""
+    keys = ["dataset", "architecture", "curve", "T", "l1", "horizon", "dependent_last", "pruning"]
+    agg = {"final_test_acc": ["mean", "std"], "blocks_removed": "mean", "seed": "count"}
+    agg.update({f"epochs_to_{t:g}": "mean" for t in thresholds})
+    table = frame.groupby(keys, dropna=False).agg(agg)
+    table.columns = ["final acc", "sd", "blocks removed", "seeds"] + [f"epochs to {t:g}" for t in thresholds]
+    return table.reset_index()
+
+
+def speedup_table(frame: pd.DataFrame, thresholds: list[float], with_reference: bool) -> pd.DataFrame:
+    """Epochs to each threshold for the figure's curves, per T, and the original's numbers where known."""
+    plain = frame[~frame[["l1", "horizon"]].any(axis=1) & ~frame.dependent_last & ~frame.pruning]
+    rows = []
+    for (dataset, T, curve), g in plain.groupby(["dataset", "T", "curve"]):
+        row = {"dataset": dataset, "T": T, "curve": curve, "final acc": g.final_test_acc.mean()}
+        if with_reference:
+            row["final acc (original)"] = reference.FINAL_ACCURACY.get(dataset, {}).get(curve, np.nan)
+        for t in thresholds:
+            reached = g[f"epochs_to_{t:g}"].dropna()
+            row[f"epochs to {t:g}"] = reached.mean() if len(reached) == len(g) else np.nan
+            if with_reference:
+                row[f"epochs to {t:g} (original)"] = reference.EPOCHS_TO.get((dataset, t), {}).get(curve, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def accuracy_curves(runs: list[RunResult], datasets: list[str], T_values: list[float]):
+    """Test accuracy against epoch, one panel per (T, dataset), bands of ±1 sd over seeds, the original's colours."""
+    curves = pd.DataFrame([{"epoch": epoch, "test_acc": acc, "dataset": r.params["dataset"], "T": r.params["T"],
+                            "seed": r.params["seed"], "curve": curve_label(r.params)}
+                           for r in runs if is_plain(r.params) for epoch, acc in enumerate(r.result["test_accs"])])
+    fig, axes = plt.subplots(len(T_values), len(datasets), figsize=(4.6 * len(datasets), 3.0 * len(T_values) + 0.6),
+                             squeeze=False, sharey=True)
+    order = [c for c in ["FracDNN τ fixed", "FracDNN τ variable", "ResNet τ fixed", "ResNet τ variable",
+                         "ResNet τ fixed (all)"] if c in set(curves.curve)]
+    for i, T in enumerate(T_values):
+        for j, dataset in enumerate(datasets):
+            ax = axes[i][j]
+            sub = curves[(curves["T"] == T) & (curves.dataset == dataset)]
+            mean_band(ax, sub, x="epoch", y="test_acc", hue="curve", hue_order=order, palette=reference.COLORS)
+            handles, labels = ax.get_legend_handles_labels()
+            ax.get_legend().remove()
+            letter = chr(97 + i * len(datasets) + j)
+            ax.set(title=f"({letter}) {dataset}, T = {T:g}", xlabel="epoch", ylabel="test accuracy", ylim=(0, 1))
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(order), fontsize=8)
+    return fig
+
+
+def _steps_per_epoch(r: RunResult) -> int:
+    return math.ceil(r.result["train_samples"] / r.result["batch_size"])
+
+
+def tau_trajectories(runs: list[RunResult], T: float):
+    """Every τ over training for the variable-τ runs of the figure (first seed), one panel per (model, dataset)."""
+    chosen = {}
+    for r in sorted(runs, key=lambda r: r.params["seed"]):
+        p = r.params
+        if is_plain(p) and p["tau_trainable"] and p["T"] == T:
+            chosen.setdefault((p["architecture"], p["dataset"]), r)
+    keys = sorted(chosen)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        r = chosen[key]
+        tracking = r.tensors()["tau_tracking"].numpy()
+        epochs = np.arange(1, len(tracking) + 1) / _steps_per_epoch(r)
+        for k in range(tracking.shape[1]):
+            ax.plot(epochs, tracking[:, k], lw=1.2, label=f"τ{k}")
+        ax.axhline(T / tracking.shape[1], color="grey", lw=0.8, ls=":")
+        ax.set(title=f"{curve_label(r.params)}, {key[1]}", xlabel="epoch", ylabel="τ")
+    axes[0][-1].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"Trained step sizes (T = {T:g}; dotted: the initial T/{tracking.shape[1]}; seed {r.params['seed']})",
+                 fontsize=10)
+    return fig
+
+
+def pruning_plot(runs: list[RunResult]):
+    """τ over epochs in the pruning runs (first seed), with a line where each block was removed."""
+    chosen = {}
+    for r in sorted(runs, key=lambda r: r.params["seed"]):
+        p = r.params
+        if p["pruning"]:
+            chosen.setdefault((p["dataset"], p["T"], p["l1"], p["horizon"]), r)
+    keys = sorted(chosen)
+    if not keys:
+        return None
+    cols = min(len(keys), 4)
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.1 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        r = chosen[key]
+        tracking = r.tensors()["tau_tracking"].numpy()
+        epochs = np.arange(1, len(tracking) + 1) / _steps_per_epoch(r)
+        for k in range(tracking.shape[1]):
+            ax.plot(epochs, tracking[:, k], lw=1.1, label=f"τ{k}")
+        for e in r.result["pruning_events"]:
+            ax.axvline(e["epoch"], color="black", ls="--", lw=0.8)
+            ax.annotate(f"block {e['block']} removed", (e["epoch"], ax.get_ylim()[1]), rotation=90, va="top",
+                        ha="right", fontsize=7)
+        dataset, T, l1, horizon = key
+        ax.set(title=f"{dataset}, T = {T:g}, L1 {l1:g}, horizon {horizon:g}", xlabel="epoch", ylabel="τ")
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7, ncol=2)
+    return fig
