@@ -86,10 +86,11 @@ def main(argv: list[str]) -> int:
         spec = importlib.util.spec_from_file_location(file.stem, file)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        suite = module.suite()
-        print(f"{suite.name}: {suite.description}")
-        path = suite.write(suite.run())
-        print(path.read_text())
+        for make in getattr(module, "SUITES", [module.suite]):
+            suite = make()
+            print(f"{suite.name}: {suite.description}")
+            path = suite.write(suite.run())
+            print(path.read_text())
     return 0
 
 

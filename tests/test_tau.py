@@ -1,0 +1,322 @@
+"""Paper 1: the checks of shared/papers/tau.md §6 and the issue's list."""
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from repronets import data, params, train
+from repronets.results import RunStore
+from repronets.tau import experiment as E
+from repronets.tau.models import FracDNN, TauResNet, count_parameters
+from repronets.tau.training import AdaptivePruning, DependentLastTau, PruningError, TauTracker, objective, tau_penalty
+
+
+def smoke_params(**kw):
+    return dataclasses.replace(params.load("01_tau_speedup", "smoke"), **kw)
+
+
+# ---------------------------------------------------------------- architecture
+
+def test_parameter_counts_match_the_reference():
+    assert count_parameters(TauResNet()) == 130_006
+    assert count_parameters(TauResNet(tau_trainable=False, fixed="first")) == 130_005  # as released
+    assert count_parameters(TauResNet(tau_trainable=False, fixed="all")) == 130_000
+    assert count_parameters(TauResNet(dependent_last=True)) == 130_005
+    assert count_parameters(TauResNet(tau_trainable=False, fixed="first", dependent_last=True)) == 130_004
+    assert count_parameters(FracDNN()) == 130_006
+    assert count_parameters(FracDNN(tau_trainable=False)) == 130_000
+
+
+def test_taus_start_at_T_over_their_number_and_fixed_taus_are_saved_buffers():
+    for T in (1.0, 6.0):
+        for model in (TauResNet(T=T), FracDNN(T=T)):
+            assert torch.allclose(model.taus(), torch.full((6,), T / 6)) and float(model.taus().detach().sum()) == pytest.approx(T)
+    fixed = TauResNet(tau_trainable=False, fixed="all")
+    assert "blocks.0.tau" in fixed.state_dict() and "blocks.0.tau" not in dict(fixed.named_parameters())
+
+
+def test_resnet_and_fracdnn_start_from_identical_weights_under_one_seed():
+    torch.manual_seed(0)
+    resnet = TauResNet()
+    torch.manual_seed(0)
+    frac = FracDNN()
+    for block, linear in zip(resnet.blocks, frac.linears):
+        assert torch.equal(block.linear.weight, linear.weight) and torch.equal(block.linear.bias, linear.bias)
+    assert torch.equal(resnet.classifier.weight, frac.classifier.weight) and resnet.classifier.bias is None
+
+
+def test_as_released_fixed_resnet_trains_every_tau_but_the_first():
+    torch.manual_seed(0)
+    model = TauResNet(tau_trainable=False, fixed="first")
+    before = model.taus().detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    F.cross_entropy(model(torch.rand(8, 784)), torch.randint(0, 10, (8,))).backward()
+    opt.step()
+    after = model.taus().detach()
+    assert after[0] == before[0] and (after[1:] != before[1:]).all()
+
+
+def shared_weights(T, taus):
+    torch.manual_seed(1)
+    resnet = TauResNet(T=T)
+    torch.manual_seed(1)
+    frac = FracDNN(T=T, gamma=1.0)
+    with torch.no_grad():
+        for block, tau in zip(resnet.blocks, taus):
+            block.tau.fill_(tau)
+        for t, tau in zip(frac.tau_tensors(), taus):
+            t.fill_(tau)
+    return resnet, frac
+
+
+@pytest.mark.parametrize("taus", [[1 / 6] * 6, [0.3, 0.05, 0.4, 0.1, 0.9, 0.25]])
+def test_fracdnn_with_gamma_one_is_the_resnet_exactly(taus):
+    resnet, frac = shared_weights(1.0, taus)
+    x = torch.rand(16, 784)
+    assert torch.equal(resnet(x), frac(x))
+
+
+def test_uniform_tau_memory_weights_are_the_classical_L1_weights():
+    frac = FracDNN(T=1.0)
+    taus = frac.taus().detach()
+    assert float(frac.memory_weights(taus, 1)[0]) == pytest.approx(math.sqrt(2) - 1, abs=1e-6)  # 0.41421
+    for n in range(1, 6):
+        expected = torch.tensor([math.sqrt(n - j + 1) - math.sqrt(n - j) for j in range(n)])
+        assert torch.allclose(frac.memory_weights(taus, n), expected, atol=1e-6)
+
+
+def reference_fracdnn(model: FracDNN, x: torch.Tensor) -> torch.Tensor:
+    """The scheme of tau.md §1.2 written out with loops in float64, independent of the vectorised forward."""
+    g = model.gamma
+    taus = [float(t) for t in model.taus().detach()]
+    u = [x.double().flatten(1)]
+    states = []  # u_{n+1} - u_n (with u treated as 0 before a dimension change)
+    for n, lin in enumerate(model.linears):
+        W, b = lin.weight.double(), lin.bias.double()
+        step = taus[n] ** g * math.gamma(2 - g) * torch.relu(u[n] @ W.T + b)
+        prev = u[n] if lin.in_features == lin.out_features else torch.zeros_like(step)
+        memory = torch.zeros_like(step)
+        for j in range(n):
+            upper = sum(taus[j:n + 1]) ** (1 - g)
+            lower = sum(taus[j + 1:n + 1]) ** (1 - g)
+            memory += taus[n] ** g / taus[j] * (upper - lower) * states[j]
+        u.append(prev + step - memory)
+        states.append(u[n + 1] - prev)
+    return u[-1] @ model.classifier.weight.double().T
+
+
+def test_fracdnn_forward_matches_the_scheme_with_non_uniform_steps():
+    torch.manual_seed(2)
+    model = FracDNN(T=2.0)
+    with torch.no_grad():
+        for t, v in zip(model.tau_tensors(), [0.5, 0.1, 0.3, 0.7, 0.2, 0.2]):
+            t.fill_(v)
+    x = torch.rand(5, 784)
+    assert torch.allclose(model(x).double(), reference_fracdnn(model, x), atol=1e-5)
+
+
+def test_detached_memory_changes_only_the_tau_gradients():
+    x, y = torch.rand(32, 784), torch.randint(0, 10, (32,))
+    grads = {}
+    for memory in ("detached", "autograd"):
+        torch.manual_seed(3)
+        model = FracDNN(T=1.0, memory=memory)
+        with torch.no_grad():
+            for t, v in zip(model.tau_tensors(), [0.1, 0.3, 0.15, 0.2, 0.1, 0.15]):
+                t.fill_(v)
+        F.cross_entropy(model(x), y).backward()
+        grads[memory] = (torch.stack([t.grad for t in model.tau_tensors()]),
+                         model.linears[0].weight.grad.clone())
+    assert not torch.allclose(grads["detached"][0], grads["autograd"][0])
+    assert torch.allclose(grads["detached"][1], grads["autograd"][1])
+
+
+def test_tau_is_clamped_to_eps_before_every_forward_pass():
+    model = FracDNN(eps=1e-4)
+    with torch.no_grad():
+        model.tau3.fill_(-0.5)
+    model(torch.rand(2, 784))
+    assert float(model.tau3.detach()) == pytest.approx(1e-4)
+    assert float(model.taus().min()) >= float(torch.tensor(1e-4))  # eps as float32
+
+
+# ---------------------------------------------------------------- objective
+
+def test_regularizer_values_on_a_hand_computed_case():
+    taus = torch.tensor([0.2, 0.3, 0.5])
+    assert float(tau_penalty(taus, T=1.5, horizon=0.5)) == pytest.approx(0.5 * (1.0 - 1.5) ** 2)  # 0.125
+    assert float(tau_penalty(taus, T=1.5, l1=0.01)) == pytest.approx(0.01)
+    assert float(tau_penalty(taus, T=1.5, l2=0.1)) == pytest.approx(0.1 * 0.38)
+    assert float(tau_penalty(taus, 1.5, 0.5, 0.01, 0.1)) == pytest.approx(0.125 + 0.01 + 0.038)
+    assert float(tau_penalty(TauResNet(T=1.0).taus(), 1.0, l1=0.01)) == pytest.approx(0.01)  # λT at step 0
+    assert float(tau_penalty(TauResNet(T=6.0).taus(), 6.0, horizon=0.5, l1=0.01)) == pytest.approx(0.06)
+
+
+def test_regularizer_gradients():
+    taus = torch.tensor([0.2, -0.3, 0.5], requires_grad=True)
+    tau_penalty(taus, T=1.5, horizon=0.5).backward()
+    assert torch.allclose(taus.grad, torch.full((3,), 0.4 - 1.5))  # every τ gets Στ − T
+    taus.grad = None
+    tau_penalty(taus, T=1.5, l1=0.01).backward()
+    assert torch.allclose(taus.grad, torch.tensor([0.01, -0.01, 0.01]))  # lr·λ·sign(τ) per SGD step
+
+
+def test_initial_loss_is_close_to_ln_10():
+    tr = data.load("digits", "train")
+    for model in (TauResNet(64, T=1.0), FracDNN(64, T=1.0)):
+        torch.manual_seed(0)
+        loss, metrics = objective(T=1.0)(model, tr.x, tr.y)
+        assert float(metrics["ce"]) == pytest.approx(math.log(10), abs=0.05)
+        assert float(loss) == pytest.approx(float(metrics["ce"]))  # R(τ) = 0 at initialisation
+
+
+# ---------------------------------------------------------------- hooks
+
+def short_run(model, callbacks, epochs=2, loss_fn=None, checkpoint=None):
+    tr = data.load("digits", "train").take(300, seed=0)
+    config = train.TrainConfig(epochs=epochs, batch_size=50, lr=0.05, device="cpu", seed=0)
+    return train.fit(model, tr, config, loss_fn=loss_fn or objective(model.T), callbacks=callbacks,
+                     checkpoint=checkpoint)
+
+
+@pytest.mark.parametrize("make", [lambda: TauResNet(64, T=6.0, dependent_last=True),
+                                  lambda: FracDNN(64, T=6.0, dependent_last=True)])
+def test_dependent_last_tau_keeps_the_sum_at_T_after_every_step(make):
+    model = make()
+    tracker = TauTracker(6)
+    short_run(model, [DependentLastTau(6.0), tracker])
+    sums = tracker.table().sum(1)
+    assert len(sums) == 12 and torch.allclose(sums, torch.full_like(sums, 6.0), atol=1e-5)
+
+
+def pruning_model(taus):
+    model = TauResNet(64, T=sum(taus))
+    with torch.no_grad():
+        for block, tau in zip(model.blocks, taus):
+            block.tau.fill_(tau)
+    return model
+
+
+class State:
+    def __init__(self, model):
+        self.model, self.epoch, self.step, self.rebuilt = model, 1, 10, 0
+
+    def rebuild_optimizer(self):
+        self.rebuilt += 1
+
+
+def test_pruning_removes_a_block_below_one_percent_and_keeps_one_at_it():
+    state = State(pruning_model([0.2, 0.2, 0.2, 0.2, 0.2, 0.0101]))  # share 0.9999 %
+    AdaptivePruning(0.01, "smallest_share").after_epoch(state)
+    assert state.model.block_ids == [0, 1, 2, 3, 4] and state.rebuilt == 1
+    state = State(pruning_model([0.2, 0.2, 0.2, 0.2, 0.2, 0.0102]))  # share 1.0097 %
+    AdaptivePruning(0.01, "smallest_share").after_epoch(state)
+    assert state.model.block_ids == [0, 1, 2, 3, 4, 5] and state.rebuilt == 0
+
+
+def test_each_pruning_rule_removes_the_block_it_should():
+    taus = [0.2, 0.2, -0.05, 0.2, 0.2, 0.001]  # smallest share: block 5; most negative: block 2
+    for rule, removed in (("smallest_share", 5), ("signed_min", 2)):
+        state = State(pruning_model(taus))
+        pruner = AdaptivePruning(0.01, rule)
+        pruner.after_epoch(state)
+        assert removed not in state.model.block_ids and len(state.model.blocks) == 5
+        assert pruner.events[0]["block"] == removed
+    state = State(pruning_model(taus))  # never more than one block per epoch, even with two below the bar
+    pruner = AdaptivePruning(0.2, "smallest_share")
+    pruner.after_epoch(state)
+    assert len(state.model.blocks) == 5
+
+
+def test_the_input_layer_is_never_pruned_by_the_corrected_rule_and_breaks_the_faithful_one():
+    taus = [0.001, 0.2, 0.2, 0.2, 0.2, 0.2]
+    state = State(pruning_model(taus))
+    AdaptivePruning(0.01, "smallest_share").after_epoch(state)
+    assert state.model.block_ids == [0, 1, 2, 3, 4, 5]
+    with pytest.raises(PruningError, match="input layer"):
+        AdaptivePruning(0.01, "signed_min").after_epoch(State(pruning_model(taus)))
+    # The faithful rule keeps a frozen τ0 among the candidates until the first prune.
+    frozen = TauResNet(64, tau_trainable=False, fixed="first")
+    assert AdaptivePruning(0.01, "signed_min").candidates(frozen) == [0, 1, 2, 3, 4, 5]
+    assert AdaptivePruning(0.01, "smallest_share").candidates(frozen) == [1, 2, 3, 4, 5]
+
+
+class Interrupt:
+    def after_epoch(self, state):
+        if state.epoch == 3:
+            raise KeyboardInterrupt
+
+
+def test_a_pruned_run_resumes_from_its_checkpoint_with_the_same_numbers(tmp_path):
+    def run(callbacks_extra=(), checkpoint=None):
+        torch.manual_seed(0)
+        model = TauResNet(64, T=1.0)
+        tracker, pruner = TauTracker(6), AdaptivePruning(0.25, "smallest_share")  # 6 equal τ: 16.7 % < 25 %
+        history = short_run(model, [tracker, pruner, *callbacks_extra], epochs=5,
+                            loss_fn=objective(1.0, l1=0.01), checkpoint=checkpoint)
+        return model, tracker, pruner, history
+
+    model, tracker, pruner, history = run()
+    assert len(pruner.events) >= 2
+    ckpt = tmp_path / "c.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run([Interrupt()], ckpt)
+    resumed, tracker2, pruner2, history2 = run(checkpoint=ckpt)
+    assert pruner2.events == pruner.events and resumed.block_ids == model.block_ids
+    assert torch.equal(torch.nan_to_num(tracker2.table(), -1), torch.nan_to_num(tracker.table(), -1))
+    assert history2.steps == history.steps
+
+
+# ---------------------------------------------------------------- experiment
+
+def test_the_original_grid_has_44_resnet_and_24_fracdnn_runs():
+    p = smoke_params(datasets=["mnist", "fashion_mnist"], grid="original", T_values=[1.0, 6.0], fixed_modes=["first"])
+    runs = E.grid(p)
+    assert sum(r["architecture"] == "resnet" for r in runs) == 44
+    assert sum(r["architecture"] == "fracdnn" for r in runs) == 24
+    assert [r["dataset"] for r in runs[:11]] == ["fashion_mnist"] * 11  # Fashion-MNIST first, as in main.py
+    assert len(E.grid(dataclasses.replace(p, fixed_modes=["first", "all"]))) == 76
+    assert not any(r["dependent_last"] and (r["l1"] or r["horizon"] or r["pruning"]) for r in runs)
+    assert not any(not r["tau_trainable"] and (r["l1"] or r["horizon"]) for r in runs)
+
+
+def test_figure_T_must_be_among_T_values(tmp_path):
+    values = dataclasses.asdict(smoke_params()) | {"figure_T": 6.0}
+    with pytest.raises(params.ParamsError, match="figure_T 6.0 must be one of T_values"):
+        params.validate(E.Params, values, source="x.yaml")
+
+
+def test_a_run_keeps_the_original_json_schema(tmp_path):
+    p = smoke_params(epochs=2, train_limit=200, batch_size=50)
+    store = RunStore(tmp_path)
+    plain = E.run_params(p, "resnet", "digits", 0, 1.0, True)
+    frac = E.run_params(p, "fracdnn", "digits", 0, 1.0, True, l1=True)
+    runs = [store.run("tau", r, lambda r, c: E.train_one(p, r, c)) for r in (plain, frac)]
+    paths = E.export(runs, tmp_path / "export")
+    assert [str(q.relative_to(tmp_path / "export")) for q in paths] == [
+        "resnet/digits/tau_trainable__l1_reg_for_taus_None__tau_l2_factor_None__adaptive_pruning_False__T_1__"
+        "dependent_tau_False__seed_0.json",
+        "frac_dnn/digits/tau_trainable__l1_reg_for_taus_0.01__tau_l2_factor_None__T_1__dependent_tau_False__seed_0.json"]
+    for path, run in zip(paths, runs):
+        record = json.loads(path.read_text())
+        assert set(record) == {"losses", "clean_losses", "tau_tracking", "test_losses", "test_accs", "lr", "n_epochs",
+                               "batch_size", "tau_is_trainable", "adaptive_pruning", "dependent_last_tau", "l1_reg",
+                               "l2_reg", "tau_sum_factor", "T", "internal_dimension", "number_of_tau_blocks",
+                               "provenance"}
+        steps = 2 * 4  # 200 samples in batches of 50
+        assert len(record["losses"]) == len(record["clean_losses"]) == len(record["tau_tracking"]) == steps
+        assert len(record["test_accs"]) == len(record["test_losses"]) == 3 and all(len(r) == 6 for r in record["tau_tracking"])
+        assert record["provenance"]["run_key"] == run.key and "git" in record["provenance"]
+    plain_rec, frac_rec = (json.loads(q.read_text()) for q in paths)
+    assert plain_rec["clean_losses"] == plain_rec["losses"] and frac_rec["clean_losses"] != frac_rec["losses"]
+    assert plain_rec["number_of_tau_blocks"] == 5 and frac_rec["number_of_tau_blocks"] == 6
+    assert plain_rec["T"] == 1 and isinstance(plain_rec["T"], int) and plain_rec["l1_reg"] == 0.0
+    assert frac_rec["l1_reg"] == 0.01 and plain_rec["test_accs"][0] < 0.3
+
+
+def test_epochs_to_threshold():
+    assert E.epochs_to([0.1, 0.5, 0.9, 0.95], 0.9) == 2
+    assert E.epochs_to([0.1, 0.5], 0.9) is None
