@@ -140,7 +140,7 @@ def test_tau_is_clamped_to_eps_before_every_forward_pass():
         model.tau3.fill_(-0.5)
     model(torch.rand(2, 784))
     assert float(model.tau3.detach()) == pytest.approx(1e-4)
-    assert float(model.taus().min()) >= float(torch.tensor(1e-4))  # eps as float32
+    assert float(model.taus().detach().min()) >= float(torch.tensor(1e-4))  # eps as float32
 
 
 # ---------------------------------------------------------------- objective
