@@ -29,6 +29,7 @@ PIPELINE_KEYS = ("profile", "output_dir")
 NOTEBOOK_SCHEMAS = {
     "00_data_and_baselines": "repronets.baselines:Params",
     "01_tau_speedup": "repronets.tau.experiment:Params",
+    "02_continuousnet_tables": "repronets.continuous.experiment:Params",
 }
 
 

@@ -196,6 +196,7 @@ def fit(model, train_data, config: TrainConfig, *, test_data=None, loss_fn=cross
         epoch = state.epoch + 1
         state.model.train()
         step_logs: list[dict] = []
+        epoch_started = time.perf_counter()
         # One generator per epoch, seeded from (seed, epoch): the order does not depend on what ran before,
         # so resuming after epoch k shuffles epoch k+1 exactly as an uninterrupted run does.
         for x, y in train_data.loader(config.batch_size, shuffle=True, seed=config.seed * 100_003 + epoch):
@@ -222,7 +223,10 @@ def fit(model, train_data, config: TrainConfig, *, test_data=None, loss_fn=cross
         if config.log_steps:
             for k, v in steps.items():
                 state.history.steps.setdefault(k, []).extend(v.tolist())
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         row = {"epoch": epoch, "lr": state.optimizer.param_groups[0]["lr"],
+               "train_time": time.perf_counter() - epoch_started,  # the steps only, without evaluation
                **{f"train_{k}": float(v.mean()) for k, v in steps.items()}}
         if state.scheduler is not None:
             state.scheduler.step()

@@ -33,11 +33,13 @@ class PiecewiseConv2d(nn.Module):
 
     @torch.no_grad()
     def refine(self, variance: float = 0.0) -> None:
-        for p in (self.weight, self.bias):
-            new = p.repeat_interleave(2, dim=0)
+        # New Parameters, not ``p.data = ...``: autograd keeps a leaf's old shape once it has been through backward,
+        # and the refined weights then get gradients of the unrefined shape (measured).
+        for name in ("weight", "bias"):
+            new = getattr(self, name).repeat_interleave(2, dim=0)
             if variance:
                 new = new * (1 + variance * torch.randn_like(new))
-            p.data = new
+            setattr(self, name, nn.Parameter(new))
 
 
 class PiecewiseBatchNorm2d(nn.Module):
@@ -78,7 +80,7 @@ class ResidualFunction(nn.Module):
         self.bn1.refine()
         self.bn2.refine()
         if self.skip is not None:
-            self.skip.data = self.skip.data.repeat_interleave(2)
+            self.skip = nn.Parameter(self.skip.detach().repeat_interleave(2))
         self.pieces *= 2
 
 
@@ -94,8 +96,7 @@ class ODEBlock(nn.Module):
         self.steps = fn.pieces * steps_per_piece
 
     def forward(self, x):
-        return odeint(lambda x, piece: self.epsilon * self.fn(x, piece), x, self.steps, self.fn.pieces,
-                      self.scheme, self.legacy)
+        return odeint(self.fn, x, self.steps, self.fn.pieces, self.scheme, self.legacy, T=self.epsilon)
 
     def refine(self, variance: float = 0.0) -> None:
         """Split every piece in two and double the steps; ε (T) is kept: the same ODE on a grid twice as fine."""

@@ -72,10 +72,14 @@ def stage_pieces(scheme: str, steps: int, pieces: int, legacy: bool = False) -> 
     return table
 
 
-def odeint(f: Callable, x, steps: int, pieces: int, scheme: str = "euler", legacy: bool = False):
-    """x(1) for dx/dt = f(x, piece) from x(0) = x, in ``steps`` steps of size 1/steps (see the module docstring)."""
+def odeint(f: Callable, x, steps: int, pieces: int, scheme: str = "euler", legacy: bool = False, T: float = 1.0):
+    """x(T) for dx/dt = f(x, piece) from x(0) = x, in ``steps`` steps of size T/steps (see the module docstring).
+
+    Pieces divide the interval in equal parts whatever T is. T multiplies the step once (h = T/steps) rather than
+    f, so that with T = steps an Euler step is exactly x + f(x), bit for bit: a residual unit.
+    """
     tableau = _tableau(scheme)
-    h = 1.0 / steps
+    h = T / steps
     b = [float(v) for v in tableau.b]
     a = [[float(v) for v in row] for row in tableau.a]
     for row_pieces in stage_pieces(scheme, steps, pieces, legacy):

@@ -1,0 +1,220 @@
+"""ContinuousNet experiments: the README table's rows, the manifestation sweep, block convergence.
+
+Run without Jupyter: ``python -m repronets.continuous --profile paper``.
+
+Choices where the original is silent (stated in the notebook too):
+- **T of the refined rows**: 1, what ``cli.py`` gives a run started at 1-1-1 without ``--time_epsilon`` (the
+  README does not give those commands). Plain d-d-d rows use T = d, so Euler steps are ResNet units.
+- **CIFAR-100 schedule**: the CIFAR-10 one (120 epochs, decays after 30/60/90); the original states none.
+- **Refinement epochs** scale with the profile's epochs: 25/120 and 30, 50, 70 of 120, rounded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+
+from .. import data, train
+from ..params import CommonParams, param
+from ..results import RunResult, RunStore
+from .blocks import ode_blocks, manifestation
+from .integrators import SCHEMES
+from .models import ContinuousNet, count_parameters, resnet_v2, wide_resnet
+from .training import CIFAR10_MEAN, CIFAR10_STD, Preprocess, Refinement, classification_loss, lr_milestones
+
+CODE_VERSION = 1
+PAPER_EPOCHS = 120
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One row of the original README's tables."""
+    model: str                      # Model column
+    family: str                     # continuous | resnet | wide_continuous | wide_resnet
+    units: str                      # Units column
+    table: str = "cifar10"          # which table: cifar10 or cifar100
+    pieces: int = 0
+    scheme: str | None = None
+    refine_at: tuple[int, ...] = ()  # epochs of a 120-epoch run
+    depth: int = 0
+    weight_decay: float | None = None  # a row's own value (the README's RK4 run uses 1e-4)
+    original: tuple[str, float, int] | None = None  # (#params, test accuracy %, time in minutes) from the README
+
+
+ROWS = {
+    "resnet20": Row("ResNet-20 (v2)", "resnet", "2-2-2", depth=20, original=("0.27M", 91.31, 48)),
+    "cn2_euler": Row("ContinuousNet", "continuous", "2-2-2", pieces=2, scheme="euler", original=("0.27M", 91.41, 20)),
+    "cn2_rk4": Row("ContinuousNet", "continuous", "2-2-2", pieces=2, scheme="rk4_classic", weight_decay=1e-4,
+                   original=("0.27M", 91.01, 50)),
+    "cn1to2_rk4": Row("ContinuousNet", "continuous", "1-1-1 -> 2-2-2", pieces=1, scheme="rk4_classic",
+                      refine_at=(25,), original=("0.27M", 91.09, 47)),
+    "cn1to2_midpoint": Row("ContinuousNet", "continuous", "1-1-1 -> 2-2-2", pieces=1, scheme="midpoint",
+                           refine_at=(25,), original=("0.27M", 90.67, 29)),
+    "resnet56": Row("ResNet-56 (v2)", "resnet", "8-8-8", depth=56, original=("0.85M", 93.11, 105)),
+    "cn8_euler": Row("ContinuousNet", "continuous", "8-8-8", pieces=8, scheme="euler", original=("0.86M", 93.11, 83)),
+    "cn8_rk4": Row("ContinuousNet", "continuous", "8-8-8", pieces=8, scheme="rk4_classic",
+                   original=("0.86M", 93.29, 279)),
+    "cn1to8_rk4": Row("ContinuousNet", "continuous", "1-1-1 -> 8-8-8", pieces=1, scheme="rk4_classic",
+                      refine_at=(30, 50, 70), original=("0.86M", 93.06, 199)),
+    "wrn58": Row("WideResNet-58", "wide_resnet", "8-8-8", table="cifar100", depth=58, original=("13.63M", 79.16, 193)),
+    "wcn8_euler": Row("WideContinuousNet", "wide_continuous", "8-8-8", table="cifar100", pieces=8, scheme="euler",
+                      original=("13.63M", 78.45, 159)),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Params(CommonParams):
+    rows: list[str] = param(choices=tuple(ROWS), doc="table rows to train (see ROWS)")
+    dataset: str = param(choices=data.DATASETS, doc="data of the CIFAR-10 table's rows")
+    wide_dataset: str = param(choices=data.DATASETS, doc="data of the CIFAR-100 table's rows")
+    train_limit: int = param(ge=0)
+    alpha: int = param(ge=1, doc="base width (16 in the paper)")
+    widen_factor: int = param(ge=1, doc="k of the wide models (4)")
+    epochs: int = param(ge=1)
+    batch_size: int = param(ge=1)
+    lr: float = param(gt=0.0)
+    momentum: float = param(ge=0.0, lt=1.0)
+    weight_decay: float = param(ge=0.0, doc="on all parameters, as in the original (rows may override)")
+    lr_decay_epochs: list[int] = param(ge=0, doc="epochs of a 120-epoch run after which the LR is multiplied by 0.1")
+    refined_T: float = param(gt=0.0, doc="depth-time T of the refined rows (not stated by the original)")
+    legacy_pieces: bool = param(doc="the original's float32 piece selection instead of exact integers")
+    carry_optimizer_state: bool = param(doc="keep momentum through a refinement (the original rebuilds SGD)")
+    augment: bool = param(doc="random crops (and flips on CIFAR), as the original")
+    manifestation_steps: list[int] = param(ge=1, doc="steps per ODE block in the manifestation sweep")
+    manifestation_schemes: list[str] = param(choices=tuple(SCHEMES))
+    convergence_doublings: int = param(ge=1, le=8, doc="block-convergence study: steps = pieces·2^j, j < this")
+    amp: str = param(choices=("off", "bf16", "fp16"), doc="mixed precision on CUDA")
+    channels_last: bool = param(doc="channels-last memory format (faster convolutions on GPUs)")
+    compile: bool = param(doc="torch.compile the model")
+    seeds: list[int] = param(ge=0)
+
+
+def scaled(epoch: int, total: int) -> int:
+    """An epoch of the paper's 120-epoch schedule, scaled to ``total`` epochs (at least 1)."""
+    return max(1, round(epoch * total / PAPER_EPOCHS))
+
+
+def run_params(p: Params, row_name: str, seed: int) -> dict:
+    row = ROWS[row_name]
+    refine_at = [scaled(e, p.epochs) for e in row.refine_at]
+    pieces_final = row.pieces * 2 ** len(refine_at)
+    T = p.refined_T if refine_at else float(pieces_final)
+    return {"code_version": CODE_VERSION, "row": row_name, "family": row.family, "seed": seed,
+            "dataset": p.wide_dataset if row.table == "cifar100" else p.dataset, "train_limit": p.train_limit,
+            "alpha": p.alpha, "widen_factor": p.widen_factor, "pieces": row.pieces, "scheme": row.scheme,
+            "refine_at": refine_at, "T": T if row.pieces else None, "depth": row.depth,
+            "legacy_pieces": p.legacy_pieces, "carry_optimizer_state": p.carry_optimizer_state and bool(refine_at),
+            "epochs": p.epochs, "batch_size": p.batch_size, "lr": p.lr, "momentum": p.momentum,
+            "weight_decay": row.weight_decay if row.weight_decay is not None else p.weight_decay,
+            "milestones": lr_milestones([scaled(e, p.epochs) for e in p.lr_decay_epochs],
+                                        "resnet" if row.family in ("resnet", "wide_resnet") else "continuousnet"),
+            "augment": p.augment, "amp": p.amp, "manifestation_steps": p.manifestation_steps,
+            "manifestation_schemes": p.manifestation_schemes, "convergence_doublings": p.convergence_doublings}
+
+
+def build_model(run: dict, in_channels: int, num_classes: int):
+    torch.manual_seed(run["seed"])
+    family = run["family"]
+    if family == "resnet":
+        return resnet_v2(run["depth"], num_classes, in_channels=in_channels, alpha=run["alpha"])
+    if family == "wide_resnet":
+        return wide_resnet(run["depth"], run["widen_factor"], num_classes, in_channels=in_channels)
+    common = dict(num_classes=num_classes, pieces=run["pieces"], scheme=run["scheme"], epsilon=run["T"],
+                  in_channels=in_channels, legacy=run["legacy_pieces"])
+    if family == "continuous":
+        return ContinuousNet(alpha=run["alpha"], **common)
+    k = run["widen_factor"]
+    return ContinuousNet(preact=True, widths=(16 * k, 32 * k, 64 * k), final_bn_momentum=0.9, **common)
+
+
+def preprocess_for(split: data.Split, augment: bool) -> Preprocess:
+    if split.name == "cifar10":
+        mean, std = CIFAR10_MEAN, CIFAR10_STD
+    else:  # the training split's own channel statistics
+        mean = split.x.mean((0, 2, 3)).tolist()
+        std = split.x.std((0, 2, 3)).tolist()
+    pad = max(1, split.x.shape[-1] // 8) if augment else 0  # 4 pixels on 32×32 images, as the original
+    return Preprocess(mean, std, pad, flip=augment and split.name in ("cifar10", "cifar100"))
+
+
+def train_one(p: Params, run: dict, checkpoint=None) -> dict:
+    kw = dict(root=p.data_root or None, download=p.download)
+    tr = data.load(run["dataset"], "train", **kw).take(run["train_limit"], seed=0)
+    te = data.load(run["dataset"], "test", **kw)
+    device = train.resolve_device(p.device)
+    model = build_model(run, tr.input_shape[0], tr.num_classes)
+    n_params_initial = count_parameters(model)
+    if p.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    preprocess = preprocess_for(tr, run["augment"])
+    loss_fn = classification_loss(preprocess)
+    callbacks = [Refinement(run["refine_at"], carry_state=run["carry_optimizer_state"])] if run["refine_at"] else []
+    config = train.TrainConfig(epochs=run["epochs"], batch_size=run["batch_size"], optimizer="sgd", lr=run["lr"],
+                               momentum=run["momentum"], weight_decay=run["weight_decay"], scheduler="multistep",
+                               milestones=tuple(run["milestones"]), gamma=0.1, device=str(device), amp=run["amp"],
+                               seed=run["seed"], eval_batch_size=1000, log_steps=False,
+                               name=f"{run['row']}/{run['dataset']}/seed{run['seed']}")
+    trained = torch.compile(model) if p.compile else model
+    history = train.fit(trained, tr, config, test_data=te, loss_fn=loss_fn, callbacks=callbacks, checkpoint=checkpoint)
+    model = model.to(device)
+    train_time = sum(history.epochs["train_time"])
+    result = {"epochs": history.epochs, "final_test_acc": history.epochs["test_acc"][-1],
+              "parameters": count_parameters(model), "parameters_initial": n_params_initial,
+              "train_time_s": train_time, "images_per_s": len(tr) * run["epochs"] / train_time,
+              "train_samples": len(tr), "test_samples": len(te), "device": str(device)}
+    if run["pieces"]:
+        result["manifestation"] = manifestation_sweep(model, te, loss_fn, run["manifestation_steps"],
+                                                      run["manifestation_schemes"])
+        result["convergence"] = block_convergence(model, te, preprocess, run["convergence_doublings"])
+    return result
+
+
+def manifestation_sweep(model, test: data.Split, loss_fn, steps: list[int], schemes: list[str]) -> list[dict]:
+    """Test accuracy of the trained model evaluated with each (scheme, steps per block); weights untouched."""
+    rows = []
+    test = test.to(next(model.parameters()).device)
+    for scheme in schemes:
+        for n in steps:
+            with manifestation(model, steps=n, scheme=scheme):
+                metrics = train.evaluate(model, test, loss_fn, batch_size=1000)
+            rows.append({"scheme": scheme, "steps": n, "test_acc": metrics["acc"], "test_loss": metrics["loss"]})
+    return rows
+
+
+@torch.no_grad()
+def block_convergence(model, test: data.Split, preprocess: Preprocess, doublings: int, samples: int = 256) -> list[dict]:
+    """Relative error of the first ODE block's output against a fine-grid reference (classic RK4 with
+    pieces·2^(doublings+3) steps), for each scheme at steps = pieces·2^j: the discretisation error of the trained
+    block as an integrator (eval mode, a fixed batch of test images)."""
+    model.eval()
+    device = next(model.parameters()).device
+    x = preprocess(test.x[:samples].to(device), training=False)
+    block = ode_blocks(model)[0]
+    h = x
+    for module in [model.stem, *model.stages]:
+        if module is block:
+            break
+        h = module(h)
+    pieces = block.fn.pieces
+    with manifestation(block, steps=pieces * 2 ** (doublings + 3), scheme="rk4_classic"):
+        reference = block(h)
+    rows = []
+    for scheme in ("euler", "midpoint", "rk4_classic"):
+        for j in range(doublings):
+            with manifestation(block, steps=pieces * 2 ** j, scheme=scheme):
+                out = block(h)
+            error = float((out - reference).norm() / reference.norm())
+            rows.append({"scheme": scheme, "steps": pieces * 2 ** j, "relative_error": error})
+    return rows
+
+
+def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
+    store = store or RunStore()
+    grid = [run_params(p, r, s) for r in p.rows for s in p.seeds]
+    return [store.run("continuous", g, lambda g, ckpt: train_one(p, g, ckpt), device=p.device) for g in grid]
+
+
+def observed_order(errors: list[float]) -> float:
+    """log2 of the ratio of the last two errors of a sequence at halving step sizes."""
+    return math.log2(errors[-2] / errors[-1])

@@ -1,0 +1,105 @@
+"""Training pieces for ContinuousNet: refinement during training, augmentation on the device, the LR schedule."""
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn.functional as F
+
+from .blocks import refine
+
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # the original's Normalize values
+
+
+def lr_milestones(decay_epochs: list[int], convention: str) -> list[int]:
+    """MultiStepLR milestones (decays after that many completed epochs) for the originals' two conventions.
+
+    ``continuousnet`` (cli.py): decay *after* 0-based epoch e, so with [30, 60, 90] the LR is 0.1 for 31 epochs.
+    ``resnet`` (train_resnet.py): decay after epochs 30/60/90 counted from 1, i.e. 30 epochs at 0.1.
+    """
+    if convention == "continuousnet":
+        return [e + 1 for e in decay_epochs]
+    if convention == "resnet":
+        return list(decay_epochs)
+    raise ValueError(f"unknown schedule convention {convention!r}")
+
+
+class Refinement:
+    """Refine every ODE block at the start of each 0-based epoch in ``epochs`` (i.e. after that many epochs).
+
+    The optimizer is then rebuilt at the current learning rate with empty momentum, as in the original
+    (``carry_state=False``, default: faithful); with ``carry_state=True`` each parameter's optimizer state is
+    carried over, split like the parameter itself (a piece's momentum goes to both of its halves).
+    """
+
+    def __init__(self, epochs, variance: float = 0.0, carry_state: bool = False):
+        self.epochs, self.variance, self.carry_state = sorted(epochs), variance, carry_state
+        self.done: list[int] = []
+
+    def after_epoch(self, state) -> None:
+        if state.epoch not in self.epochs or state.epoch in self.done:
+            return
+        old = {name: (p.shape, dict(state.optimizer.state.get(p, {}))) for name, p in state.model.named_parameters()}
+        refine(state.model, self.variance)
+        self.done.append(state.epoch)
+        state.rebuild_optimizer()
+        if self.carry_state:
+            for name, p in state.model.named_parameters():
+                shape, saved = old.get(_source(name), (None, {}))
+                state.optimizer.state[p] = {k: _split(v, shape, p.shape) for k, v in saved.items()}
+
+    def state_dict(self) -> dict:
+        return {"done": list(self.done)}
+
+    def load_state_dict(self, saved: dict, state) -> None:
+        """Re-refine so the model has the checkpoint's shape before its weights are loaded."""
+        self.done = list(saved["done"])
+        for _ in self.done:
+            refine(state.model, 0.0)
+
+
+def _source(name: str) -> str:
+    """The parameter a refined parameter came from: norms.{2k or 2k+1} ← norms.{k}; convolutions keep their name."""
+    return re.sub(r"norms\.(\d+)\.", lambda m: f"norms.{int(m.group(1)) // 2}.", name)
+
+
+def _split(value, old_shape, new_shape):
+    if isinstance(value, torch.Tensor) and value.shape == old_shape and old_shape != new_shape:
+        return value.repeat_interleave(2, dim=0).clone()
+    return value.clone() if isinstance(value, torch.Tensor) else value
+
+
+class Preprocess:
+    """Normalisation, and in training mode random crops (zero padding) and horizontal flips, per batch on the
+    batch's device: the data stay tensors on the GPU, no per-sample transforms."""
+
+    def __init__(self, mean, std, pad: int, flip: bool):
+        self.mean, self.std, self.pad, self.flip = torch.tensor(mean), torch.tensor(std), pad, flip
+
+    def __call__(self, x, training: bool):
+        if training and self.pad:
+            x = random_crop(x, self.pad)
+        if training and self.flip:
+            flip = torch.rand(len(x), device=x.device) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
+        return (x - mean[:, None, None]) / std[:, None, None]
+
+
+def random_crop(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """torchvision's RandomCrop(size, padding=pad) for a whole batch, each image with its own offset."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    return padded[torch.arange(n, device=x.device)[:, None, None, None],
+                  torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+
+
+def classification_loss(preprocess: Preprocess):
+    def loss_fn(model, x, y):
+        logits = model(preprocess(x, model.training))
+        return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
+    return loss_fn
