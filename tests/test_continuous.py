@@ -206,6 +206,10 @@ def test_the_schedules_epochs():
     assert E.run_params(p, "cn1to8_rk4", 0)["refine_at"] == [30, 50, 70]
     assert E.run_params(p, "cn2_rk4", 0)["weight_decay"] == 1e-4 and E.run_params(p, "cn2_euler", 0)["T"] == 2.0
     assert E.run_params(p, "resnet20", 0)["milestones"] == [30, 60, 90]
+    assert E.scaled_refinements((30, 50, 70), 15, "r") == [4, 6, 9]
+    assert E.scaled_refinements((30, 50, 70), 4, "r") == [1, 2, 3]  # kept distinct when scaling merges them
+    with pytest.raises(ValueError, match="refines 3 time"):
+        E.scaled_refinements((30, 50, 70), 3, "r")
 
 
 class InterruptAt:
@@ -272,3 +276,28 @@ def test_random_crop_moves_each_image_by_its_own_offset():
     for i in range(3):  # each crop is a window of the zero-padded image
         padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
         assert any(torch.equal(y[i], padded[:, dy:dy + 6, dx:dx + 6]) for dy in range(5) for dx in range(5))
+
+
+def test_channels_last_training_gives_the_same_model_as_the_default_layout():
+    p = params.load("02_continuousnet_tables", "smoke")
+    run = E.run_params(p, "cn2_euler", 0) | {"train_limit": 64, "epochs": 1}
+    import dataclasses
+    results = [E.train_one(dataclasses.replace(p, device="cpu", channels_last=cl), run) for cl in (False, True)]
+    a, b = (r["epochs"]["train_loss"][0] for r in results)
+    assert a == pytest.approx(b, rel=1e-4)
+
+
+@pytest.mark.parametrize("row", sorted(E.ROWS))
+def test_every_table_row_trains_and_sweeps(row):
+    """Every row of the paper profile at tiny width, so each model, refinement schedule and sweep path runs here."""
+    import dataclasses
+    p = dataclasses.replace(params.load("02_continuousnet_tables", "smoke"), device="cpu", alpha=2, widen_factor=1,
+                            epochs=4, manifestation_steps=[1, 3], convergence_doublings=2)
+    run = E.run_params(p, row, 0) | {"train_limit": 40}
+    out = E.train_one(p, run)
+    assert len(out["epochs"]["test_acc"]) == 4 and 0.0 <= out["final_test_acc"] <= 1.0
+    spec = E.ROWS[row]
+    if spec.pieces:
+        pieces = spec.pieces * 2 ** len(spec.refine_at)
+        assert len(out["manifestation"]) == 2 * len(p.manifestation_schemes)
+        assert {c["steps"] for c in out["convergence"]} == {pieces, 2 * pieces}

@@ -103,6 +103,9 @@ def convergence_figure(runs: list[RunResult]):
         top = sub.relative_error.max()
         for order, style in ((1, ":"), (2, "--"), (4, "-.")):
             ax.loglog(n, top * (n / n[0]) ** -order, color="grey", ls=style, lw=0.8, label=f"order {order}")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(n, [str(int(v)) for v in n])
+        ax.xaxis.set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
         ax.set(title=model, xlabel="steps per block", ylabel="relative error of block output")
     axes[0][-1].legend(fontsize=7)
     return fig

@@ -95,9 +95,20 @@ def scaled(epoch: int, total: int) -> int:
     return max(1, round(epoch * total / PAPER_EPOCHS))
 
 
+def scaled_refinements(epochs: tuple[int, ...], total: int, row_name: str) -> list[int]:
+    """Refinement epochs scaled to ``total`` epochs, kept distinct (two refinements never fall on one epoch)."""
+    out = []
+    for e in epochs:
+        out.append(max(scaled(e, total), out[-1] + 1 if out else 1))
+    if out and out[-1] >= total:
+        raise ValueError(f"row {row_name!r} refines {len(epochs)} time(s), which needs more than {out[-1]} epochs; "
+                         f"the profile has {total}")
+    return out
+
+
 def run_params(p: Params, row_name: str, seed: int) -> dict:
     row = ROWS[row_name]
-    refine_at = [scaled(e, p.epochs) for e in row.refine_at]
+    refine_at = scaled_refinements(row.refine_at, p.epochs, row_name)
     pieces_final = row.pieces * 2 ** len(refine_at)
     T = p.refined_T if refine_at else float(pieces_final)
     return {"code_version": CODE_VERSION, "row": row_name, "family": row.family, "seed": seed,
@@ -128,14 +139,14 @@ def build_model(run: dict, in_channels: int, num_classes: int):
     return ContinuousNet(preact=True, widths=(16 * k, 32 * k, 64 * k), final_bn_momentum=0.9, **common)
 
 
-def preprocess_for(split: data.Split, augment: bool) -> Preprocess:
+def preprocess_for(split: data.Split, augment: bool, channels_last: bool = False) -> Preprocess:
     if split.name == "cifar10":
         mean, std = CIFAR10_MEAN, CIFAR10_STD
     else:  # the training split's own channel statistics
         mean = split.x.mean((0, 2, 3)).tolist()
         std = split.x.std((0, 2, 3)).tolist()
     pad = max(1, split.x.shape[-1] // 8) if augment else 0  # 4 pixels on 32×32 images, as the original
-    return Preprocess(mean, std, pad, flip=augment and split.name in ("cifar10", "cifar100"))
+    return Preprocess(mean, std, pad, flip=augment and split.name in ("cifar10", "cifar100"), channels_last=channels_last)
 
 
 def train_one(p: Params, run: dict, checkpoint=None) -> dict:
@@ -145,9 +156,11 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     device = train.resolve_device(p.device)
     model = build_model(run, tr.input_shape[0], tr.num_classes)
     n_params_initial = count_parameters(model)
-    if p.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    preprocess = preprocess_for(tr, run["augment"])
+    if p.channels_last:  # ordinary convolutions; the rank-5 piecewise weights are sliced per call instead
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.to(memory_format=torch.channels_last)
+    preprocess = preprocess_for(tr, run["augment"], p.channels_last)
     loss_fn = classification_loss(preprocess)
     callbacks = [Refinement(run["refine_at"], carry_state=run["carry_optimizer_state"])] if run["refine_at"] else []
     config = train.TrainConfig(epochs=run["epochs"], batch_size=run["batch_size"], optimizer="sgd", lr=run["lr"],

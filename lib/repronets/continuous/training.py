@@ -73,8 +73,9 @@ class Preprocess:
     """Normalisation, and in training mode random crops (zero padding) and horizontal flips, per batch on the
     batch's device: the data stay tensors on the GPU, no per-sample transforms."""
 
-    def __init__(self, mean, std, pad: int, flip: bool):
+    def __init__(self, mean, std, pad: int, flip: bool, channels_last: bool = False):
         self.mean, self.std, self.pad, self.flip = torch.tensor(mean), torch.tensor(std), pad, flip
+        self.channels_last = channels_last
 
     def __call__(self, x, training: bool):
         if training and self.pad:
@@ -83,7 +84,9 @@ class Preprocess:
             flip = torch.rand(len(x), device=x.device) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
-        return (x - mean[:, None, None]) / std[:, None, None]
+        x = (x - mean[:, None, None]) / std[:, None, None]
+        # Batches in the model's memory format, or every convolution converts them.
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
 def random_crop(x: torch.Tensor, pad: int) -> torch.Tensor:
