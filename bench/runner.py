@@ -86,7 +86,7 @@ def main(argv: list[str]) -> int:
         spec = importlib.util.spec_from_file_location(file.stem, file)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        for make in getattr(module, "SUITES", [module.suite]):
+        for make in getattr(module, "SUITES", None) or [module.suite]:
             suite = make()
             print(f"{suite.name}: {suite.description}")
             path = suite.write(suite.run())

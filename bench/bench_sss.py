@@ -1,0 +1,49 @@
+"""Paper 3: forward + backward of the SSS layer (batch 256, m = 1) against nn.Linear (the baseline) and against a
+per-stage Python loop like the original's, for several n and state dimensions s.
+
+The generators get random values (timing does not depend on them): the Hankel-SVD initialisation does one SVD per
+cut, O(N·n³), which takes minutes beyond n ≈ 1000."""
+import sys
+
+import torch
+from runner import Suite
+
+sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "tests"))
+from test_sss import per_stage_loop  # noqa: E402  the reference loop, written like the original's
+
+from repronets.sss.layer import SSSLinear  # noqa: E402
+
+
+def random_layer(n: int, state: int) -> SSSLinear:
+    layer = SSSLinear(n, state_dim=state, init="zeros")
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.normal_(0, 0.1)
+    return layer
+
+
+def suites():
+    out = []
+    for n in (64, 256, 1024, 4096):
+        u = torch.randn(256, n, requires_grad=True)
+
+        def step(module_fn, u=u):
+            def run():
+                module_fn(u).sum().backward()
+            return run
+
+        s = Suite(f"sss_n{n}", f"forward + backward, batch 256, n = {n}, m = 1", unit="pass",
+                  min_run_time=1.0 if n < 4096 else 2.0)
+        dense = torch.nn.Linear(n, n)
+        s.add(f"nn.Linear {n}×{n}", step(dense), baseline=True)
+        for state in (1, 2, 4):
+            layer = random_layer(n, state)
+            s.add(f"SSS s={state} (chunked scan)", step(layer))
+        if n <= 1024:
+            loop_layer = random_layer(n, 4)
+            s.add("SSS s=4, per-stage loop (as the original)", step(lambda v, m=loop_layer: per_stage_loop(m, v)))
+        out.append(s)
+    return out
+
+
+SUITES = [lambda s=s: s for s in suites()]

@@ -1,0 +1,112 @@
+"""Paper 3, the SSS layer: checks of shared/papers/sss.md §1 and §7."""
+import numpy as np
+import pytest
+import torch
+
+from repronets.sss.layer import SSSLinear, causal_dims, linear_scan
+
+
+def per_stage_loop(layer: SSSLinear, u: torch.Tensor) -> torch.Tensor:
+    """The two recursions written stage by stage, like the original's Python loop (an independent reference)."""
+    N, mi, mo = layer.stages, layer.m_in, layer.m_out
+    blocks = {name: [] for name in "ABCDEFG"}
+    for name in "ABCDEFG":
+        packed = getattr(layer, name)
+        padded = packed.padded()
+        blocks[name] = [padded[k, :r, :c] for k, (r, c) in enumerate(packed.shapes)]
+    U = u.reshape(-1, N, mi)
+    y = [U.new_zeros(U.shape[0], mo) for _ in range(N)]
+    x = U.new_zeros(U.shape[0], 0)
+    for k in range(N):
+        y[k] = y[k] + x @ blocks["C"][k].T + U[:, k] @ blocks["D"][k].T
+        x = x @ blocks["A"][k].T + U[:, k] @ blocks["B"][k].T
+    z = U.new_zeros(U.shape[0], 0)
+    for j in reversed(range(N)):
+        y[j] = y[j] + z @ blocks["G"][j].T
+        z = z @ blocks["E"][j].T + U[:, j] @ blocks["F"][j].T
+    out = torch.cat(y, 1)
+    return out + layer.bias if layer.bias is not None else out
+
+
+@pytest.mark.parametrize("n_in, n_out, s, stages", [(50, 50, 3, 50), (64, 64, 4, 16), (24, 36, 2, 12), (30, 10, 5, 5),
+                                                    (7, 7, 1, 7), (1, 1, 2, 1)])
+def test_recursions_equal_the_dense_matrix_and_a_per_stage_loop(n_in, n_out, s, stages):
+    torch.manual_seed(0)
+    layer = SSSLinear(n_in, n_out, s, stages, generator=np.random.default_rng(0)).double()
+    u = torch.randn(5, n_in, dtype=torch.float64)
+    T = layer.dense()
+    assert T.shape == (n_out, n_in)
+    assert torch.allclose(layer(u), u @ T.T + layer.bias, atol=1e-12)
+    assert torch.allclose(layer(u), per_stage_loop(layer, u), atol=1e-12)
+
+
+def test_gradients_are_those_of_the_dense_product():
+    torch.manual_seed(1)
+    layer = SSSLinear(40, 40, 3, generator=np.random.default_rng(1)).double()
+    u = torch.randn(6, 40, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 40, dtype=torch.float64)
+    (layer(u) * w).sum().backward()
+    grads = {n: p.grad.clone() for n, p in layer.named_parameters()}
+    grad_u = u.grad.clone()
+    for p in layer.parameters():
+        p.grad = None
+    u.grad = None
+    ((u @ layer.dense().T + layer.bias) * w).sum().backward()
+    assert torch.allclose(grad_u, u.grad, atol=1e-10)
+    for n, p in layer.named_parameters():
+        assert torch.allclose(grads[n], p.grad, atol=1e-10), n
+    assert torch.autograd.gradcheck(lambda v: SSSLinear(6, 6, 2, generator=np.random.default_rng(2)).double()(v),
+                                    (torch.randn(2, 6, dtype=torch.float64, requires_grad=True),))
+
+
+def test_parameter_counts_of_the_reference():
+    counts = [sum(p.numel() for p in SSSLinear(50, state_dim=s).parameters()) for s in range(1, 6)]
+    assert counts == [392, 860, 1488, 2260, 3160]  # bias included
+    for n, expected in ((64, (440, 1048, 2896)), (256, (1784, 4312, 12304)), (1024, (7160, 17368, 49936))):
+        got = [sum(p.numel() for p in SSSLinear(n, state_dim=s, bias=False, init="zeros").parameters()) for s in (1, 2, 4)]
+        assert tuple(got) == expected
+    assert sum(p.numel() for p in SSSLinear(37, state_dim=1).parameters()) == 8 * 37 - 8
+
+
+def test_state_dimension_profile():
+    assert causal_dims(50, 3, 1, 1)[:5] == [0, 1, 2, 3, 3] and causal_dims(50, 3, 1, 1)[-4:] == [3, 2, 1, 0]
+
+
+def test_hankel_svd_initialisation():
+    layer = SSSLinear(20, state_dim=10)
+    T0 = layer.reset_parameters(np.random.default_rng(3))
+    T = layer.dense().detach().double().numpy()
+    assert np.abs(T - T0).max() < 1e-5  # s large enough: the realisation reproduces T0
+    assert np.array_equal(layer.D.values.detach().numpy(), np.diag(T0).astype(np.float32))  # D_k: T0's diagonal
+    ratios = {s: [] for s in (1, 3, 5)}
+    for seed in range(5):
+        for s in ratios:
+            layer = SSSLinear(50, state_dim=s)
+            T0 = layer.reset_parameters(np.random.default_rng(seed))
+            T = layer.dense().detach().double().numpy()
+            ratios[s].append((np.linalg.norm(T) / np.linalg.norm(T0), np.linalg.norm(T0 - T) / np.linalg.norm(T0)))
+            # every off-diagonal Hankel block of the initial matrix has rank at most s
+            k = 25
+            assert np.linalg.matrix_rank(T[k:, :k], tol=1e-5) <= s
+    reference = {1: (0.29, 0.96), 3: (0.50, 0.86), 5: (0.64, 0.77)}
+    for s, (norm, error) in reference.items():
+        mean = np.mean(ratios[s], axis=0)
+        assert mean[0] == pytest.approx(norm, abs=0.05) and mean[1] == pytest.approx(error, abs=0.05)
+    bound = np.sqrt(6 / 50)
+    assert 0.2 < float(layer.bias.abs().max()) <= bound  # Glorot, not zero
+
+
+def test_linear_scan_matches_a_loop_for_awkward_lengths():
+    torch.manual_seed(4)
+    for n in (1, 2, 3, 10, 17, 64):
+        A, b = torch.randn(n, 3, 3, dtype=torch.float64) * 0.5, torch.randn(2, n, 3, dtype=torch.float64)
+        x, expected = torch.zeros(2, 3, dtype=torch.float64), []
+        for k in range(n):
+            expected.append(x)
+            x = x @ A[k].T + b[:, k]
+        assert torch.allclose(linear_scan(A, b), torch.stack(expected, 1), atol=1e-12)
+
+
+def test_bad_shapes_are_named():
+    with pytest.raises(ValueError, match="stages must divide"):
+        SSSLinear(10, 12, 2, stages=4)
