@@ -31,9 +31,9 @@ def causal_dims(stages: int, state_dim: int, m_in: int, m_out: int) -> list[int]
 
 
 def anticausal_dims(stages: int, state_dim: int, m_in: int, m_out: int) -> list[int]:
-    """e_{-1} … e_{N−1}: e_j is the state entering stage j from above (e_{N−1} = 0), as d of the transposed matrix."""
-    d = causal_dims(stages, state_dim, m_out, m_in)  # the transposed matrix's causal profile
-    return d  # e_{j} = d'_{j+1}; index j+1 of this list
+    """The anticausal state dimensions: the causal profile of the transposed matrix. Entry j + 1 is the dimension of
+    the state entering stage j from above (so entry N, for stage N−1, is 0, and entry 0 is 0 too)."""
+    return causal_dims(stages, state_dim, m_out, m_in)
 
 
 class _Packed(nn.Module):
@@ -154,12 +154,11 @@ class SSSLinear(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         batch = u.shape[:-1]
         u = u.reshape(-1, self.stages, self.m_in)
-        s = max(1, self.state_dim)
         B, F_ = self.B.padded(), self.F.padded()
         x = linear_scan(self.A.padded(), torch.einsum("kij,bkj->bki", B, u))
-        # Anticausal: the same recursion over the stages in reverse order.
+        # Anticausal: the same recursion over the stages in reverse order; after flipping back, z[:, j] is the state
+        # entering stage j from above (built from the inputs of stages j+1 … N−1).
         z = linear_scan(self.E.padded().flip(0), torch.einsum("kij,bkj->bki", F_, u).flip(1)).flip(1)
-        # z[:, j] is the state entering stage j from above, once shifted by one stage: scan states are "before" states.
         y = (torch.einsum("kij,bkj->bki", self.C.padded(), x) + torch.einsum("kij,bkj->bki", self.D.padded(), u)
              + torch.einsum("kij,bkj->bki", self.G.padded(), z))
         y = y.reshape(*batch, self.out_features)
