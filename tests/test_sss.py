@@ -93,7 +93,7 @@ def test_hankel_svd_initialisation():
         mean = np.mean(ratios[s], axis=0)
         assert mean[0] == pytest.approx(norm, abs=0.05) and mean[1] == pytest.approx(error, abs=0.05)
     bound = np.sqrt(6 / 50)
-    assert 0.2 < float(layer.bias.abs().max()) <= bound  # Glorot, not zero
+    assert 0.2 < float(layer.bias.detach().abs().max()) <= bound  # Glorot, not zero
 
 
 def test_linear_scan_matches_a_loop_for_awkward_lengths():
