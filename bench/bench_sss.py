@@ -3,15 +3,10 @@ per-stage Python loop like the original's, for several n and state dimensions s.
 
 The generators get random values (timing does not depend on them): the Hankel-SVD initialisation does one SVD per
 cut, O(N·n³), which takes minutes beyond n ≈ 1000."""
-import sys
-
 import torch
 from runner import Suite
 
-sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "tests"))
-from test_sss import per_stage_loop  # noqa: E402  the reference loop, written like the original's
-
-from repronets.sss.layer import SSSLinear  # noqa: E402
+from repronets.sss.layer import SSSLinear, per_stage_forward
 
 
 def random_layer(n: int, state: int) -> SSSLinear:
@@ -41,7 +36,7 @@ def suites():
             s.add(f"SSS s={state} (chunked scan)", step(layer))
         if n <= 1024:
             loop_layer = random_layer(n, 4)
-            s.add("SSS s=4, per-stage loop (as the original)", step(lambda v, m=loop_layer: per_stage_loop(m, v)))
+            s.add("SSS s=4, per-stage loop (as the original)", step(lambda v, m=loop_layer: per_stage_forward(m, v)))
         out.append(s)
     return out
 

@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from repronets import fileio, plotting, session
+from repronets import fileio, plotting, provenance, session
 from repronets.plotting import plt
 
 
@@ -38,7 +38,7 @@ def test_session_records_provenance_of_each_output(tmp_path):
     fig, ax = plt.subplots()
     s.figure(fig, "f", runs=[run], data="digits")
     s.table(pd.DataFrame({"a": [1]}), "t", caption="c")
-    record = json.loads((tmp_path / "out" / session.OUTPUTS_RECORD).read_text())
+    record = json.loads((tmp_path / "out" / provenance.OUTPUTS_RECORD).read_text())
     assert set(record) == {"f.png", "f.pdf", "t.md", "t.tex", "t.csv"}
     assert record["f.png"]["runs"][0]["seed"] == 3 and record["f.png"]["data"] == ["digits"]
     assert record["f.png"]["device"].startswith("cpu") and record["t.md"]["kind"] == "table"

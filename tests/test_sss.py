@@ -3,29 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from repronets.sss.layer import SSSLinear, causal_dims, linear_scan
-
-
-def per_stage_loop(layer: SSSLinear, u: torch.Tensor) -> torch.Tensor:
-    """The two recursions written stage by stage, like the original's Python loop (an independent reference)."""
-    N, mi, mo = layer.stages, layer.m_in, layer.m_out
-    blocks = {name: [] for name in "ABCDEFG"}
-    for name in "ABCDEFG":
-        packed = getattr(layer, name)
-        padded = packed.padded()
-        blocks[name] = [padded[k, :r, :c] for k, (r, c) in enumerate(packed.shapes)]
-    U = u.reshape(-1, N, mi)
-    y = [U.new_zeros(U.shape[0], mo) for _ in range(N)]
-    x = U.new_zeros(U.shape[0], 0)
-    for k in range(N):
-        y[k] = y[k] + x @ blocks["C"][k].T + U[:, k] @ blocks["D"][k].T
-        x = x @ blocks["A"][k].T + U[:, k] @ blocks["B"][k].T
-    z = U.new_zeros(U.shape[0], 0)
-    for j in reversed(range(N)):
-        y[j] = y[j] + z @ blocks["G"][j].T
-        z = z @ blocks["E"][j].T + U[:, j] @ blocks["F"][j].T
-    out = torch.cat(y, 1)
-    return out + layer.bias if layer.bias is not None else out
+from repronets.sss.layer import SSSLinear, causal_dims, linear_scan, per_stage_forward
 
 
 @pytest.mark.parametrize("n_in, n_out, s, stages", [(50, 50, 3, 50), (64, 64, 4, 16), (24, 36, 2, 12), (30, 10, 5, 5),
@@ -37,7 +15,7 @@ def test_recursions_equal_the_dense_matrix_and_a_per_stage_loop(n_in, n_out, s, 
     T = layer.dense()
     assert T.shape == (n_out, n_in)
     assert torch.allclose(layer(u), u @ T.T + layer.bias, atol=1e-12)
-    assert torch.allclose(layer(u), per_stage_loop(layer, u), atol=1e-12)
+    assert torch.allclose(layer(u), per_stage_forward(layer, u), atol=1e-12)
 
 
 def test_gradients_are_those_of_the_dense_product():

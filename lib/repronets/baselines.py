@@ -45,9 +45,7 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, hidde
 
 
 def load_splits(p: Params, name: str):
-    kw = dict(root=p.data_root or None, download=p.download)
-    train_split = data.load(name, "train", **kw).take(p.train_limit, seed=0)
-    return train_split, data.load(name, "test", **kw)
+    return data.train_test(name, root=p.data_root or None, download=p.download, train_limit=p.train_limit)
 
 
 def describe(p: Params, name: str) -> dict:

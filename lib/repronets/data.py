@@ -129,6 +129,12 @@ def load(name: str, split: str = "train", *, root=None, download: bool = False, 
     return data.to(device)
 
 
+def train_test(name: str, *, root=None, download: bool = False, train_limit: int = 0) -> tuple[Split, Split]:
+    """The training split (a stratified subset of ``train_limit`` samples when > 0) and the whole test split."""
+    train = load(name, "train", root=root, download=download).take(train_limit, seed=0)
+    return train, load(name, "test", root=root, download=download)
+
+
 def _digits(split: str) -> Split:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

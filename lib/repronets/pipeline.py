@@ -275,11 +275,11 @@ def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, runn
     return job
 
 
-def _publish(job: Job) -> list[str]:
-    """Move the staging folder into place in one rename; returns the output file names."""
+def _publish(job: Job) -> dict:
+    """Move the staging folder into place in one rename; returns the notebook's record of its outputs."""
     record_file = job.staging / OUTPUTS_RECORD
-    outputs = sorted(json.loads(record_file.read_text())) if record_file.exists() else []
-    fileio.write_json(job.staging / STAMP, {"input_hash": job.input_hash, "outputs": outputs,
+    records = json.loads(record_file.read_text()) if record_file.exists() else {}
+    fileio.write_json(job.staging / STAMP, {"input_hash": job.input_hash, "outputs": sorted(records),
                                              "finished": job.finished, "duration_s": job.duration_s})
     job.published.parent.mkdir(parents=True, exist_ok=True)
     old = job.published.with_name(f".{job.published.name}.old-{os.getpid()}")
@@ -287,12 +287,10 @@ def _publish(job: Job) -> list[str]:
         os.replace(job.published, old)
     shutil.move(str(job.staging), str(job.published))
     shutil.rmtree(old, ignore_errors=True)
-    return outputs
+    return records
 
 
-def _update_manifest(project: Project, profile: str, job: Job, outputs: list[str], lock: threading.Lock) -> None:
-    record_file = job.published / OUTPUTS_RECORD
-    records = json.loads(record_file.read_text()) if record_file.exists() else {}
+def _update_manifest(project: Project, profile: str, job: Job, records: dict, lock: threading.Lock) -> None:
     common = {"notebook": job.notebook, "params_file": str(job.params_file.relative_to(project.root)),
               "params": job.params, "input_hash": job.input_hash, **provenance.git_state(project.root),
               "versions": provenance.package_versions(), "started": job.started, "finished": job.finished,
@@ -301,7 +299,7 @@ def _update_manifest(project: Project, profile: str, job: Job, outputs: list[str
         path = project.figures(profile) / MANIFEST
         manifest = json.loads(path.read_text()) if path.exists() else {"profile": profile, "outputs": {}}
         manifest["outputs"] = {k: v for k, v in manifest["outputs"].items() if v.get("notebook") != job.notebook}
-        for name in outputs + [f"{job.notebook}.ipynb"]:
+        for name in sorted(records) + [f"{job.notebook}.ipynb"]:
             record = records.get(name, {"kind": "executed notebook", "device": None, "runs": [], "data": []})
             manifest["outputs"][f"{job.notebook}/{name}"] = {**common, **record,
                                                              "device": record.get("device") or provenance.describe_device()}

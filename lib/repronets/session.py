@@ -21,7 +21,6 @@ from . import fileio, params as params_mod, plotting, provenance
 from .results import RunResult, RunStore
 from .train import resolve_device
 
-OUTPUTS_RECORD = provenance.OUTPUTS_RECORD
 
 
 @dataclasses.dataclass
@@ -47,7 +46,7 @@ class Session:
 
     def _record(self, paths, kind, runs, data, note) -> None:
         runs = list(runs)
-        record_file = self.output_dir / OUTPUTS_RECORD
+        record_file = self.output_dir / provenance.OUTPUTS_RECORD
         record = json.loads(record_file.read_text()) if record_file.exists() else {}
         entry = {
             "kind": kind, "notebook": self.notebook, "profile": self.profile, "note": note,

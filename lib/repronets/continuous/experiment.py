@@ -151,9 +151,8 @@ def preprocess_for(split: data.Split, augment: bool, channels_last: bool = False
 
 
 def train_one(p: Params, run: dict, checkpoint=None) -> dict:
-    kw = dict(root=p.data_root or None, download=p.download)
-    tr = data.load(run["dataset"], "train", **kw).take(run["train_limit"], seed=0)
-    te = data.load(run["dataset"], "test", **kw)
+    tr, te = data.train_test(run["dataset"], root=p.data_root or None, download=p.download,
+                             train_limit=run["train_limit"])
     device = train.resolve_device(p.device)
     model = build_model(run, tr.input_shape[0], tr.num_classes)
     n_params_initial = count_parameters(model)

@@ -6,6 +6,7 @@ import re
 import torch
 import torch.nn.functional as F
 
+from ..train import cross_entropy
 from .blocks import refine
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # the original's Normalize values
@@ -102,7 +103,7 @@ def random_crop(x: torch.Tensor, pad: int) -> torch.Tensor:
 
 
 def classification_loss(preprocess: Preprocess):
+    """train.cross_entropy on preprocessed batches (augmented only while the model is in training mode)."""
     def loss_fn(model, x, y):
-        logits = model(preprocess(x, model.training))
-        return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
+        return cross_entropy(model, preprocess(x, model.training), y)
     return loss_fn

@@ -200,3 +200,26 @@ def realise_lower(T: np.ndarray, stages: int, dims: list[int]):
         else:
             A.append(np.zeros((dims[k + 1], dims[k])))
     return A, B, C
+
+
+def per_stage_forward(layer: SSSLinear, u: torch.Tensor) -> torch.Tensor:
+    """The two recursions written stage by stage, like the original's Python loop: the reference the tests check
+    :class:`SSSLinear` against, and the baseline of the SSS benchmark. Slow: O(N) interpreter steps per pass."""
+    N, mi, mo = layer.stages, layer.m_in, layer.m_out
+    blocks = {name: [] for name in "ABCDEFG"}
+    for name in "ABCDEFG":
+        packed = getattr(layer, name)
+        padded = packed.padded()
+        blocks[name] = [padded[k, :r, :c] for k, (r, c) in enumerate(packed.shapes)]
+    U = u.reshape(-1, N, mi)
+    y = [U.new_zeros(U.shape[0], mo) for _ in range(N)]
+    x = U.new_zeros(U.shape[0], 0)
+    for k in range(N):
+        y[k] = y[k] + x @ blocks["C"][k].T + U[:, k] @ blocks["D"][k].T
+        x = x @ blocks["A"][k].T + U[:, k] @ blocks["B"][k].T
+    z = U.new_zeros(U.shape[0], 0)
+    for j in reversed(range(N)):
+        y[j] = y[j] + z @ blocks["G"][j].T
+        z = z @ blocks["E"][j].T + U[:, j] @ blocks["F"][j].T
+    out = torch.cat(y, 1)
+    return out + layer.bias if layer.bias is not None else out

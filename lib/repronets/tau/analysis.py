@@ -89,41 +89,45 @@ def accuracy_curves(runs: list[RunResult], datasets: list[str], T_values: list[f
     return fig
 
 
-def _steps_per_epoch(r: RunResult) -> int:
-    return math.ceil(r.result["train_samples"] / r.result["batch_size"])
+def _first_seed(runs: list[RunResult], select, key) -> dict:
+    """For each ``key(params)`` of the runs that ``select(params)``, the run with the smallest seed."""
+    chosen = {}
+    for r in sorted(runs, key=lambda r: r.params["seed"]):
+        if select(r.params):
+            chosen.setdefault(key(r.params), r)
+    return chosen
+
+
+def _plot_taus(ax, r: RunResult) -> int:
+    """Every τ of a run after every step, against epochs; returns the number of τ."""
+    tracking = r.tensors()["tau_tracking"].numpy()
+    steps_per_epoch = math.ceil(r.result["train_samples"] / r.result["batch_size"])
+    epochs = np.arange(1, len(tracking) + 1) / steps_per_epoch
+    for k in range(tracking.shape[1]):
+        ax.plot(epochs, tracking[:, k], lw=1.2, label=f"τ{k}")
+    return tracking.shape[1]
 
 
 def tau_trajectories(runs: list[RunResult], T: float):
     """Every τ over training for the variable-τ runs of the figure (first seed), one panel per (model, dataset)."""
-    chosen = {}
-    for r in sorted(runs, key=lambda r: r.params["seed"]):
-        p = r.params
-        if is_plain(p) and p["tau_trainable"] and p["T"] == T:
-            chosen.setdefault((p["architecture"], p["dataset"]), r)
+    chosen = _first_seed(runs, lambda p: is_plain(p) and p["tau_trainable"] and p["T"] == T,
+                         lambda p: (p["architecture"], p["dataset"]))
     keys = sorted(chosen)
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        r = chosen[key]
-        tracking = r.tensors()["tau_tracking"].numpy()
-        epochs = np.arange(1, len(tracking) + 1) / _steps_per_epoch(r)
-        for k in range(tracking.shape[1]):
-            ax.plot(epochs, tracking[:, k], lw=1.2, label=f"τ{k}")
-        ax.axhline(T / tracking.shape[1], color="grey", lw=0.8, ls=":")
-        ax.set(title=f"{curve_label(r.params)}, {key[1]}", xlabel="epoch", ylabel="τ")
+        n_taus = _plot_taus(ax, chosen[key])
+        ax.axhline(T / n_taus, color="grey", lw=0.8, ls=":")
+        ax.set(title=f"{curve_label(chosen[key].params)}, {key[1]}", xlabel="epoch", ylabel="τ")
     axes[0][-1].legend(fontsize=7, ncol=2)
-    fig.suptitle(f"Trained step sizes (T = {T:g}; dotted: the initial T/{tracking.shape[1]}; seed {r.params['seed']})",
-                 fontsize=10)
+    seed = chosen[keys[-1]].params["seed"]
+    fig.suptitle(f"Trained step sizes (T = {T:g}; dotted: the initial T/{n_taus}; seed {seed})", fontsize=10)
     return fig
 
 
 def pruning_plot(runs: list[RunResult]):
     """τ over epochs in the pruning runs (first seed), with a dashed line where each block was removed
     (label −τk: block k, numbered in the unpruned network, is gone)."""
-    chosen = {}
-    for r in sorted(runs, key=lambda r: r.params["seed"]):
-        p = r.params
-        if p["pruning"]:
-            chosen.setdefault((p["dataset"], p["T"], p["l1"], p["horizon"]), r)
+    chosen = _first_seed(runs, lambda p: p["pruning"], lambda p: (p["dataset"], p["T"], p["l1"], p["horizon"]))
     keys = sorted(chosen)
     if not keys:
         return None
@@ -132,10 +136,7 @@ def pruning_plot(runs: list[RunResult]):
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.1 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
         r = chosen[key]
-        tracking = r.tensors()["tau_tracking"].numpy()
-        epochs = np.arange(1, len(tracking) + 1) / _steps_per_epoch(r)
-        for k in range(tracking.shape[1]):
-            ax.plot(epochs, tracking[:, k], lw=1.1, label=f"τ{k}")
+        _plot_taus(ax, r)
         top = ax.get_ylim()[1]
         for i, e in enumerate(r.result["pruning_events"]):
             ax.axvline(e["epoch"], color="black", ls="--", lw=0.8)

@@ -115,13 +115,9 @@ def build_model(run: dict, in_features: int, num_classes: int):
                    run["gamma"], run["eps"], run["memory"], run["dependent_last"])
 
 
-def load_splits(p: Params, dataset: str, train_limit: int):
-    kw = dict(root=p.data_root or None, download=p.download)
-    return data.load(dataset, "train", **kw).take(train_limit, seed=0), data.load(dataset, "test", **kw)
-
-
 def train_one(p: Params, run: dict, checkpoint=None) -> dict:
-    tr, te = load_splits(p, run["dataset"], run["train_limit"])
+    tr, te = data.train_test(run["dataset"], root=p.data_root or None, download=p.download,
+                             train_limit=run["train_limit"])
     in_features = math.prod(tr.input_shape)
     model = build_model(run, in_features, tr.num_classes)
     tracker = TauTracker(len(model.tau_tensors()))
