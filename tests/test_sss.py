@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from repronets.sss.layer import SSSLinear, causal_dims, linear_scan, per_stage_forward
+from repronets.sss.layer import SSSLinear, causal_dims, per_stage_forward
 
 
 @pytest.mark.parametrize("n_in, n_out, s, stages", [(50, 50, 3, 50), (64, 64, 4, 16), (24, 36, 2, 12), (30, 10, 5, 5),
@@ -74,15 +74,16 @@ def test_hankel_svd_initialisation():
     assert 0.2 < float(layer.bias.detach().abs().max()) <= bound  # Glorot, not zero
 
 
-def test_linear_scan_matches_a_loop_for_awkward_lengths():
-    torch.manual_seed(4)
-    for n in (1, 2, 3, 10, 17, 64):
-        A, b = torch.randn(n, 3, 3, dtype=torch.float64) * 0.5, torch.randn(2, n, 3, dtype=torch.float64)
-        x, expected = torch.zeros(2, 3, dtype=torch.float64), []
-        for k in range(n):
-            expected.append(x)
-            x = x @ A[k].T + b[:, k]
-        assert torch.allclose(linear_scan(A, b), torch.stack(expected, 1), atol=1e-12)
+@pytest.mark.parametrize("n_in, n_out, stages", [(50, 50, 50), (24, 36, 12), (40, 40, 10), (33, 33, 33)])
+def test_every_chunk_size_gives_the_same_product(n_in, n_out, stages):
+    layer = SSSLinear(n_in, n_out, 3, stages, generator=np.random.default_rng(5)).double()
+    u = torch.randn(4, n_in, dtype=torch.float64)
+    expected = per_stage_forward(layer, u)
+    for chunk in (1, 2, 4, 8, 16, 64):
+        layer.chunk = chunk
+        assert torch.allclose(layer(u), expected, atol=1e-12), chunk
+    with pytest.raises(ValueError, match="power of two"):
+        SSSLinear(8, chunk=3)
 
 
 def test_bad_shapes_are_named():

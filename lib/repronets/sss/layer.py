@@ -10,11 +10,22 @@ computed by two state recursions, causal x_{k+1} = A_k x_k + B_k u_k (y_k += C_k
 z_{j−1} = E_j z_j + F_j u_j (y_j += G_j z_j); gradients are autograd through them. State dimensions follow the
 original's profile d_k = min(s, rank of Hankel block k): zero at both ends.
 
-Why the recursion is written as it is: the original loops over the N stages in Python (about ten tiny matrix
-products per stage), O(N) interpreter steps per pass. Here each recursion is a chunked linear scan: stages are cut
-into ⌈√N⌉ chunks, states are propagated inside all chunks at once and then across chunk boundaries, about 3√N
-batched steps per pass, with O(batch·n·s²) work. The generators live in flat parameters (exact parameter counts, one
-tensor per kind) and are scattered into zero-padded per-stage tensors for each pass.
+How it is computed, and why: the original loops over the N stages in Python (about ten tiny matrix products per
+stage), O(N) interpreter steps per pass. Here the two recursions are solved in closed form per chunk of stages: the
+stages are cut into chunks (a power of two, :func:`default_chunk`), and log₂(chunk) batched doublings turn the
+generators into each chunk's dense diagonal block of T and the maps between the chunk's inputs, outputs and boundary
+states; the same doublings one level up map the states leaving chunks to the states entering later (causal) or
+earlier (anticausal) chunks. The batch then meets only four batched matrix products: O(batch·n·(chunk·m + s)) work
+instead of the dense O(batch·n²), no Python loop over stages or samples, and autograd differentiates through all of
+it ("backpropagation through states" as in the original: the adjoint recursions are the transposed operators). With
+one chunk the same construction assembles the dense T (``dense()``), which is also the product used when the rule
+picks a chunk ≥ N. The generators live in flat parameters (exact parameter counts, one tensor per kind) and are
+scattered into zero-padded per-stage tensors for each pass.
+
+Measured (1 CPU thread, batch 256, forward + backward): faster than ``nn.Linear`` from n ≈ 1024 at s = 4 and many
+times faster than a per-stage loop; see README (paper 3) and bench/bench_sss.py. Strongly contracting A_k make the
+within-chunk products underflow to subnormal floats, which CPUs process very slowly; ``torch.set_flush_denormal(True)``
+avoids that if it happens (it does not at the Hankel-SVD initialisation, whose A_k have spectral norm 1).
 """
 from __future__ import annotations
 
@@ -60,44 +71,56 @@ class _Packed(nn.Module):
             self.values.copy_(torch.as_tensor(flat, dtype=self.values.dtype))
 
 
-def linear_scan(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """States x_0 … x_{N−1} of x_{k+1} = A_k x_k + b_k, x_0 = 0; A (N, s, s), b (batch, N, s) → (batch, N, s).
+def _chunk_operators(A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, chunk: int):
+    """A causal system (A_k, B_k, C_k) over N = chunks·chunk stages (``chunk`` a power of two; any leading batch
+    dimensions before the stage dimension), as per-chunk operators:
 
-    Chunked: within each of C chunks of L stages the states are run from zero (all chunks at once, L steps), with the
-    chunk's prefix products of A; the true chunk-start states follow by a scan over the C chunk ends; a last batched
-    step adds their propagated contribution to every state.
+    lower (…, chunks, chunk·m_out, chunk·m_in): the strictly lower block part of T inside each chunk;
+    K (…, chunks, s, chunk·m_in): the chunk's inputs → the state leaving it;
+    P (…, chunks, s, s): the state entering the chunk → the state leaving it;
+    Ob (…, chunks, chunk·m_out, s): the state entering the chunk → the chunk's outputs.
+
+    Built by log₂(chunk) doublings that merge neighbouring pieces a, b (a first): lower = [[lower_a, 0],
+    [Ob_b K_a, lower_b]], K = [P_b K_a, K_b], P = P_b P_a, Ob = [Ob_a; Ob_b P_a]. Each doubling is a handful of
+    batched products over all pieces at once, and nothing here depends on the batch of inputs.
     """
-    batch, n, s = b.shape
-    L = max(1, math.isqrt(n - 1) + 1) if n > 1 else 1
-    C = -(-n // L)
-    pad = C * L - n
-    if pad:
-        A = torch.cat([A, A.new_zeros(pad, s, s)])
-        b = torch.cat([b, b.new_zeros(batch, pad, s)], 1)
-    A = A.view(C, L, s, s)
-    b = b.view(batch, C, L, s)
-    h = b.new_zeros(batch, C, s)
-    P = torch.eye(s, dtype=A.dtype, device=A.device).expand(C, s, s)
-    local, prefix = [], []
-    for l in range(L):
-        local.append(h)
-        prefix.append(P)
-        h = torch.einsum("cij,bcj->bci", A[:, l], h) + b[:, :, l]
-        P = A[:, l] @ P
-    starts = [b.new_zeros(batch, s)]
-    for c in range(C - 1):
-        starts.append(torch.einsum("ij,bj->bi", P[c], starts[-1]) + h[:, c])
-    starts = torch.stack(starts, 1)                                              # (batch, C, s)
-    x = torch.stack(local, 2) + torch.einsum("lcij,bcj->bcli", torch.stack(prefix), starts)
-    return x.reshape(batch, C * L, s)[:, :n]
+    lower = B.new_zeros(*B.shape[:-2], C.shape[-2], B.shape[-1])
+    K, P, Ob = B, A, C
+    size = 1
+    while size < chunk:
+        la, lb = lower[..., 0::2, :, :], lower[..., 1::2, :, :]
+        Ka, Kb, Pa, Pb = K[..., 0::2, :, :], K[..., 1::2, :, :], P[..., 0::2, :, :], P[..., 1::2, :, :]
+        Oa, Ob_b = Ob[..., 0::2, :, :], Ob[..., 1::2, :, :]
+        lower = torch.cat([torch.cat([la, torch.zeros_like(la)], -1), torch.cat([Ob_b @ Ka, lb], -1)], -2)
+        K = torch.cat([Pb @ Ka, Kb], -1)
+        Ob = torch.cat([Oa, Ob_b @ Pa], -2)
+        P = Pb @ Pa
+        size *= 2
+    return lower, K, P, Ob
+
+
+def default_chunk(stages: int, m_in: int, m_out: int, state_dim: int) -> int:
+    """Stages per chunk (a power of two; ≥ ``stages`` means the dense product).
+
+    Per sample, the diagonal chunk blocks cost n·chunk·m multiply-adds and the chunk-level state maps 2(N·s/chunk)²,
+    balanced at chunk³ = 2·N·s²/(m_in·m_out); each doubling also costs a fixed ~0.1 ms of autograd work on the CPU,
+    so chunks below 16 stages do not pay. This rule picks the measured best or within 10 % of it for n = 256 … 4096,
+    s = 1 and 4, batch 256 (bench/bench_sss.py; README, paper 3).
+    """
+    balance = (2.0 * stages * max(1, state_dim) ** 2 / (m_in * m_out)) ** (1 / 3)
+    return max(16, 1 << round(math.log2(balance)))
 
 
 class SSSLinear(nn.Module):
     """y = T·u + b with T in SSS form (see the module docstring). ``stages`` defaults to ``in_features`` (m = 1)."""
 
     def __init__(self, in_features: int, out_features: int | None = None, state_dim: int = 1, stages: int | None = None,
-                 bias: bool = True, init: str = "hankel_svd", generator: np.random.Generator | None = None):
+                 bias: bool = True, init: str = "hankel_svd", generator: np.random.Generator | None = None,
+                 chunk: int | None = None):
         super().__init__()
+        if chunk is not None and (chunk < 1 or chunk & (chunk - 1)):
+            raise ValueError(f"chunk must be a power of two, got {chunk}")
+        self.chunk = chunk
         out_features = out_features or in_features
         stages = stages or min(in_features, out_features)
         if in_features % stages or out_features % stages:
@@ -151,26 +174,82 @@ class SSSLinear(nn.Module):
 
     # ------------------------------------------------------------ forward
 
+    def padded_generators(self, stages: int):
+        """The seven generator kinds as zero-padded per-stage tensors, extended by zero stages to ``stages``."""
+        out = []
+        for name in "ABCDEFG":
+            g = getattr(self, name).padded()
+            out.append(torch.nn.functional.pad(g, (0, 0, 0, 0, 0, stages - self.stages)))
+        return out
+
+    def chunk_blocks(self, chunk: int):
+        """The operators of the chunked product with ``chunk`` stages per chunk (a power of two):
+
+        local (chunks, chunk·m_out, chunk·m_in): the dense diagonal block of T for every chunk;
+        K (chunks, 2s, chunk·m_in): a chunk's inputs → the causal and anticausal states leaving it;
+        M (2, chunks·s, chunks·s): the causal (0) and anticausal (1) states leaving the chunks → the states entering
+        them (block lower and block upper triangular);
+        Ob (chunks, chunk·m_out, 2s): the two states entering a chunk → its outputs.
+        With one chunk, only ``local`` (then T itself) is computed.
+        """
+        N, mi, mo = self.stages, self.m_in, self.m_out
+        nC = -(-N // chunk)
+        A, B, C, D, E, F, G = self.padded_generators(nC * chunk)
+        # The anticausal system is the causal one in reversed stage order: stacked with the causal system, both go
+        # through one set of doublings; its operators are brought back to the original order by flipping the chunks
+        # and the stages inside each chunk (not the entries inside a stage's block).
+        lower, K, P, Ob = _chunk_operators(torch.stack([A, E.flip(0)]), torch.stack([B, F.flip(0)]),
+                                           torch.stack([C, G.flip(0)]), chunk)
+        up = lower[1].view(nC, chunk, mo, chunk, mi).flip(0, 1, 3)
+        diag = torch.diag_embed(D.view(nC, chunk, mo, mi).permute(0, 2, 3, 1)).permute(0, 3, 1, 4, 2)
+        local = lower[0] + (up + diag).reshape(nC, chunk * mo, chunk * mi)
+        if nC == 1:
+            return local, None, None, None
+        s = K.shape[-2]
+        K = torch.cat([K[0], K[1].view(nC, s, chunk, mi).flip(0, 2).reshape(nC, s, chunk * mi)], 1)
+        Ob = torch.cat([Ob[0], Ob[1].view(nC, chunk, mo, s).flip(0, 1).reshape(nC, chunk * mo, s)], 2)
+        # One level up, the chunks form a system with A = P and B = C = I: its strictly lower part maps the states
+        # leaving the chunks to the states entering them.
+        padded = 1 << (nC - 1).bit_length()
+        P = torch.nn.functional.pad(P, (0, 0, 0, 0, 0, padded - nC))
+        eye = torch.eye(s, dtype=P.dtype, device=P.device).expand_as(P)
+        M = _chunk_operators(P, eye, eye, padded)[0][:, 0, :nC * s, :nC * s]
+        M = torch.stack([M[0], M[1].view(nC, s, nC, s).flip(0, 2).reshape(nC * s, nC * s)])
+        return local, K, M, Ob
+
+    def chunk_size(self) -> int:
+        """Stages per chunk: ``self.chunk`` when set, else the measured rule of :func:`default_chunk`."""
+        return self.chunk or default_chunk(self.stages, self.m_in, self.m_out, self.state_dim)
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        batch = u.shape[:-1]
-        u = u.reshape(-1, self.stages, self.m_in)
-        B, F_ = self.B.padded(), self.F.padded()
-        x = linear_scan(self.A.padded(), torch.einsum("kij,bkj->bki", B, u))
-        # Anticausal: the same recursion over the stages in reverse order; after flipping back, z[:, j] is the state
-        # entering stage j from above (built from the inputs of stages j+1 … N−1).
-        z = linear_scan(self.E.padded().flip(0), torch.einsum("kij,bkj->bki", F_, u).flip(1)).flip(1)
-        y = (torch.einsum("kij,bkj->bki", self.C.padded(), x) + torch.einsum("kij,bkj->bki", self.D.padded(), u)
-             + torch.einsum("kij,bkj->bki", self.G.padded(), z))
-        y = y.reshape(*batch, self.out_features)
+        lead = u.shape[:-1]
+        u = u.reshape(-1, self.in_features)
+        N, mi, mo = self.stages, self.m_in, self.m_out
+        chunk = self.chunk_size()
+        if chunk >= N:  # one chunk: the dense product
+            y = torch.nn.functional.linear(u, self.dense(), self.bias)
+            return y.reshape(*lead, self.out_features)
+        local, K, M, Ob = self.chunk_blocks(chunk)
+        nC, s = local.shape[0], K.shape[1] // 2
+        uc = torch.nn.functional.pad(u, (0, nC * chunk * mi - self.in_features)).view(-1, nC, chunk * mi)
+        # (chunks, batch, chunk·m_in), contiguous: with the chunk stride below the row stride, CPU bmm can fall back
+        # to a much slower kernel
+        uc = uc.transpose(0, 1).contiguous()
+        y = torch.bmm(uc, local.transpose(1, 2))
+        ends = torch.bmm(uc, K.transpose(1, 2))                                     # (chunks, batch, 2s)
+        ends = ends.view(nC, -1, 2, s).permute(2, 1, 0, 3).reshape(2, -1, nC * s)   # (2, batch, chunks·s)
+        starts = torch.bmm(ends, M.transpose(1, 2))
+        starts = starts.view(2, -1, nC, s).permute(2, 1, 0, 3).reshape(nC, -1, 2 * s)
+        y = torch.baddbmm(y, starts, Ob.transpose(1, 2))
+        y = y.transpose(0, 1).reshape(-1, nC * chunk * mo)[:, :self.out_features]
+        y = y.reshape(*lead, self.out_features)
         return y + self.bias if self.bias is not None else y
 
     def dense(self) -> torch.Tensor:
-        """The matrix T (out × in), assembled by applying the layer to the identity (differentiable)."""
-        eye = torch.eye(self.in_features, dtype=self.D.values.dtype, device=self.D.values.device)
-        y = self.forward(eye)
-        if self.bias is not None:
-            y = y - self.bias
-        return y.T
+        """The matrix T (out × in), assembled from the generators in log₂ N merge steps (differentiable)."""
+        chunk = 1 << max(0, (self.stages - 1).bit_length())
+        local = self.chunk_blocks(chunk)[0][0]
+        return local[:self.out_features, :self.in_features]
 
     def extra_repr(self) -> str:
         return (f"in={self.in_features}, out={self.out_features}, state_dim={self.state_dim}, stages={self.stages}, "
@@ -209,17 +288,18 @@ def per_stage_forward(layer: SSSLinear, u: torch.Tensor) -> torch.Tensor:
     blocks = {name: [] for name in "ABCDEFG"}
     for name in "ABCDEFG":
         packed = getattr(layer, name)
-        padded = packed.padded()
-        blocks[name] = [padded[k, :r, :c] for k, (r, c) in enumerate(packed.shapes)]
-    U = u.reshape(-1, N, mi)
-    y = [U.new_zeros(U.shape[0], mo) for _ in range(N)]
-    x = U.new_zeros(U.shape[0], 0)
+        # unbind first: slicing stage k out of the (N, r, c) tensor directly would make each slice's backward
+        # allocate the whole tensor, O(N²) work the original (one parameter per stage) does not do
+        blocks[name] = [g[:r, :c] for g, (r, c) in zip(packed.padded().unbind(0), packed.shapes)]
+    U = u.reshape(-1, N, mi).unbind(1)
+    y = [U[0].new_zeros(U[0].shape[0], mo) for _ in range(N)]
+    x = U[0].new_zeros(U[0].shape[0], 0)
     for k in range(N):
-        y[k] = y[k] + x @ blocks["C"][k].T + U[:, k] @ blocks["D"][k].T
-        x = x @ blocks["A"][k].T + U[:, k] @ blocks["B"][k].T
-    z = U.new_zeros(U.shape[0], 0)
+        y[k] = y[k] + x @ blocks["C"][k].T + U[k] @ blocks["D"][k].T
+        x = x @ blocks["A"][k].T + U[k] @ blocks["B"][k].T
+    z = U[0].new_zeros(U[0].shape[0], 0)
     for j in reversed(range(N)):
         y[j] = y[j] + z @ blocks["G"][j].T
-        z = z @ blocks["E"][j].T + U[:, j] @ blocks["F"][j].T
+        z = z @ blocks["E"][j].T + U[j] @ blocks["F"][j].T
     out = torch.cat(y, 1)
     return out + layer.bias if layer.bias is not None else out
