@@ -6,8 +6,9 @@ import torch
 from repronets.sss.layer import SSSLinear, causal_dims, per_stage_forward
 
 
-@pytest.mark.parametrize("n_in, n_out, s, stages", [(50, 50, 3, 50), (64, 64, 4, 16), (24, 36, 2, 12), (30, 10, 5, 5),
-                                                    (7, 7, 1, 7), (1, 1, 2, 1)])
+@pytest.mark.parametrize("n_in, n_out, s, stages", [(100, 100, 1, 100), *[(50, 50, s, 50) for s in range(1, 6)],
+                                                    (100, 100, 3, 10), (64, 64, 4, 16), (24, 36, 2, 12),
+                                                    (30, 10, 5, 5), (7, 7, 1, 7), (1, 1, 2, 1)])
 def test_recursions_equal_the_dense_matrix_and_a_per_stage_loop(n_in, n_out, s, stages):
     torch.manual_seed(0)
     layer = SSSLinear(n_in, n_out, s, stages, generator=np.random.default_rng(0)).double()
@@ -44,6 +45,8 @@ def test_parameter_counts_of_the_reference():
         got = [sum(p.numel() for p in SSSLinear(n, state_dim=s, bias=False, init="zeros").parameters()) for s in (1, 2, 4)]
         assert tuple(got) == expected
     assert sum(p.numel() for p in SSSLinear(37, state_dim=1).parameters()) == 8 * 37 - 8
+    assert sum(p.numel() for p in SSSLinear(100, state_dim=1).parameters()) == 792
+    assert sum(p.numel() for p in SSSLinear(100, state_dim=3, stages=10).parameters()) == 2324
 
 
 def test_state_dimension_profile():

@@ -20,6 +20,7 @@ import torch
 import torch.utils.data
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")
+TABULAR_DATASETS = ("pendigits", "hand_postures")  # feature vectors (N, F), raw values: paper 3's UCI sets
 SPLITS = ("train", "test")
 DIGITS_TEST_FRACTION = 0.25
 DIGITS_SPLIT_SEED = 0
@@ -118,12 +119,16 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 def load(name: str, split: str = "train", *, root=None, download: bool = False, device="cpu") -> Split:
     """The ``split`` ("train" or "test") of dataset ``name`` as tensors on ``device``."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}: choose one of {list(DATASETS)}")
+    if name not in DATASETS + TABULAR_DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {list(DATASETS + TABULAR_DATASETS)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: choose one of {list(SPLITS)}")
     if name == "digits":
         data = _digits(split)
+    elif name in TABULAR_DATASETS:
+        from . import uci
+
+        data = uci.READERS[name](data_root(root), split, download)
     else:
         data = _TORCHVISION[name](data_root(root), split == "train", download)
     return data.to(device)

@@ -30,6 +30,7 @@ NOTEBOOK_SCHEMAS = {
     "00_data_and_baselines": "repronets.baselines:Params",
     "01_tau_speedup": "repronets.tau.experiment:Params",
     "02_continuousnet_tables": "repronets.continuous.experiment:Params",
+    "03_sss_benchmarks": "repronets.sss.experiment:Params",
 }
 
 

@@ -1,0 +1,179 @@
+"""Tables and figures of the SSS notebook, from stored runs."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..plotting import plt, sns
+from ..results import RunResult
+from .models import state_dim
+
+LOSS_NAMES = {"double_softmax": "double softmax (original)", "logits": "logits (corrected)"}
+
+
+def model_label(key: str) -> str:
+    s = state_dim(key)
+    return {"standard_nn": "dense", "rank_1": "rank 1"}.get(key, f"SSS s={s}")
+
+
+def model_order(keys) -> list[str]:
+    keys = set(keys)
+    return [k for k in ("standard_nn", *sorted((k for k in keys if state_dim(k)), key=state_dim), "rank_1") if k in keys]
+
+
+def palette(keys) -> dict[str, object]:
+    """Dense black, rank-1 grey, the SSS models on one sequential ramp (darker = larger s)."""
+    sss = [k for k in model_order(keys) if state_dim(k)]
+    ramp = sns.color_palette("crest", max(len(sss), 1))
+    colours = {"dense": "black", "rank 1": "0.6"}
+    colours.update({model_label(k): ramp[i] for i, k in enumerate(sss)})
+    return colours
+
+
+def frame(runs: list[RunResult]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        q, res = r.params, r.result
+        rows.append({"dataset": q["dataset"], "share": q["share"], "model": model_label(q["model"]), "key": q["model"],
+                     "width": q["width"], "repeat": q["repeat"], "loss": q["loss"], "test_accuracy": res["test_accuracy"],
+                     "parameters": res["nb_model_parameters"], "epochs": res["epochs"], "train_samples": res["train_samples"],
+                     "train_time_s": res["train_time_s"], "final_train_loss": res["training_loss_history"][-1]})
+    return pd.DataFrame(rows)
+
+
+def accuracy_figure(df: pd.DataFrame):
+    """Test accuracy against training-set share, one line per model (mean, error bars ±1 sd over repeats); one column
+    per loss variant, one row per dataset (and width)."""
+    df = df.assign(panel=df.dataset + (", h=" + df.width.astype(str) if df.width.nunique() > 1 else ""))
+    panels, losses = sorted(df.panel.unique()), [l for l in LOSS_NAMES if l in set(df.loss)]
+    order = [model_label(k) for k in model_order(df.key)]
+    colours = palette(df.key)
+    fig, axes = plt.subplots(len(panels), len(losses), figsize=(5.2 * len(losses), 3.6 * len(panels)),
+                             squeeze=False, sharex=True)
+    for i, panel in enumerate(panels):
+        for j, loss in enumerate(losses):
+            ax = axes[i][j]
+            sub = df[(df.panel == panel) & (df.loss == loss)]
+            stats = sub.groupby(["model", "share"]).test_accuracy.agg(["mean", "std"]).reset_index()
+            shares = sorted(sub.share.unique())
+            offsets = dict(zip(order, np.linspace(-0.04, 0.04, len(order))))  # spread the error bars apart
+            for model in order:
+                m = stats[stats.model == model].sort_values("share")
+                if not len(m):
+                    continue
+                x = m.share * 10 ** offsets[model]
+                ax.errorbar(x, m["mean"], yerr=m["std"].fillna(0), label=model, color=colours[model], marker="o",
+                            ms=4, lw=1.4 if model in ("dense", "rank 1") else 1.1, capsize=2,
+                            ls="--" if model == "rank 1" else "-")
+            ax.set_xscale("log")
+            ax.set_xticks(shares, [f"{s:g}" for s in shares])
+            ax.minorticks_off()
+            ax.set_title(f"{panel} · {LOSS_NAMES[loss]}", fontsize=10)
+            ax.set_xlabel("share of the training set")
+            ax.set_ylabel("test accuracy")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="hidden layer")
+    return fig
+
+
+def _mean_sd(values: pd.Series) -> str:
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1 else f"{values.mean():.3f}"
+
+
+def results_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, loss and model: the parameter count and the test accuracy (mean ± sd over repeats) at each
+    share, and the mean number of epochs the stopping rule allowed."""
+    rows = []
+    for (dataset, loss, width), g in df.groupby(["dataset", "loss", "width"], sort=True):
+        for key in model_order(g.key):
+            m = g[g.key == key]
+            row = {"dataset": dataset, "loss": loss, "h": width, "model": model_label(key),
+                   "parameters": int(m.parameters.iloc[0])}
+            for share, s in m.groupby("share"):
+                row[f"acc @ {share:g}"] = _mean_sd(s.test_accuracy)
+            row["epochs"] = f"{m.epochs.mean():.0f}"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparison(df: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, loss and share: the best SSS model against dense and rank-1 (mean test accuracy), and whether an
+    SSS model with no more parameters than the dense one beats it."""
+    rows = []
+    for (dataset, loss, share), g in df.groupby(["dataset", "loss", "share"]):
+        mean = g.groupby("key").test_accuracy.mean()
+        params = g.groupby("key").parameters.first()
+        sss = [k for k in mean.index if state_dim(k)]
+        if not sss or "standard_nn" not in mean:
+            continue
+        best = max(sss, key=lambda k: mean[k])
+        fewer = [k for k in sss if params[k] <= params["standard_nn"]]
+        best_fewer = max(fewer, key=lambda k: mean[k]) if fewer else None
+        rows.append({"dataset": dataset, "loss": loss, "share": share, "dense": round(mean["standard_nn"], 4),
+                     "rank 1": round(mean.get("rank_1", np.nan), 4), "best SSS": model_label(best),
+                     "best SSS acc": round(mean[best], 4),
+                     "best SSS with ≤ dense params": model_label(best_fewer) if best_fewer else "–",
+                     "its acc": round(mean[best_fewer], 4) if best_fewer else np.nan})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ complexity
+
+def complexity_frame(result: dict) -> pd.DataFrame:
+    df = pd.DataFrame(result["rows"])
+    df["label"] = [("dense (nn.Linear)" if s is None or s != s else f"SSS s={int(s)}") for s in df.state_dim]
+    return df
+
+
+def crossovers(df: pd.DataFrame) -> pd.DataFrame:
+    """For each s: the n where the SSS layer's time crosses the dense layer's (log-log interpolation between the
+    measured sizes), and the time ratio at the largest n."""
+    dense = df[df.layer == "dense"].set_index("n").seconds
+    rows = []
+    for s, g in df[df.layer != "dense"].groupby("state_dim"):
+        ratio = (g.set_index("n").seconds / dense).sort_index()
+        n_cross = None
+        for (n0, r0), (n1, r1) in zip(ratio.items(), list(ratio.items())[1:]):
+            if r0 >= 1 > r1:
+                t = np.log(r0) / (np.log(r0) - np.log(r1))
+                n_cross = float(np.exp(np.log(n0) + t * (np.log(n1) - np.log(n0))))
+        if n_cross is None and len(ratio) and ratio.iloc[0] < 1:
+            n_cross = float(ratio.index[0])  # faster already at the smallest size measured
+        rows.append({"state_dim": int(s), "crossover_n": n_cross, "largest_n": int(ratio.index[-1]),
+                     "time_ratio_at_largest_n": float(ratio.iloc[-1]),
+                     "time_ratio_at_smallest_n": float(ratio.iloc[0])})
+    return pd.DataFrame(rows)
+
+
+def complexity_figure(df: pd.DataFrame):
+    """Left: measured forward + backward time against n (log-log), crossovers with the dense layer marked.
+    Right: multiply-adds per sample and forward pass, counted by torch.utils.flop_counter (solid) and the minimum of
+    the recursions, one per generator entry (dotted), against dense n²."""
+    labels = ["dense (nn.Linear)", *sorted(l for l in df.label.unique() if l.startswith("SSS"))]
+    ramp = sns.color_palette("crest", len(labels) - 1)
+    colours = {"dense (nn.Linear)": "black", **{l: ramp[i] for i, l in enumerate(labels[1:])}}
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label in labels:
+        g = df[df.label == label].sort_values("n")
+        ax_t.plot(g.n, g.seconds * 1e3, marker="o", ms=4, color=colours[label], label=label)
+        ax_m.plot(g.n, g.macs_per_sample, marker="o", ms=4, color=colours[label], label=f"{label}, counted")
+        if label != labels[0]:
+            ax_m.plot(g.n, g.minimal_macs_per_sample, ls=":", color=colours[label])
+    dense = df[df.layer == "dense"].set_index("n").seconds
+    for _, row in crossovers(df).iterrows():
+        if row.crossover_n:
+            y = np.exp(np.interp(np.log(row.crossover_n), np.log(dense.index), np.log(dense.values * 1e3)))
+            ax_t.plot([row.crossover_n], [y], marker="X", ms=10, color=colours[f"SSS s={int(row.state_dim)}"],
+                      mec="white", zorder=5)
+            ax_t.annotate(f"n≈{row.crossover_n:.0f}", (row.crossover_n, y), textcoords="offset points",
+                          xytext=(6, -12), fontsize=8, color=colours[f"SSS s={int(row.state_dim)}"])
+    for ax in (ax_t, ax_m):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("n (square layer, m = 1)")
+    batch = int(df.attrs.get("batch", 0)) or None
+    ax_t.set_ylabel("ms per forward + backward" + (f" (batch {batch})" if batch else ""))
+    ax_t.set_title("measured time (× = crossover with dense)", fontsize=10)
+    ax_m.set_ylabel("multiply-adds per sample (forward)")
+    ax_m.set_title("counted (solid) and minimal (dotted) multiply-adds", fontsize=10)
+    ax_t.legend(fontsize=8)
+    return fig

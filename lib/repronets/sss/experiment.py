@@ -1,0 +1,267 @@
+"""Paper 3's benchmark grid (shared/papers/sss.md §4): datasets × training-set shares × models × widths × repeats,
+trained with the original protocol, results in the original pickle's structure (as JSON), and the complexity
+measurements of the layer.
+
+Run without Jupyter: ``python -m repronets.sss --profile paper [--export DIR]``.
+
+The protocol, as the original's ``train_model`` (§4.2): per dataset the training split is shuffled once and every
+share takes its first ⌊share·N⌋ samples (so smaller shares are nested in larger ones); 15 % of those are split off
+for validation; Adam at lr 1e-3 with batches of 100,000 (full batch on every dataset used: one step per epoch);
+after each epoch the whole training part (cross-entropy, accuracy) and the validation part (accuracy) are
+evaluated; training stops once more than ``min_epochs`` (200) and 2·patience epochs have run and the best
+validation accuracy of the last ``patience`` (20) epochs is below the best before them + ``min_improvement``
+(5e-4). The final model, not the best one, is tested.
+
+Where this departs from the original, by necessity or as an option (stated in the notebook too):
+- Seeds everywhere (the original set none): the shuffle per dataset (``split_seed``), the validation split and the
+  model initialisation per repeat; the validation split of a repeat is the same for every model (paired).
+- ``max_epochs``: a cap the original did not have (its loop could in principle run forever).
+- ``losses``: ``double_softmax`` (faithful: softmax outputs into CrossEntropyLoss) and/or ``logits`` (corrected).
+- ``inputs``: ``raw`` (faithful: pixels 0–255, features as in the files) or ``scaled`` (pixels in [0, 1], features
+  standardised with the training part's mean and standard deviation).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import data, fileio, train
+from ..params import CommonParams, param
+from ..results import RunResult, RunStore
+from . import models
+from .layer import SSSLinear
+
+CODE_VERSION = 1
+LOSSES = ("double_softmax", "logits")
+INPUTS = ("raw", "scaled")
+DATASETS = data.DATASETS + data.TABULAR_DATASETS
+# The value range of each dataset as loaded (images in [0, 1]) → the original's raw range.
+RAW_SCALE = {"digits": 16.0, "mnist": 255.0, "fashion_mnist": 255.0, "cifar10": 255.0, "cifar100": 255.0,
+             "svhn": 255.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Params(CommonParams):
+    datasets: list[str] = param(choices=DATASETS)
+    training_set_shares: list[float] = param(gt=0.0, le=1.0, doc="fractions of the (shuffled) training split")
+    models: list[str] = param(choices=models.model_keys(range(1, 9)), doc="standard_nn, ss_<s>_dim, rank_1")
+    widths: list[int] = param(ge=1, doc="hidden width h (the original's nb_neurons_list)")
+    repeats: int = param(ge=1, doc="the original's nb_iterations")
+    losses: list[str] = param(choices=LOSSES, doc="double_softmax (faithful) and/or logits (corrected)")
+    inputs: str = param(choices=INPUTS, doc="raw (faithful) or scaled inputs")
+    split_seed: int = param(ge=0, doc="seed of the one shuffle per dataset")
+    seed: int = param(ge=0, doc="repeat r uses seed + r for its validation split and initialisation")
+    validation_fraction: float = param(gt=0.0, lt=1.0)
+    lr: float = param(gt=0.0)
+    batch_size: int = param(ge=1, doc="100000 in the original's benchmark: full batch")
+    min_epochs: int = param(ge=0)
+    max_epochs: int = param(ge=1, doc="a cap the original did not have")
+    patience: int = param(ge=1)
+    min_improvement: float = param(ge=0.0)
+    complexity_sizes: list[int] = param(ge=2, doc="n of the complexity figure (square layers, m = 1)")
+    complexity_states: list[int] = param(ge=1)
+    complexity_batch: int = param(ge=1)
+    complexity_min_time: float = param(gt=0.0, doc="seconds of timing per point")
+
+    def __post_init__(self):
+        if self.min_epochs >= self.max_epochs:
+            raise ValueError(f"min_epochs ({self.min_epochs}) must be below max_epochs ({self.max_epochs})")
+
+
+class OriginalStopping:
+    """The original's per-epoch evaluation and stopping rule (module docstring), as a ``train.fit`` callback; its
+    histories are part of the checkpoint, so a resumed run continues them."""
+
+    def __init__(self, train_part: data.Split, validation: data.Split, min_epochs: int, patience: int,
+                 min_improvement: float):
+        self.train_part, self.validation = train_part, validation
+        self.min_epochs, self.patience, self.min_improvement = min_epochs, patience, min_improvement
+        self.history = {"training_loss_history": [], "accuracy_history": [], "val_accuracy_history": []}
+
+    def after_epoch(self, state) -> None:
+        fit = train.evaluate(state.model, self.train_part, batch_size=100_000)
+        val = train.evaluate(state.model, self.validation, batch_size=100_000)
+        self.history["training_loss_history"].append(fit["loss"])
+        self.history["accuracy_history"].append(fit["acc"])
+        self.history["val_accuracy_history"].append(val["acc"])
+        state.stop = self.should_stop(self.history["val_accuracy_history"])
+
+    def should_stop(self, val_acc: list[float]) -> bool:
+        epochs, p = len(val_acc), self.patience
+        if epochs <= self.min_epochs or epochs <= 2 * p:
+            return False
+        return max(val_acc[-p:]) < max(val_acc[:-p]) + self.min_improvement
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}
+
+    def load_state_dict(self, saved: dict, state) -> None:
+        self.history = saved["history"]
+
+
+def share_of(split: data.Split, share: float, seed: int) -> data.Split:
+    """The first ⌊share·N⌋ samples of the split shuffled once with ``seed`` (nested across shares, as the original's
+    shuffle-then-train_test_split(shuffle=False))."""
+    order = np.random.default_rng(seed).permutation(len(split))
+    return split.subset(order[:max(1, math.floor(share * len(split)))])
+
+
+def validation_split(split: data.Split, fraction: float, seed: int) -> tuple[data.Split, data.Split]:
+    """(train part, validation part) with ⌈fraction·N⌉ validation samples, shuffled as sklearn's train_test_split."""
+    from sklearn.model_selection import train_test_split
+
+    rest, val = train_test_split(np.arange(len(split)), test_size=fraction, random_state=seed, shuffle=True)
+    return split.subset(rest), split.subset(val)
+
+
+def prepare_inputs(train_part: data.Split, others: list[data.Split], inputs: str) -> list[data.Split]:
+    """Raw: the original's ranges; scaled: images as loaded ([0, 1]), feature vectors standardised with the training
+    part's statistics."""
+    splits = [train_part, *others]
+    name = train_part.name
+    if inputs == "raw":
+        scale = RAW_SCALE.get(name, 1.0)
+        return [dataclasses.replace(s, x=s.x * scale) for s in splits]
+    if name in data.TABULAR_DATASETS:
+        mean, std = train_part.x.mean(0), train_part.x.std(0).clamp_min(1e-6)
+        return [dataclasses.replace(s, x=(s.x - mean) / std) for s in splits]
+    return splits
+
+
+def run_params(p: Params, dataset: str, share: float, key: str, width: int, repeat: int, loss: str) -> dict:
+    return {"code_version": CODE_VERSION, "dataset": dataset, "share": share, "model": key, "width": width,
+            "repeat": repeat, "seed": p.seed + repeat, "loss": loss, "inputs": p.inputs, "split_seed": p.split_seed,
+            "validation_fraction": p.validation_fraction, "lr": p.lr, "batch_size": p.batch_size,
+            "min_epochs": p.min_epochs, "max_epochs": p.max_epochs, "patience": p.patience,
+            "min_improvement": p.min_improvement}
+
+
+def grid(p: Params) -> list[dict]:
+    """In the original's loop order: dataset, share, model, width, repeat (then our loss variants)."""
+    return [run_params(p, d, share, key, w, r, loss) for d in p.datasets for share in p.training_set_shares
+            for key in p.models for w in p.widths for r in range(p.repeats) for loss in p.losses]
+
+
+def train_one(p: Params, run: dict, checkpoint=None) -> dict:
+    full, test = data.train_test(run["dataset"], root=p.data_root or None, download=p.download)
+    subset = share_of(full, run["share"], run["split_seed"])
+    train_part, validation = validation_split(subset, run["validation_fraction"], run["seed"])
+    train_part, validation, test = prepare_inputs(train_part, [validation, test], run["inputs"])
+    output = "softmax" if run["loss"] == "double_softmax" else "logits"
+    model = models.build(run["model"], train_part.input_shape, full.num_classes, run["width"], output, run["seed"])
+    stopping = OriginalStopping(train_part, validation, run["min_epochs"], run["patience"], run["min_improvement"])
+    config = train.TrainConfig(epochs=run["max_epochs"], batch_size=run["batch_size"], optimizer="adam", lr=run["lr"],
+                               device=p.device, seed=run["seed"], eval_batch_size=100_000, log_steps=False,
+                               name=f"{run['dataset']}/{run['share']}/{run['model']}/r{run['repeat']}/{run['loss']}")
+    history = train.fit(model, train_part, config, callbacks=[stopping], checkpoint=checkpoint)
+    tested = train.evaluate(model, test.to(next(model.parameters()).device), batch_size=100_000)
+    result = {**stopping.history, "test_loss": tested["loss"], "test_accuracy": tested["acc"],
+              "nb_model_parameters": models.count_parameters(model), "epochs": len(history.epochs["epoch"]),
+              "train_time_s": sum(history.epochs["train_time"]), "train_samples": len(train_part),
+              "validation_samples": len(validation), "test_samples": len(test), "device": str(train.resolve_device(p.device))}
+    hidden = model.head.hidden if isinstance(model, models.ConvNet) else model.hidden
+    if isinstance(hidden, SSSLinear):
+        result["hankel_ranks_after_training"] = list(models.hankel_ranks(hidden.dense(), hidden.stages))
+    return result
+
+
+def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
+    store = store or RunStore()
+    return [store.run("sss", g, lambda g, ckpt: train_one(p, g, ckpt), device=p.device) for g in grid(p)]
+
+
+# ------------------------------------------------------------------ complexity
+
+def complexity_params(p: Params) -> dict:
+    return {"code_version": CODE_VERSION, "sizes": p.complexity_sizes, "states": p.complexity_states,
+            "batch": p.complexity_batch, "min_time": p.complexity_min_time, "device": p.device,
+            "threads": torch.get_num_threads()}
+
+
+def counted_macs(module: torch.nn.Module, u: torch.Tensor) -> int:
+    """Multiply-adds of one forward pass as counted by torch.utils.flop_counter (matrix products only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(u)
+    return counter.get_total_flops() // 2
+
+
+def generator_macs(n: int, s: int) -> int:
+    """The minimum for the recursions (m = 1): one multiply-add per generator entry and sample, §1.3."""
+    layer = SSSLinear(n, state_dim=s, bias=False, init="zeros")
+    return sum(q.numel() for q in layer.parameters())
+
+
+def measure_complexity(params: dict, checkpoint=None) -> dict:
+    """Forward + backward time (median, torch.utils.benchmark) and counted multiply-adds per sample of the SSS layer
+    (random generators at the initialisation's scale) and of nn.Linear, for each n and s."""
+    import torch.utils.benchmark as benchmark
+
+    device = train.resolve_device(params["device"])
+    rows = []
+    for n in params["sizes"]:
+        u = torch.randn(params["batch"], n, device=device, requires_grad=True)
+        layers = {"dense": torch.nn.Linear(n, n)}
+        for s in params["states"]:
+            layers[f"sss_{s}"] = random_sss(n, s)
+        for name, layer in layers.items():
+            layer = layer.to(device)
+            timer = benchmark.Timer("layer(u).sum().backward()", globals={"layer": layer, "u": u})
+            seconds = timer.blocked_autorange(min_run_time=params["min_time"]).median
+            s = None if name == "dense" else int(name.split("_")[1])
+            rows.append({"n": n, "layer": name, "state_dim": s, "seconds": seconds,
+                         "macs_per_sample": counted_macs(layer, u[:1].detach()),
+                         "minimal_macs_per_sample": n * n if s is None else generator_macs(n, s),
+                         "chunk": None if s is None else layer.chunk_size()})
+    return {"rows": rows, "device": str(device)}
+
+
+def random_sss(n: int, s: int, seed: int = 0) -> SSSLinear:
+    """An SSS layer with generators at the scale of the Hankel-SVD initialisation (orthogonal A_k, entries of B, C, D
+    about 0.1) without its O(N·n³) cost; timing depends on scale only through subnormal floats."""
+    torch.manual_seed(seed)
+    layer = SSSLinear(n, state_dim=s, init="zeros")
+    with torch.no_grad():
+        for q in layer.parameters():
+            q.normal_(0, 0.1)
+        for packed in (layer.A, layer.E):
+            orthogonal = torch.linalg.qr(torch.randn(layer.stages, s, s)).Q
+            packed.values.copy_(orthogonal.reshape(-1)[packed.index])
+    return layer
+
+
+def complexity(p: Params, store: RunStore | None = None) -> RunResult:
+    store = store or RunStore()
+    return store.run("sss_complexity", complexity_params(p), measure_complexity, device=p.device)
+
+
+# ------------------------------------------------------------------ the original's results file
+
+def original_results(runs: list[RunResult]) -> dict:
+    """The original's ``benchmark_results.p`` structure (sss.md §4.4) as JSON: shares and widths become string keys;
+    runs with the corrected loss go under ``"<model>@logits"`` so the faithful keys stay the original's."""
+    first = runs[0].params if runs else {}
+    out = {"dataset_names": sorted({r.params["dataset"] for r in runs}),
+           "nb_iterations": 1 + max((r.params["repeat"] for r in runs), default=-1),
+           "nb_neurons_list": sorted({r.params["width"] for r in runs}), "batch_size": first.get("batch_size"),
+           "min_accuracy_improvement": first.get("min_improvement"), "patience": first.get("patience"),
+           "training_set_shares": sorted({r.params["share"] for r in runs})}
+    for r in runs:
+        q, res = r.params, r.result
+        key = q["model"] if q["loss"] == "double_softmax" else f"{q['model']}@logits"
+        entry = {k: res[k] for k in ("training_loss_history", "accuracy_history", "val_accuracy_history",
+                                     "test_loss", "test_accuracy", "nb_model_parameters")}
+        entry["provenance"] = {"run": f"{r.kind}/{r.key}", "seed": q["seed"], **{k: r.meta.get(k) for k in ("git", "wall_time_s")}}
+        (out.setdefault(q["dataset"], {}).setdefault(str(q["share"]), {}).setdefault(key, {})
+         .setdefault(str(q["width"]), {}))[str(q["repeat"])] = entry
+    return out
+
+
+def export(runs: list[RunResult], folder: str | Path) -> list[Path]:
+    return [fileio.write_json(Path(folder) / "benchmark_results.json", original_results(runs))]

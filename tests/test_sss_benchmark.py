@@ -1,0 +1,204 @@
+"""Paper 3, the benchmark: models, data, protocol and results of shared/papers/sss.md §2–4 and §7."""
+import json
+import math
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from repronets import data, params
+from repronets.results import RunStore
+from repronets.sss import experiment, models
+from repronets.sss.layer import SSSLinear
+
+# sss.md §4.4: whole-model parameter counts at h = 50, in the order standard, ss_1 … ss_5, rank_1
+REFERENCE_COUNTS = {
+    ((16,), 10): (3910, 1752, 2220, 2848, 3620, 4520, 1510),            # pendigits
+    ((36,), 5): (4655, 2497, 2965, 3593, 4365, 5265, 2255),              # hand postures
+    ((1, 28, 28), 10): (5000, 2842, 3310, 3938, 4710, 5610, 2600),       # MNIST (conv)
+    ((3, 32, 32), 10): (5250, 3092, 3560, 4188, 4960, 5860, 2850),       # CIFAR-10 (conv)
+}
+
+
+@pytest.mark.parametrize("shape, classes", list(REFERENCE_COUNTS), ids=["pendigits", "hand_postures", "mnist", "cifar10"])
+def test_model_parameter_counts_of_the_reference(shape, classes):
+    got = tuple(models.count_parameters(models.build(k, shape, classes, 50)) for k in models.model_keys())
+    assert got == REFERENCE_COUNTS[(shape, classes)]
+
+
+def test_conv_features_and_rank1_layer():
+    for shape, conv_params in (((1, 28, 28), 1390), ((3, 32, 32), 1640)):
+        f = models.ConvFeatures(shape)
+        assert f.out_features == 10 and models.count_parameters(f) == conv_params
+    layer = models.Rank1Linear(50, np.random.default_rng(0))
+    assert models.count_parameters(layer) == 150
+    assert float(layer.v1.detach().abs().max()) <= math.sqrt(6 / 51)
+    assert float(layer.bias.detach().abs().max()) <= math.sqrt(6 / 50)
+    x = torch.randn(3, 50)
+    assert torch.allclose(layer(x), x @ layer.dense().T + layer.bias, atol=1e-5)
+    assert torch.linalg.matrix_rank(layer.dense()) == 1
+    assert not models.uses_conv((1, 8, 8)) and models.uses_conv((1, 28, 28))
+
+
+def test_outputs_double_softmax_or_logits():
+    x = torch.randn(4, 16)
+    probs = models.build("ss_2_dim", (16,), 10, 20, "softmax", seed=1)(x)
+    logits = models.build("ss_2_dim", (16,), 10, 20, "logits", seed=1)(x)
+    assert torch.allclose(probs.sum(1), torch.ones(4)) and torch.allclose(probs, torch.softmax(logits, 1))
+    with pytest.raises(ValueError, match="output"):
+        models.build("standard_nn", (16,), 10, 20, "probabilities")
+    with pytest.raises(ValueError, match="unknown model"):
+        models.build("ss_x_dim", (16,), 10, 20)
+
+
+def test_builds_are_seeded():
+    a, b = models.build("ss_3_dim", (16,), 10, 20, seed=4), models.build("ss_3_dim", (16,), 10, 20, seed=4)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_stopping_rule_is_the_originals():
+    rule = experiment.OriginalStopping(None, None, min_epochs=200, patience=20, min_improvement=5e-4)
+    flat = [0.5] * 300
+    assert not rule.should_stop(flat[:200])          # never before epoch 201
+    assert rule.should_stop(flat[:201])              # no improvement at all: stops at 201
+    rising = list(np.linspace(0.1, 0.9, 260))
+    assert not rule.should_stop(rising)              # still improving by more than 5e-4 within the window
+    tiny = [0.5] * 230 + [0.5004] * 20               # an improvement below min_improvement does not count
+    assert rule.should_stop(tiny)
+    small = experiment.OriginalStopping(None, None, min_epochs=0, patience=5, min_improvement=5e-4)
+    assert not small.should_stop([0.1] * 10)         # epochs must exceed 2·patience
+    assert small.should_stop([0.1] * 11)
+
+
+def test_shares_are_nested_and_validation_is_15_percent():
+    split = data.Split("pendigits", "train", torch.arange(7494.0)[:, None], torch.arange(7494) % 10, tuple("0123456789"))
+    tenth = experiment.share_of(split, 0.1, seed=0)
+    assert len(tenth) == 749                         # ⌊0.1·7494⌋, as sklearn's train_test_split(train_size=0.1)
+    half = experiment.share_of(split, 0.5, seed=0)
+    assert set(tenth.x[:, 0].tolist()) <= set(half.x[:, 0].tolist())
+    train_part, val = experiment.validation_split(tenth, 0.15, seed=0)
+    assert (len(train_part), len(val)) == (636, 113)  # the reference's numbers for pendigits at share 0.1
+    assert not set(train_part.x[:, 0].tolist()) & set(val.x[:, 0].tolist())
+
+
+def test_pendigits_reader(tmp_path):
+    folder = tmp_path / "pendigits"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, rows in (("pendigits.tra", 30), ("pendigits.tes", 12)):
+        table = np.c_[rng.integers(0, 101, (rows, 16)), np.arange(rows) % 10]
+        # the UCI files pad numbers to width 3 with spaces after the comma
+        (folder / name).write_text("\n".join(",".join(f"{v:3d}" for v in row) for row in table) + "\n")
+    tr = data.load("pendigits", "train", root=tmp_path)
+    te = data.load("pendigits", "test", root=tmp_path)
+    assert tr.x.shape == (30, 16) and te.x.shape == (12, 16) and tr.num_classes == 10
+    assert float(tr.x.max()) <= 100 and tr.y.tolist()[:3] == [0, 1, 2]
+    with pytest.raises(data.DatasetNotFound, match="pendigits"):
+        data.load("pendigits", "train", root=tmp_path / "nowhere")
+
+
+def _postures_csv(rows: int) -> str:
+    header = "Class,User," + ",".join(f"{a}{i}" for i in range(12) for a in "XYZ")
+    lines = [header, ",".join(["0"] * 38)]  # the all-zero first row the original skips
+    rng = np.random.default_rng(1)
+    for r in range(rows):
+        values = [f"{v:.3f}" for v in rng.normal(0, 50, 36)]
+        if r % 3 == 0:
+            values[-3:] = ["?"] * 3  # a missing marker
+        lines.append(",".join([str(1 + r % 5), str(r % 14), *values]))
+    return "\n".join(lines) + "\n"
+
+
+def test_hand_postures_reader(tmp_path):
+    folder = tmp_path / "hand_postures"
+    folder.mkdir()
+    inner = tmp_path / "Postures.zip"
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("Postures.csv", _postures_csv(50))
+    with zipfile.ZipFile(folder / "hand_postures.zip", "w") as z:  # the UCI download wraps Postures.zip
+        z.write(inner, "Postures.zip")
+    (folder / "hand_postures.zip").rename(folder / "Postures.zip")
+    tr = data.load("hand_postures", "train", root=tmp_path)
+    te = data.load("hand_postures", "test", root=tmp_path)
+    assert (len(tr), len(te)) == (40, 10) and tr.x.shape[1] == 36  # 80/20; Class and User are not features
+    assert tr.num_classes == 5 and int(tr.y.min()) == 0              # classes 1..5 shifted to 0..4
+    assert torch.isfinite(tr.x).all() and (tr.x[:, -3:] == 0).any()  # '?' became 0
+    assert not (tr.x == 0).all(1).any()                               # the all-zero row was skipped
+    again = data.load("hand_postures", "train", root=tmp_path)
+    assert torch.equal(tr.x, again.x)                                 # the split is seeded
+
+
+def test_raw_and_scaled_inputs():
+    split = data.Split("pendigits", "train", torch.tensor([[0.0, 10.0], [100.0, 30.0]]), torch.tensor([0, 1]), ("0", "1"))
+    raw = experiment.prepare_inputs(split, [split], "raw")
+    assert torch.equal(raw[0].x, split.x)
+    scaled = experiment.prepare_inputs(split, [split], "scaled")
+    assert torch.allclose(scaled[0].x.mean(0), torch.zeros(2)) and torch.allclose(scaled[0].x.std(0), torch.ones(2))
+    images = data.Split("digits", "train", torch.full((2, 1, 8, 8), 0.5), torch.tensor([0, 1]), ("0", "1"))
+    assert float(experiment.prepare_inputs(images, [], "raw")[0].x.max()) == 8.0  # 17 grey levels, 0..16
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    p = params.load("03_sss_benchmarks", "smoke")
+    p = type(p)(**{**params.as_dict(p), "losses": ["double_softmax", "logits"], "models": ["standard_nn", "ss_2_dim"]})
+    store = RunStore(tmp_path_factory.mktemp("runs"))
+    return p, store, experiment.run(p, store)
+
+
+def test_runs_follow_the_protocol_and_keep_the_structure(smoke_runs):
+    p, store, runs = smoke_runs
+    assert len(runs) == len(p.training_set_shares) * 2 * len(p.widths) * p.repeats * 2
+    for r in runs:
+        res = r.result
+        epochs = res["epochs"]
+        assert p.min_epochs < epochs <= p.max_epochs
+        assert len(res["training_loss_history"]) == len(res["val_accuracy_history"]) == epochs
+        if r.params["loss"] == "double_softmax":  # bounded below by log(1 + 9/e) with the second softmax
+            assert min(res["training_loss_history"]) > math.log(1 + 9 / math.e)
+        if r.params["model"] == "ss_2_dim":
+            assert max(res["hankel_ranks_after_training"]) <= 2  # structure kept through training
+    again = experiment.run(p, store)
+    assert all(r.cached for r in again) and [r.result for r in again] == [r.result for r in runs]
+
+
+def test_original_results_file(smoke_runs, tmp_path):
+    p, _, runs = smoke_runs
+    path, = experiment.export(runs, tmp_path)
+    assert path.name == "benchmark_results.json"
+    out = json.loads(path.read_text())
+    for key in ("dataset_names", "nb_iterations", "nb_neurons_list", "batch_size", "min_accuracy_improvement",
+                "patience", "training_set_shares"):
+        assert key in out
+    assert out["nb_iterations"] == p.repeats and out["batch_size"] == 100000
+    share = str(p.training_set_shares[0])
+    entry = out["digits"][share]["ss_2_dim"][str(p.widths[0])]["0"]
+    assert set(entry) >= {"training_loss_history", "accuracy_history", "val_accuracy_history", "test_loss",
+                          "test_accuracy", "nb_model_parameters", "provenance"}
+    assert "ss_2_dim@logits" in out["digits"][share]
+    assert entry["nb_model_parameters"] == models.count_parameters(models.build("ss_2_dim", (1, 8, 8), 10, p.widths[0]))
+
+
+def test_training_is_deterministic(smoke_runs):
+    p, _, runs = smoke_runs
+    again = experiment.train_one(p, runs[1].params)
+    assert again["test_accuracy"] == runs[1].result["test_accuracy"]
+    assert again["training_loss_history"] == runs[1].result["training_loss_history"]
+
+
+def test_complexity_counts(tmp_path):
+    p = params.load("03_sss_benchmarks", "smoke")
+    result = experiment.complexity(p, RunStore(tmp_path)).result
+    rows = {(r["n"], r["layer"]): r for r in result["rows"]}
+    n = p.complexity_sizes[-1]
+    assert rows[(n, "dense")]["macs_per_sample"] == n * n
+    for s in p.complexity_states:
+        assert rows[(n, f"sss_{s}")]["minimal_macs_per_sample"] == sum(
+            q.numel() for q in SSSLinear(n, state_dim=s, bias=False, init="zeros").parameters())
+    # the chunked formulation's count grows linearly in n at fixed s and chunk: doubling n doubles it
+    layer_a, layer_b = experiment.random_sss(1024, 2), experiment.random_sss(2048, 2)
+    layer_a.chunk = layer_b.chunk = 32
+    a = experiment.counted_macs(layer_a, torch.randn(1, 1024))
+    b = experiment.counted_macs(layer_b, torch.randn(1, 2048))
+    assert 1.9 < b / a < 2.3
