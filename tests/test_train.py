@@ -97,6 +97,31 @@ def test_resume_after_the_process_was_killed(digits, tmp_path):
     assert h.steps == h_ref.steps and same_state(resumed, reference)
 
 
+class StopAt:
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def after_epoch(self, state):
+        state.stop = state.stop or state.epoch == self.epoch
+
+
+def test_a_stopped_run_stays_stopped_and_the_checkpoint_interval_is_honoured(digits, tmp_path):
+    tr, te = digits
+    ckpt = tmp_path / "ckpt.pt"
+    h = train.fit(mlp(), tr, config(epochs=6), checkpoint=ckpt, callbacks=[StopAt(3)])
+    assert h.epochs["epoch"][-1] == 3 and torch.load(ckpt, weights_only=False)["stop"]
+    # resuming from the checkpoint of a run that stopped early trains no further epoch
+    assert train.fit(mlp(), tr, config(epochs=6), checkpoint=ckpt, callbacks=[StopAt(3)]).epochs == h.epochs
+    rare = tmp_path / "rare.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(mlp(), tr, config(checkpoint_every_s=3600.0), checkpoint=rare, callbacks=[InterruptAfter(3)])
+    assert not rare.exists()  # within the interval: no checkpoint written yet
+    frequent = tmp_path / "frequent.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(mlp(), tr, config(checkpoint_every_s=0.0), checkpoint=frequent, callbacks=[InterruptAfter(3)])
+    assert torch.load(frequent, weights_only=False)["epoch"] == 2
+
+
 def test_checkpoint_of_another_config_is_refused(digits, tmp_path):
     tr, te = digits
     ckpt = tmp_path / "ckpt.pt"

@@ -31,6 +31,7 @@ NOTEBOOK_SCHEMAS = {
     "01_tau_speedup": "repronets.tau.experiment:Params",
     "02_continuousnet_tables": "repronets.continuous.experiment:Params",
     "03_sss_benchmarks": "repronets.sss.experiment:Params",
+    "04_dynamic_exits": "repronets.jeidnn.experiment:Params",
 }
 
 

@@ -56,6 +56,8 @@ class TrainConfig:
     eval_before: bool = False         # evaluate once before training (the epoch-0 point of a curve)
     log_steps: bool = True            # keep every step's metrics in History.steps
     progress: bool | None = None      # None: bars in a terminal or an interactive notebook, not in run_all.sh
+    checkpoint_every_s: float = 0.0   # at most one checkpoint per this many seconds (0: after every epoch); runs of
+                                      # many millisecond epochs otherwise spend most of their time writing checkpoints
     name: str = "run"                 # used in progress bars and error messages
 
     def __post_init__(self):
@@ -142,11 +144,15 @@ class TrainState:
 
     def rebuild_optimizer(self, keep_state: bool = False) -> None:
         """A new optimizer (and scheduler) over the current model's parameters, at the current learning rate."""
-        lr = self.optimizer.param_groups[0]["lr"] if self.optimizer else self.config.lr
+        first = self.optimizer.param_groups[0] if self.optimizer else None
+        lr = first["lr"] / first.get("lr_scale", 1.0) if first else self.config.lr
         old = self.optimizer.state_dict() if (keep_state and self.optimizer) else None
-        self.optimizer = OPTIMIZERS[self.config.optimizer](self.model.parameters(), self.config)
+        # A model may split its parameters into groups whose learning rates are scaled (e.g. a pretrained backbone
+        # at 0.01× the head's rate): a method optimizer_groups() returning [{"params": [...], "lr_scale": s}, ...].
+        groups = self.model.optimizer_groups() if hasattr(self.model, "optimizer_groups") else self.model.parameters()
+        self.optimizer = OPTIMIZERS[self.config.optimizer](groups, self.config)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         if old is not None:
             self.optimizer.load_state_dict(old)
         sched_state = self.scheduler.state_dict() if self.scheduler is not None else None
@@ -190,6 +196,7 @@ def fit(model, train_data, config: TrainConfig, *, test_data=None, loss_fn=cross
             state.model, test_data, loss_fn, config.eval_batch_size, amp))})
 
     started = time.perf_counter() - state.history.wall_time
+    last_save = time.perf_counter()
     bar = tqdm(total=config.epochs, initial=state.epoch, desc=config.name, unit="epoch",
                disable=not (show_progress() if config.progress is None else config.progress), leave=False)
     while state.epoch < config.epochs and not state.stop:
@@ -239,8 +246,9 @@ def fit(model, train_data, config: TrainConfig, *, test_data=None, loss_fn=cross
         for cb in callbacks:
             if hasattr(cb, "after_epoch"):
                 cb.after_epoch(state)
-        if checkpoint:
+        if checkpoint and time.perf_counter() - last_save >= config.checkpoint_every_s:
             _save(state, scaler, callbacks, checkpoint)
+            last_save = time.perf_counter()
         bar.update(1)
         bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("train_loss", "test_loss", "test_acc")})
     bar.close()
@@ -263,8 +271,8 @@ def _non_finite(config, step: int, epoch: int, value: float) -> NonFiniteLossErr
 
 
 def _config_fingerprint(config: TrainConfig) -> dict:
-    # progress and name do not change the numbers; everything else must match to resume.
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "name")}
+    # progress, name and the checkpoint interval do not change the numbers; everything else must match to resume.
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "name", "checkpoint_every_s")}
 
 
 def _save(state: TrainState, scaler, callbacks, path: Path) -> None:
@@ -274,7 +282,7 @@ def _save(state: TrainState, scaler, callbacks, path: Path) -> None:
         "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
         "scaler": scaler.state_dict(),
-        "epoch": state.epoch, "step": state.step,
+        "epoch": state.epoch, "step": state.step, "stop": state.stop,
         "history": dataclasses.asdict(state.history),
         "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks],
         "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
@@ -298,7 +306,7 @@ def _restore(state: TrainState, scaler, callbacks, path: Path) -> None:
     if state.scheduler is not None and saved["scheduler"] is not None:
         state.scheduler.load_state_dict(saved["scheduler"])
     scaler.load_state_dict(saved["scaler"])
-    state.epoch, state.step = saved["epoch"], saved["step"]
+    state.epoch, state.step, state.stop = saved["epoch"], saved["step"], saved.get("stop", False)
     state.history = History(**saved["history"])
     rng = saved["rng"]
     torch.set_rng_state(rng["torch"].cpu())

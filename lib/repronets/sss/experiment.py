@@ -157,6 +157,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     stopping = OriginalStopping(train_part, validation, run["min_epochs"], run["patience"], run["min_improvement"])
     config = train.TrainConfig(epochs=run["max_epochs"], batch_size=run["batch_size"], optimizer="adam", lr=run["lr"],
                                device=p.device, seed=run["seed"], eval_batch_size=100_000, log_steps=False,
+                               checkpoint_every_s=30.0,
                                name=f"{run['dataset']}/{run['share']}/{run['model']}/r{run['repeat']}/{run['loss']}")
     history = train.fit(model, train_part, config, callbacks=[stopping], checkpoint=checkpoint)
     tested = train.evaluate(model, test.to(next(model.parameters()).device), batch_size=100_000)

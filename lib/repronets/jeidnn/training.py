@@ -1,0 +1,332 @@
+"""Training of JEI-DNN and of the baselines' exits on a frozen backbone (shared/papers/jeidnn.md §2.4–2.7, §4).
+
+Phase 0 (the backbone) uses ``train.fit`` (``BackboneTraining``: transfer learning from the official checkpoint with
+the pretrained part at ``lr_scale``× the head's rate, or training from scratch). Phases 1–3 act on the exits only and
+are written here: a loop over batches that alternates between the gates and the ICs every ``alternate_every`` batches
+needs per-batch control that ``fit`` does not give. All of them read the backbone through :class:`Features`.
+
+Options where the original's code and the paper's intent differ (module ``experiment`` gives defaults):
+- ``ic_loss``: ``code`` (faithful: the "weighted" formula mean(P·L·S/W), which with P constant equals the plain mean
+  of the ICs' cross-entropies, value and gradient) or ``exit_weighted`` (the intent: mean(P·L));
+- ``cost_term``: ``depth_fraction`` (faithful to the stored results: c_l = (l+1)/(G+1)) or ``original_counter`` (the
+  later code: the counter's normalised cumulative cost) or ``macs`` (true multiply-adds, normalised);
+- ``pos_weight``: ``exact`` (faithful: n_l counts oracle exits exactly at l) or ``positives`` (gate l's positives);
+- ``frozen_features``: ``train`` (faithful: the frozen backbone stays in train mode, so DropPath and the performer's
+  dropout act on its features) or ``eval`` (corrected: deterministic features, computed once and cached).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import train
+from .dynamic import DynamicNet, exit_probabilities, first_exit, exit_scores, gate_targets, oracle_exits, positive_weights
+
+
+class BackboneTraining(nn.Module):
+    """The backbone as ``train.fit`` sees it, with the original's learning-rate groups (head at the base rate, the
+    tokens-to-token module and the blocks at ``lr_scale`` × it)."""
+
+    def __init__(self, backbone, lr_scale: float = 1.0):
+        super().__init__()
+        self.backbone, self.lr_scale = backbone, lr_scale
+
+    def forward(self, x):
+        return self.backbone(x)
+
+    def optimizer_groups(self):
+        head = [p for n, p in self.backbone.named_parameters() if n.startswith("head.") and p.requires_grad]
+        rest = [p for n, p in self.backbone.named_parameters() if not n.startswith("head.") and p.requires_grad]
+        return [{"params": head, "lr_scale": 1.0}, {"params": rest, "lr_scale": self.lr_scale}]
+
+
+@dataclasses.dataclass
+class Preprocess:
+    """Resize to the model's image size, normalise, and (training only) random crop with zero padding and flips."""
+    size: int
+    mean: tuple
+    std: tuple
+    pad: int = 0
+    flip: bool = False
+
+    def __call__(self, x: torch.Tensor, training: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+        if x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        x = (x - mean) / std
+        if training and self.pad:
+            padded = F.pad(x, (self.pad,) * 4)
+            n = x.shape[0]
+            dx, dy = (torch.randint(0, 2 * self.pad + 1, (2, n), generator=generator)).tolist()
+            x = torch.stack([padded[i, :, dy[i]:dy[i] + self.size, dx[i]:dx[i] + self.size] for i in range(n)])
+        if training and self.flip:
+            mask = torch.rand(x.shape[0], generator=generator) < 0.5
+            x = torch.where(mask.to(x.device)[:, None, None, None], x.flip(-1), x)
+        return x
+
+    def loss_fn(self):
+        def loss(model, x, y):
+            logits = model(self(x, model.training))
+            return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
+        return loss
+
+
+class Features:
+    """The normalised class token after every block, (N, G+1, E), for a split: computed once and cached when the
+    frozen backbone is in eval mode without augmentation; recomputed per batch otherwise (faithful mode)."""
+
+    def __init__(self, model: DynamicNet, preprocess: Preprocess, mode: str, augment: bool, batch_size: int = 256):
+        if mode not in ("train", "eval"):
+            raise ValueError(f"frozen_features must be train or eval, got {mode!r}")
+        self.model, self.preprocess, self.mode, self.augment, self.batch_size = model, preprocess, mode, augment, batch_size
+        self._cache: dict[int, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def _compute(self, x: torch.Tensor, training: bool, generator=None) -> torch.Tensor:
+        self.model.backbone.train(training and self.mode == "train")
+        out = self.model.class_tokens(self.preprocess(x, training and self.augment, generator))
+        self.model.backbone.eval()
+        return out
+
+    def evaluation(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of a whole split for evaluation (eval mode, no augmentation), cached."""
+        key = id(x)
+        if key not in self._cache:
+            self._cache[key] = torch.cat([self._compute(x[i:i + self.batch_size], False)
+                                          for i in range(0, len(x), self.batch_size)])
+        return self._cache[key]
+
+    def training_batch(self, x: torch.Tensor, index: torch.Tensor, generator=None) -> torch.Tensor:
+        if self.mode == "eval" and not self.augment:
+            return self.evaluation(x)[index]
+        return self._compute(x[index], True, generator)
+
+
+def exit_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy of every exit, (B, G+1)."""
+    B, E, C = logits.shape
+    return F.cross_entropy(logits.reshape(B * E, C), y.repeat_interleave(E), reduction="none").view(B, E)
+
+
+def ic_loss(ce: torch.Tensor, P: torch.Tensor, mode: str) -> torch.Tensor:
+    """The IC objective over the G ICs: ce, P (B, G). ``code``: the original's formula mean(P·L·S/W), S = Σ_l L_l,
+    W = Σ_l P_l·L_l (P constant), which equals mean(L) exactly; ``exit_weighted``: mean(P·L), the intended weighting."""
+    if mode == "code":
+        S = ce.sum(1, keepdim=True)
+        W = (P * ce).sum(1, keepdim=True)
+        return (P * ce * S / W).mean()
+    if mode == "exit_weighted":
+        return (P * ce).mean()
+    raise ValueError(f"ic_loss must be code or exit_weighted, got {mode!r}")
+
+
+def warmup_weights(G: int) -> torch.Tensor:
+    """The warm-up loss weights of the G ICs: G+1, G, …, 2 (7 … 2 for T2T-ViT-7)."""
+    return torch.arange(G + 1, 1, -1, dtype=torch.float32)
+
+
+@dataclasses.dataclass
+class ExitConfig:
+    epochs: int
+    batch_size: int
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    eta_min: float = 2e-4
+    max_warmup_epochs: int = 6
+    warmup_patience: int = 2
+    alternate_every: int = 200
+    tradeoff: float = 0.1            # λ, ce_ic_tradeoff
+    ic_loss: str = "code"
+    pos_weight: str = "exact"
+    seed: int = 0
+
+
+def _sgd(params, c: ExitConfig):
+    return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+
+
+def _accuracies(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(-1) == y[:, None]).float().mean(0)
+
+
+def warm_up_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig,
+                epochs: int, history: list) -> None:
+    """IC warm-up: loss Σ_l (G+1−l)·CE(IC_l); an IC whose validation accuracy has not improved for
+    ``warmup_patience`` epochs gets its best weights back and is frozen; stops when all are frozen or after
+    ``epochs``; then every IC is trainable again."""
+    G = len(model.ics)
+    weights = warmup_weights(G).to(train_x.device)
+    optimizer = _sgd(model.ics.parameters(), c)
+    best = [(-1.0, copy.deepcopy(ic.state_dict())) for ic in model.ics]
+    stale = [0] * G
+    frozen = [False] * G
+    generator = torch.Generator().manual_seed(c.seed)
+    for epoch in range(epochs):
+        for index in torch.randperm(len(train_y), generator=generator).split(c.batch_size):
+            f = feats.training_batch(train_x, index, generator)
+            logits = torch.stack([ic(f[:, l]) for l, ic in enumerate(model.ics)], 1)
+            ce = exit_losses(logits, train_y[index])
+            loss = (ce * weights).sum(1).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            acc = _accuracies(model.exit_logits(feats.evaluation(val_x))[:, :G], val_y)
+        history.append({"phase": "warmup", "epoch": epoch + 1, **{f"val_acc{l}": float(a) for l, a in enumerate(acc)}})
+        for l, ic in enumerate(model.ics):
+            if frozen[l]:
+                continue
+            if acc[l] > best[l][0]:
+                best[l], stale[l] = (float(acc[l]), copy.deepcopy(ic.state_dict())), 0
+            else:
+                stale[l] += 1
+                if stale[l] >= c.warmup_patience:
+                    ic.load_state_dict(best[l][1])
+                    ic.requires_grad_(False)
+                    frozen[l] = True
+        if all(frozen):
+            break
+    model.ics.requires_grad_(True)
+
+
+def train_jeidnn(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, costs: torch.Tensor,
+                 c: ExitConfig) -> dict:
+    """Phases 1–3 of JEI-DNN: ICs and gates trained on the frozen backbone; the state with the best validation gated
+    accuracy (after the warm-up) is kept. Returns the history."""
+    torch.manual_seed(c.seed)
+    G = len(model.ics)
+    costs = costs.to(train_x.device)
+    history: list[dict] = []
+    warm = min(c.max_warmup_epochs, c.epochs)
+    warm_up_ics(model, feats, train_x, train_y, val_x, val_y, c, warm, history)
+    ic_opt, gate_opt = _sgd(model.ics.parameters(), c), _sgd(model.gates.parameters(), c)
+    remaining = max(c.epochs - warm, 1)
+    schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=remaining, eta_min=c.eta_min)
+                  for o in (ic_opt, gate_opt)]
+    pos_weight = torch.ones(G, device=train_x.device)
+    best = (-1.0, copy.deepcopy({"ics": model.ics.state_dict(), "gates": model.gates.state_dict()}))
+    generator = torch.Generator().manual_seed(c.seed + 1)
+    for epoch in range(remaining):
+        for b, index in enumerate(torch.randperm(len(train_y), generator=generator).split(c.batch_size)):
+            f = feats.training_batch(train_x, index, generator)
+            y = train_y[index]
+            if (b // c.alternate_every) % 2 == 0:  # gate phase first, as the original
+                with torch.no_grad():
+                    logits = model.exit_logits(f)
+                    target = gate_targets(oracle_exits(exit_losses(logits, y), costs, c.tradeoff), G)
+                loss = F.binary_cross_entropy_with_logits(model.gate_logits(logits), target, pos_weight=pos_weight)
+                opt, idle = gate_opt, ic_opt
+            else:
+                logits = model.exit_logits(f)
+                with torch.no_grad():
+                    P = exit_probabilities(model.gate_values(logits))
+                loss = ic_loss(exit_losses(logits, y)[:, :G], P, c.ic_loss)
+                opt, idle = ic_opt, gate_opt
+            idle.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        for s in schedulers:
+            s.step()
+        with torch.no_grad():
+            logits = model.exit_logits(feats.evaluation(val_x))
+            exits = first_exit(exit_scores(model.gate_values(logits)))
+            gated = logits[torch.arange(len(val_y)), exits]
+            acc = float((gated.argmax(1) == val_y).float().mean())
+            oracle = oracle_exits(exit_losses(logits, val_y), costs, c.tradeoff)
+            pos_weight = positive_weights(oracle, G, c.pos_weight).to(train_x.device)
+        history.append({"phase": "joint", "epoch": warm + epoch + 1, "val_gated_acc": acc,
+                        "val_mean_exit": float(exits.float().mean())})
+        if acc > best[0]:
+            best = (acc, copy.deepcopy({"ics": model.ics.state_dict(), "gates": model.gates.state_dict()}))
+    model.ics.load_state_dict(best[1]["ics"])
+    model.gates.load_state_dict(best[1]["gates"])
+    return {"history": history, "best_val_gated_acc": best[0]}
+
+
+def train_boosted(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig,
+                  reweight: float = 0.5) -> dict:
+    """BoostNet-style ICs: stage s is trained on CE(o_s + r·stopgrad(F_{s−1})), F_s = o_s + r·F_{s−1}, so training
+    matches the ensemble used at inference; the last stage is the frozen head. Selected on the validation accuracy
+    of the last ensemble."""
+    torch.manual_seed(c.seed)
+    optimizer = _sgd(model.ics.parameters(), c)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.epochs, eta_min=c.eta_min)
+    best = (-1.0, copy.deepcopy(model.ics.state_dict()))
+    history = []
+    generator = torch.Generator().manual_seed(c.seed + 2)
+    for epoch in range(c.epochs):
+        for index in torch.randperm(len(train_y), generator=generator).split(c.batch_size):
+            f = feats.training_batch(train_x, index, generator)
+            logits = model.exit_logits(f)
+            loss = boosted_logits(logits, reweight, detach=True)[:, :-1]
+            loss = exit_losses(loss, train_y[index]).sum(1).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            ensemble = boosted_logits(model.exit_logits(feats.evaluation(val_x)), reweight)
+            acc = float((ensemble[:, -1].argmax(1) == val_y).float().mean())
+        history.append({"phase": "boosted", "epoch": epoch + 1, "val_last_ensemble_acc": acc})
+        if acc > best[0]:
+            best = (acc, copy.deepcopy(model.ics.state_dict()))
+    model.ics.load_state_dict(best[1])
+    return {"history": history}
+
+
+def boosted_logits(logits: torch.Tensor, reweight: float = 0.5, detach: bool = False) -> torch.Tensor:
+    """F_s = o_s + r·F_{s−1} for every exit (training: the previous ensemble detached inside each stage's input)."""
+    out = [logits[:, 0]]
+    for s in range(1, logits.shape[1]):
+        prev = out[-1].detach() if detach else out[-1]
+        out.append(logits[:, s] + reweight * prev)
+    return torch.stack(out, 1)
+
+
+def train_confidence_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig) -> dict:
+    """The confidence-threshold baseline's ICs: the warm-up loss only, for the whole budget of epochs."""
+    torch.manual_seed(c.seed)
+    history: list[dict] = []
+    warm_up_ics(model, feats, train_x, train_y, val_x, val_y, dataclasses.replace(c, warmup_patience=c.epochs + 1),
+                c.epochs, history)
+    return {"history": history}
+
+
+def budget_thresholds(confidence: torch.Tensor, p: float) -> torch.Tensor:
+    """MSDNet's budgeted thresholds: a target exit distribution ∝ p^l over the exits; walking the exits in order,
+    threshold l lets the ⌊N·q_l⌋ most confident of the samples still present exit; the last exit takes the rest.
+    confidence (N, G+1): each exit's max softmax probability."""
+    n, exits = confidence.shape
+    q = torch.tensor([p ** l for l in range(exits)], dtype=torch.float64)
+    q = q / q.sum()
+    thresholds = torch.full((exits,), -1e8, dtype=confidence.dtype)
+    present = torch.ones(n, dtype=torch.bool)
+    taken = 0
+    for l in range(exits - 1):
+        want = int(np.floor(n * float(q[l])))
+        want = min(want, int(present.sum()))
+        if want > 0:
+            values = confidence[present, l].sort(descending=True).values
+            thresholds[l] = values[want - 1]
+            leaving = present & (confidence[:, l] >= thresholds[l])
+        else:
+            thresholds[l] = float("inf")
+            leaving = torch.zeros(n, dtype=torch.bool)
+        present &= ~leaving
+        taken += int(leaving.sum())
+    return thresholds
+
+
+def threshold_exits(confidence: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """The first exit whose confidence reaches its threshold (the last exit always does)."""
+    hit = confidence >= thresholds.to(confidence.device)[None, :]
+    hit[:, -1] = True
+    return hit.float().argmax(1)

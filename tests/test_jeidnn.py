@@ -1,0 +1,247 @@
+"""Paper 4, JEI-DNN: checks of shared/papers/jeidnn.md §8 and the issue's list."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from repronets import params
+from repronets.jeidnn import cost, dynamic, metrics, training
+from repronets.jeidnn.dynamic import DynamicNet
+from repronets.jeidnn.t2t_vit import T2TViT, load_pretrained, resize_pos_embed, t2t_vit_7, t2t_vit_14
+
+
+def count(model, trainable=False):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
+
+
+def test_t2t_vit_7_parameter_counts_tokens_and_macs():
+    m = t2t_vit_7(1000)
+    assert count(m) == 4_310_222 and count(m, trainable=True) == 4_255_694
+    assert count(t2t_vit_7(10)) == 4_055_792 and count(t2t_vit_7(10, img_size=32)) == 4_006_640
+    assert m.blocks[0].attn.scale == 1 / 8
+    with torch.no_grad():
+        assert m.tokens(torch.zeros(1, 3, 224, 224)).shape == (1, 197, 256)
+        small = t2t_vit_7(10, img_size=32)
+        assert small.tokens(torch.zeros(1, 3, 32, 32)).shape == (1, 5, 256)
+    net = DynamicNet(t2t_vit_7(10))
+    assert count(net) - count(net.backbone) == 15_450
+    assert count(DynamicNet(t2t_vit_7(100))) - count(t2t_vit_7(100)) == 154_230
+
+
+def test_t2t_vit_14_size():
+    assert abs(count(t2t_vit_14(10)) - 21_160_000) < 10_000
+
+
+def test_exit_costs_in_both_conventions():
+    c = cost.exit_costs(DynamicNet(t2t_vit_7(10)), (3, 224, 224))
+    assert [round(v / 1e6, 3) for v in c["original"]] == [5.534, 6.843, 8.153, 9.463, 10.772, 12.082, 13.518]
+    assert c["macs"][-1] / 1e9 == pytest.approx(1.147, abs=0.001)
+    fractions = [v / c["macs"][-1] for v in c["macs"]]
+    assert fractions[0] == pytest.approx(0.356, abs=0.005)
+    svhn = cost.exit_costs(DynamicNet(t2t_vit_7(10, img_size=32)), (3, 32, 32))
+    assert round(svhn["original"][-1] / 1e6, 2) == 4.23 and svhn["macs"][-1] / 1e6 == pytest.approx(24.2, abs=0.1)
+    # a fixed exit pattern costs the cumulative cost of its exits: 50/50 between exits 2 and 5
+    exits = torch.tensor([2, 5] * 50)
+    assert cost.mean_cost(exits, c["original"]) / 1e6 == pytest.approx((8.153 + 12.082) / 2, abs=2e-3)
+
+
+def test_exit_rule_of_the_reference():
+    g = torch.tensor([[0.3, 0.6, 0.9], [0.7, 0.1, 0.1], [0.1, 0.1, 0.1]])
+    a = dynamic.exit_scores(g)
+    assert a[0, 0] == pytest.approx(0.3) and a[0, 1] == pytest.approx(0.6 / 0.7)
+    assert dynamic.first_exit(a).tolist() == [1, 0, 3]  # no gate reaches 0.5: the final head
+
+
+def test_gate_features_of_uniform_logits():
+    f = dynamic.gate_features(torch.zeros(2, 10))
+    assert torch.allclose(f[0], torch.tensor([0.1, math.log(10), 0.0, math.log(10)]), atol=1e-6)
+
+
+def test_oracle_and_gate_targets_on_a_hand_made_case():
+    ce = torch.tensor([[2.0, 0.5, 0.4, 0.1],    # the last exit is best at λ = 0
+                       [0.1, 0.1, 0.1, 0.1]])   # ties: the earliest
+    costs = torch.tensor([0.25, 0.5, 0.75, 1.0])
+    assert dynamic.oracle_exits(ce, costs, 0.0).tolist() == [3, 0]
+    assert dynamic.oracle_exits(ce, costs, 1.0).tolist() == [1, 0]   # 2.25, 1.0, 1.15, 1.1
+    assert dynamic.oracle_exits(ce, costs, 100.0).tolist() == [0, 0]
+    targets = dynamic.gate_targets(torch.tensor([3, 1, 0]), 3)
+    assert targets.tolist() == [[0, 0, 0], [0, 1, 1], [1, 1, 1]]
+    # pos_weight: 'exact' counts oracle exits at l, 'positives' the targets of gate l
+    oracle = torch.tensor([0, 1, 1, 3])
+    assert dynamic.positive_weights(oracle, 3, "exact").tolist() == pytest.approx([3.0, 1.0, 5.0])
+    assert dynamic.positive_weights(oracle, 3, "positives").tolist() == pytest.approx([3.0, 1 / 3, 1 / 3])
+
+
+def test_oracle_cost_falls_with_lambda():
+    torch.manual_seed(0)
+    ce = torch.rand(500, 7) * 3
+    costs = torch.arange(1, 8) / 7
+    spent = [costs[dynamic.oracle_exits(ce, costs, lam)].mean() for lam in (0.0, 0.1, 0.5, 1, 3, 10, 1e6)]
+    assert all(a >= b for a, b in zip(spent, spent[1:]))
+    assert spent[-1] == costs[0]
+
+
+def test_the_codes_weighted_ic_loss_is_the_plain_mean_and_the_intended_one_differs():
+    torch.manual_seed(1)
+    logits = torch.randn(8, 6, 10, requires_grad=True)
+    y = torch.randint(0, 10, (8,))
+    P = dynamic.exit_probabilities(torch.rand(8, 6))
+    ce = training.exit_losses(logits, y)
+    code = training.ic_loss(ce, P, "code")
+    (g_code,) = torch.autograd.grad(code, logits, retain_graph=True)
+    plain = ce.mean()
+    (g_plain,) = torch.autograd.grad(plain, logits, retain_graph=True)
+    assert code.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert torch.allclose(g_code, g_plain, atol=1e-7)
+    (g_intent,) = torch.autograd.grad(training.ic_loss(ce, P, "exit_weighted"), logits)
+    assert not torch.allclose(g_intent, g_plain, atol=1e-4)
+
+
+def tiny_model(seed=0, classes=10):
+    torch.manual_seed(seed)
+    return DynamicNet(T2TViT(32, 1, classes, embed_dim=16, depth=4, num_heads=2, mlp_ratio=2.0, token_dim=8)).eval()
+
+
+def test_early_exit_inference_matches_the_rule_and_skips_blocks():
+    model = tiny_model()
+    with torch.no_grad():
+        for ic in model.ics:  # confident, varied ICs and gates that read them: decisions spread over the exits
+            ic.weight.normal_(0, 2)
+    x = torch.randn(64, 1, 32, 32)
+    with torch.no_grad():
+        p_max = model(x)[:, :-1].softmax(-1).max(-1).values
+        for l, gate in enumerate(model.gates):  # gate l opens for the more confident part of the samples
+            gate.weight.copy_(torch.tensor([[50.0, 0.0, 0.0, 0.0]]))
+            gate.bias.fill_(-50.0 * float(p_max[:, l].quantile(0.7)))
+    with torch.no_grad():
+        logits = model(x)
+        expected = dynamic.first_exit(dynamic.exit_scores(model.gate_values(logits)))
+        out, exits = model.infer(x)
+    assert torch.equal(exits, expected) and len(set(exits.tolist())) > 1
+    assert torch.allclose(out, logits[torch.arange(64), exits], atol=1e-5)
+    # the blocks after an exit see only the samples still present
+    seen = []
+    handles = [b.register_forward_hook(lambda m, i, o: seen.append(o.shape[0])) for b in model.backbone.blocks]
+    model.infer(x)
+    for h in handles:
+        h.remove()
+    remaining = [int((exits >= l).sum()) for l in range(len(model.backbone.blocks))]
+    assert seen == [r for r in remaining if r]
+
+
+def test_exiting_at_the_last_exit_is_the_backbone():
+    model = tiny_model(1)
+    x = torch.randn(16, 1, 32, 32)
+    with torch.no_grad():
+        out, exits = model.infer(x, force_exit=len(model.ics))
+        assert torch.allclose(out, model.backbone(x), atol=1e-5) and (exits == len(model.ics)).all()
+        out0, exits0 = model.infer(x, force_exit=0)
+        assert (exits0 == 0).all() and torch.allclose(out0, model(x)[:, 0], atol=1e-5)
+
+
+def test_ece_and_conformal_coverage_on_synthetic_cases():
+    # perfectly calibrated: p_max equals the probability of being right, ECE → 0
+    gen = torch.Generator().manual_seed(0)
+    n = 20000
+    conf = torch.rand(n, generator=gen) * 0.5 + 0.5
+    correct = torch.rand(n, generator=gen) < conf
+    probs = torch.stack([conf, 1 - conf], 1)
+    labels = torch.where(correct, 0, 1)
+    assert metrics.ece(probs, labels) < 1.0
+    overconfident = torch.stack([torch.full((n,), 0.99), torch.full((n,), 0.01)], 1)
+    assert metrics.ece(overconfident, labels) == pytest.approx(100 * (0.99 - correct.float().mean().item()), abs=0.5)
+    # conformal: split-conformal sets on exchangeable data cover 1 − α
+    logits = torch.randn(2 * n, 5, generator=gen) * 2
+    p = logits.softmax(1)
+    y = torch.multinomial(p, 1, generator=gen)[:, 0]
+    exits = torch.zeros(2 * n, dtype=torch.long)
+    for alpha in (0.05, 0.2):
+        out = metrics.conformal(p[:n], y[:n], exits[:n], p[n:], y[n:], exits[n:], alpha)
+        assert out["general"]["miscoverage"] == pytest.approx(alpha, abs=0.01)
+    assert metrics.conformal_quantile(torch.arange(1.0, 11.0), 0.1) == 10.0  # ⌈11·0.9⌉/10 = 1 → the maximum
+    assert metrics.ece(probs[:640], labels[:640], batch_size=64) > metrics.ece(probs[:640], labels[:640])
+
+
+def test_budget_thresholds_follow_the_target_distribution():
+    torch.manual_seed(3)
+    conf = torch.rand(1000, 4)
+    t = training.budget_thresholds(conf, 1.0)  # p = 1: a quarter of the samples per exit
+    exits = training.threshold_exits(conf, t)
+    assert torch.bincount(exits, minlength=4).tolist() == pytest.approx([250, 250, 250, 250], abs=2)
+    early = training.threshold_exits(conf, training.budget_thresholds(conf, 0.2))
+    assert early.float().mean() < exits.float().mean()
+
+
+def test_checkpoint_loading_with_official_key_names(tmp_path):
+    official = t2t_vit_7(1000)  # the ImageNet configuration, as in 71.7_T2T_ViT_7.pth.tar
+    state = {f"module.{k}": v for k, v in official.state_dict().items()}
+    torch.save({"state_dict": {k: torch.zeros_like(v) for k, v in state.items()}, "state_dict_ema": state},
+               tmp_path / "71.7_T2T_ViT_7.pth.tar")
+    model = t2t_vit_7(10, img_size=32)
+    report = load_pretrained(model, tmp_path / "71.7_T2T_ViT_7.pth.tar")
+    assert report["source"] == "state_dict_ema" and report["resized_pos_embed"] == [[1, 197, 256], [1, 5, 256]]
+    assert torch.equal(model.tokens_to_token.attention1.w, official.tokens_to_token.attention1.w)  # loaded, not re-sampled
+    assert torch.equal(model.blocks[3].attn.qkv.weight, official.blocks[3].attn.qkv.weight)
+    assert torch.equal(model.pos_embed[:, 0], official.pos_embed[:, 0])
+    assert model.head.weight.shape == (10, 256)
+    # bicubic resize of the 14×14 grid: a constant grid stays constant
+    table = torch.ones(1, 197, 8)
+    assert torch.allclose(resize_pos_embed(table, 4), torch.ones(1, 5, 8), atol=1e-5)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_pretrained(t2t_vit_14(10), tmp_path / "71.7_T2T_ViT_7.pth.tar")
+    with pytest.raises(FileNotFoundError, match="71.7_T2T_ViT_7"):
+        load_pretrained(model, tmp_path / "missing.pth.tar")
+
+
+def test_freezing_leaves_the_backbone_bit_identical():
+    p = params.load("04_dynamic_exits", "smoke")
+    from repronets.jeidnn import experiment
+    tr, val, _ = experiment.splits(p)
+    model = tiny_model(2)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    model.freeze_backbone()
+    feats = training.Features(model, experiment.preprocess_for(p, tr), "train", False)
+    c = training.ExitConfig(epochs=2, batch_size=64, max_warmup_epochs=1, alternate_every=1, tradeoff=0.1)
+    training.train_jeidnn(model, feats, tr.x, tr.y, val.x, val.y, torch.arange(1, 5) / 4, c)
+    assert all(torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
+
+
+class SyntheticFeatures:
+    """Class tokens whose label signal grows with depth, so later exits are more accurate."""
+
+    def __init__(self, y, signal, dim, seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        onehot = torch.nn.functional.one_hot(y, dim).float()
+        self.tokens = torch.stack([s * onehot + torch.randn(len(y), dim, generator=gen) for s in signal], 1)
+
+    def evaluation(self, x):
+        return self.tokens[: len(x)] if len(x) == len(self.tokens) else self.tokens[len(self.tokens) - len(x):]
+
+    def training_batch(self, x, index, generator=None):
+        return self.tokens[index]
+
+
+def test_lambda_moves_the_exits():
+    """Trained gates: λ = 0 sends (nearly) everything to the most accurate exit, a large λ to the first."""
+    torch.manual_seed(0)
+    n, classes, dim = 800, 4, 16
+    y = torch.randint(0, classes, (n,))
+    model = DynamicNet(T2TViT(32, 1, classes, embed_dim=dim, depth=4, num_heads=2, mlp_ratio=2.0, token_dim=8))
+    with torch.no_grad():  # a frozen head that reads the label dimensions
+        model.backbone.head.weight.copy_(torch.eye(classes, dim) * 5)
+        model.backbone.head.bias.zero_()
+    model.freeze_backbone()
+    feats = SyntheticFeatures(y, [0.5, 1.0, 1.5, 6.0], dim)
+    x = torch.zeros(n, 1)
+    mean_exit = {}
+    for lam in (0.0, 10.0):
+        for m in (*model.ics, *model.gates):
+            m.reset_parameters()
+        c = training.ExitConfig(epochs=12, batch_size=32, max_warmup_epochs=3, alternate_every=5, tradeoff=lam, lr=0.05)
+        training.train_jeidnn(model, feats, x[:600], y[:600], x[600:], y[600:], torch.arange(1, 5) / 4, c)
+        with torch.no_grad():
+            logits = model.exit_logits(feats.tokens)
+            mean_exit[lam] = dynamic.first_exit(dynamic.exit_scores(model.gate_values(logits))).float()
+    assert (mean_exit[0.0] == 3).float().mean() > 0.9
+    assert (mean_exit[10.0] == 0).float().mean() > 0.9
