@@ -6,22 +6,14 @@ cut, O(N·n³), which takes minutes beyond n ≈ 1000."""
 import torch
 from runner import Suite
 
+from repronets.sss.experiment import random_sss
 from repronets.sss.layer import SSSLinear, per_stage_forward
 
 
 def random_layer(n: int, state: int, seed: int = 0) -> SSSLinear:
-    """Generators at the scale of the Hankel-SVD initialisation: there the A_k have spectral norm 1 (balanced
-    realisation) and B, C, D entries are about 0.1. Scale matters for timing: with A entries of 0.1 the products over
-    a chunk underflow to subnormal floats, which the CPU handles 50× slower (measured)."""
-    torch.manual_seed(seed)
-    layer = SSSLinear(n, state_dim=state, init="zeros")
-    with torch.no_grad():
-        for p in layer.parameters():
-            p.normal_(0, 0.1)
-        for packed in (layer.A, layer.E):
-            q = torch.linalg.qr(torch.randn(layer.stages, state, state)).Q
-            packed.values.copy_(q.reshape(-1)[packed.index])
-    return layer
+    """Generators at the scale of the Hankel-SVD initialisation. Scale matters for timing: with A entries of 0.1 the
+    products over a chunk underflow to subnormal floats, which the CPU handles 50× slower (measured)."""
+    return random_sss(n, state, seed)
 
 
 def suites():

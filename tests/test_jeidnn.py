@@ -218,6 +218,8 @@ class SyntheticFeatures:
     def evaluation(self, x):
         return self.tokens[: len(x)] if len(x) == len(self.tokens) else self.tokens[len(self.tokens) - len(x):]
 
+    validation = evaluation
+
     def training_batch(self, x, index, generator=None):
         return self.tokens[index]
 
@@ -245,3 +247,15 @@ def test_lambda_moves_the_exits():
             mean_exit[lam] = dynamic.first_exit(dynamic.exit_scores(model.gate_values(logits))).float()
     assert (mean_exit[0.0] == 3).float().mean() > 0.9
     assert (mean_exit[10.0] == 0).float().mean() > 0.9
+
+
+def test_l2w_assignment_and_weights():
+    torch.manual_seed(5)
+    probs = torch.rand(90, 3, 4).softmax(-1)
+    assigned = training.confidence_rank_assignment(probs, 1.0)
+    assert torch.bincount(assigned, minlength=3).tolist() == [30, 30, 30]
+    conf = probs.max(-1).values
+    first = assigned == 0
+    assert conf[first, 0].min() >= conf[~first, 0].max()  # exit 0 takes its most confident samples
+    w = training.WeightNet(3)(torch.rand(16, 3))
+    assert torch.allclose(w.mean(0), torch.ones(3), atol=1e-6) and (w - 1).abs().max() <= 0.6

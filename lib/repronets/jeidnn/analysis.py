@@ -7,7 +7,7 @@ import pandas as pd
 from ..plotting import plt, sns
 from ..results import RunResult
 
-METHOD_NAMES = {"jeidnn": "JEI-DNN", "confidence": "confidence threshold", "boosted": "BoostNet"}
+METHOD_NAMES = {"jeidnn": "JEI-DNN", "confidence": "confidence threshold", "boosted": "BoostNet", "l2w": "L2W-DEN"}
 COST_NAMES = {"macs": "multiply-adds (torch.utils.flop_counter)", "original": "original counter"}
 
 # shared/papers/jeidnn.md §3.4: stored test results of the original (mean of 10 folds; cost % of the counter's total)
@@ -51,7 +51,7 @@ def frame(runs: list[RunResult], alpha: float) -> pd.DataFrame:
 
 def _colours(df):
     return {"JEI-DNN": sns.color_palette("colorblind")[3], "confidence threshold": sns.color_palette("colorblind")[0],
-            "BoostNet": sns.color_palette("colorblind")[2]}
+            "BoostNet": sns.color_palette("colorblind")[2], "L2W-DEN": sns.color_palette("colorblind")[4]}
 
 
 def _draw(ax, df, y: str, cost: str, sd: str | None = None):
@@ -136,7 +136,7 @@ def results_table(df: pd.DataFrame, dataset: str, with_reference: bool) -> pd.Da
         row = {"λ": r.setting, "acc %": f"{100 * r.acc:.2f} ± {100 * r.acc_sd:.2f}",
                "cost % (MACs)": round(100 * r.cost_macs_frac, 1), "cost % (orig. counter)": round(100 * r.cost_original_frac, 1),
                "ECE": round(r.ece, 1), "set size (gated)": round(r.gated_size, 2)}
-        for method in ("confidence threshold", "BoostNet"):
+        for method in [m for m in ("confidence threshold", "BoostNet", "L2W-DEN") if m in set(df.method)]:
             b = df[(df.method == method) & (df.cost_macs_frac <= r.cost_macs_frac + 1e-9)]
             row[f"{method} acc % at ≤ cost"] = round(100 * b.acc.max(), 2) if len(b) else np.nan
         if reference:

@@ -11,6 +11,8 @@ Options where the original's code and the paper's intent differ (module ``experi
 - ``cost_term``: ``depth_fraction`` (faithful to the stored results: c_l = (l+1)/(G+1)) or ``original_counter`` (the
   later code: the counter's normalised cumulative cost) or ``macs`` (true multiply-adds, normalised);
 - ``pos_weight``: ``exact`` (faithful: n_l counts oracle exits exactly at l) or ``positives`` (gate l's positives);
+- ``val_augmentation``: validation passes during training (model selection, pos_weight) with the training
+  augmentation and train-mode features (faithful) or without (corrected);
 - ``frozen_features``: ``train`` (faithful: the frozen backbone stays in train mode, so DropPath and the performer's
   dropout act on its features) or ``eval`` (corrected: deterministic features, computed once and cached).
 """
@@ -81,10 +83,13 @@ class Features:
     """The normalised class token after every block, (N, G+1, E), for a split: computed once and cached when the
     frozen backbone is in eval mode without augmentation; recomputed per batch otherwise (faithful mode)."""
 
-    def __init__(self, model: DynamicNet, preprocess: Preprocess, mode: str, augment: bool, batch_size: int = 256):
+    def __init__(self, model: DynamicNet, preprocess: Preprocess, mode: str, augment: bool, batch_size: int = 256,
+                 val_augmentation: bool = False, seed: int = 0):
         if mode not in ("train", "eval"):
             raise ValueError(f"frozen_features must be train or eval, got {mode!r}")
         self.model, self.preprocess, self.mode, self.augment, self.batch_size = model, preprocess, mode, augment, batch_size
+        self.val_augmentation = val_augmentation
+        self._generator = torch.Generator().manual_seed(seed)
         self._cache: dict[int, torch.Tensor] = {}
 
     @torch.no_grad()
@@ -101,6 +106,14 @@ class Features:
             self._cache[key] = torch.cat([self._compute(x[i:i + self.batch_size], False)
                                           for i in range(0, len(x), self.batch_size)])
         return self._cache[key]
+
+    def validation(self, x: torch.Tensor) -> torch.Tensor:
+        """Features for the validation passes during training: as :meth:`evaluation`, or, with ``val_augmentation``
+        (the original: its validation images come from the augmented training set), as training batches are."""
+        if not self.val_augmentation:
+            return self.evaluation(x)
+        return torch.cat([self._compute(x[i:i + self.batch_size], True, self._generator)
+                          for i in range(0, len(x), self.batch_size)])
 
     def training_batch(self, x: torch.Tensor, index: torch.Tensor, generator=None) -> torch.Tensor:
         if self.mode == "eval" and not self.augment:
@@ -178,7 +191,7 @@ def warm_up_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val
             loss.backward()
             optimizer.step()
         with torch.no_grad():
-            acc = _accuracies(model.exit_logits(feats.evaluation(val_x))[:, :G], val_y)
+            acc = _accuracies(model.exit_logits(feats.validation(val_x))[:, :G], val_y)
         history.append({"phase": "warmup", "epoch": epoch + 1, **{f"val_acc{l}": float(a) for l, a in enumerate(acc)}})
         for l, ic in enumerate(model.ics):
             if frozen[l]:
@@ -236,7 +249,7 @@ def train_jeidnn(model: DynamicNet, feats: Features, train_x, train_y, val_x, va
         for s in schedulers:
             s.step()
         with torch.no_grad():
-            logits = model.exit_logits(feats.evaluation(val_x))
+            logits = model.exit_logits(feats.validation(val_x))
             exits = first_exit(exit_scores(model.gate_values(logits)))
             gated = logits[torch.arange(len(val_y)), exits]
             acc = float((gated.argmax(1) == val_y).float().mean())
@@ -273,9 +286,103 @@ def train_boosted(model: DynamicNet, feats: Features, train_x, train_y, val_x, v
             optimizer.step()
         scheduler.step()
         with torch.no_grad():
-            ensemble = boosted_logits(model.exit_logits(feats.evaluation(val_x)), reweight)
+            ensemble = boosted_logits(model.exit_logits(feats.validation(val_x)), reweight)
             acc = float((ensemble[:, -1].argmax(1) == val_y).float().mean())
         history.append({"phase": "boosted", "epoch": epoch + 1, "val_last_ensemble_acc": acc})
+        if acc > best[0]:
+            best = (acc, copy.deepcopy(model.ics.state_dict()))
+    model.ics.load_state_dict(best[1])
+    return {"history": history}
+
+
+class WeightNet(nn.Module):
+    """L2W-DEN's weight predictor: the G per-exit losses of a sample → G weights, MLP(G → hidden → G), ReLU, tanh."""
+
+    def __init__(self, exits: int, hidden: int = 500):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(exits, hidden), nn.ReLU(), nn.Linear(hidden, exits), nn.Tanh())
+
+    def forward(self, losses: torch.Tensor) -> torch.Tensor:
+        w = self.net(losses)
+        return 1 + 0.3 * (w - w.mean(0, keepdim=True))  # centred over the batch, per exit (our reading)
+
+
+def confidence_rank_assignment(probs: torch.Tensor, p: float) -> torch.Tensor:
+    """L2W-DEN's meta-objective assignment: walking the exits in order, the most confident of the remaining samples
+    are assigned to each exit in the proportions of the target distribution ∝ p^l (the last exit takes the rest)."""
+    n, exits = probs.shape[0], probs.shape[1]
+    q = torch.tensor([p ** l for l in range(exits)], dtype=torch.float64)
+    counts = torch.floor(q / q.sum() * n).long()
+    assigned = torch.full((n,), exits - 1, dtype=torch.long, device=probs.device)
+    free = torch.ones(n, dtype=torch.bool, device=probs.device)
+    confidence = probs.max(-1).values
+    for l in range(exits - 1):
+        candidates = free.nonzero()[:, 0]
+        take = candidates[confidence[candidates, l].argsort(descending=True)[: int(counts[l])]]
+        assigned[take] = l
+        free[take] = False
+    return assigned
+
+
+def train_l2w(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig,
+              meta_every: int = 100, meta_p: float = 0.75, meta_lr: float = 1e-4) -> dict:
+    """L2W-DEN (Han et al., ECCV 2022) on the frozen backbone, as the original's port: the ICs minimise
+    Σ_l w_il·CE_il with per-sample weights from :class:`WeightNet`; every ``meta_every`` batches a meta-step updates
+    the weight net: a virtual SGD step of the ICs on one half of the batch with the weighted loss, then the
+    cross-entropy of the stepped ICs on the other half, each sample counted at the exit that the confidence ranking
+    assigns it (target distribution p = ``meta_p``), backpropagated to the weight net (Adam, lr 1e-4, wd 1e-4); then
+    the halves swap. As in the original, the frozen head is not an exit here, so the last IC takes the rest."""
+    from torch.func import functional_call
+
+    torch.manual_seed(c.seed)
+    G = len(model.ics)
+    weight_net = WeightNet(G).to(train_x.device)
+    meta_opt = torch.optim.Adam(weight_net.parameters(), lr=meta_lr, weight_decay=1e-4)
+    optimizer = _sgd(model.ics.parameters(), c)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.epochs, eta_min=c.eta_min)
+    names = [n for n, _ in model.ics.named_parameters()]
+    best = (-1.0, copy.deepcopy(model.ics.state_dict()))
+    history = []
+    generator = torch.Generator().manual_seed(c.seed + 3)
+
+    def ic_logits(f, params=None):
+        if params is None:
+            return torch.stack([ic(f[:, l]) for l, ic in enumerate(model.ics)], 1)
+        return torch.stack([functional_call(model.ics[l], {k.split(".", 1)[1]: v for k, v in params.items()
+                                                            if k.startswith(f"{l}.")}, (f[:, l],))
+                            for l in range(G)], 1)
+
+    step = 0
+    for epoch in range(c.epochs):
+        for index in torch.randperm(len(train_y), generator=generator).split(c.batch_size):
+            f = feats.training_batch(train_x, index, generator)
+            y = train_y[index]
+            if step % meta_every == 0 and len(y) >= 4:
+                halves = (slice(0, len(y) // 2), slice(len(y) // 2, None))
+                for a, b in (halves, halves[::-1]):
+                    params = dict(model.ics.named_parameters())
+                    ce = exit_losses(ic_logits(f[a]), y[a])
+                    inner = (weight_net(ce.detach()) * ce).mean()
+                    grads = torch.autograd.grad(inner, list(params.values()), create_graph=True)
+                    stepped = {n: v - optimizer.param_groups[0]["lr"] * g for (n, v), g in zip(params.items(), grads)}
+                    logits_b = ic_logits(f[b], stepped)
+                    assigned = confidence_rank_assignment(logits_b.detach().softmax(-1), meta_p)
+                    meta = F.cross_entropy(logits_b[torch.arange(len(assigned)), assigned], y[b])
+                    meta_opt.zero_grad(set_to_none=True)
+                    meta.backward()
+                    meta_opt.step()
+            ce = exit_losses(ic_logits(f), y)
+            with torch.no_grad():
+                w = weight_net(ce.detach())
+            loss = (w * ce).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+        scheduler.step()
+        with torch.no_grad():
+            acc = float(_accuracies(model.exit_logits(feats.validation(val_x)), val_y)[:G].mean())
+        history.append({"phase": "l2w", "epoch": epoch + 1, "val_mean_ic_acc": acc})
         if acc > best[0]:
             best = (acc, copy.deepcopy(model.ics.state_dict()))
     model.ics.load_state_dict(best[1])
