@@ -138,7 +138,7 @@ def crossovers(df: pd.DataFrame) -> pd.DataFrame:
                 n_cross = float(np.exp(np.log(n0) + t * (np.log(n1) - np.log(n0))))
         if n_cross is None and len(ratio) and ratio.iloc[0] < 1:
             n_cross = float(ratio.index[0])  # faster already at the smallest size measured
-        rows.append({"state_dim": int(s), "crossover_n": n_cross, "largest_n": int(ratio.index[-1]),
+        rows.append({"state_dim": int(s), "crossover_n": round(n_cross) if n_cross else None, "largest_n": int(ratio.index[-1]),
                      "time_ratio_at_largest_n": float(ratio.iloc[-1]),
                      "time_ratio_at_smallest_n": float(ratio.iloc[0])})
     return pd.DataFrame(rows)
@@ -173,7 +173,7 @@ def complexity_figure(df: pd.DataFrame):
     batch = int(df.attrs.get("batch", 0)) or None
     ax_t.set_ylabel("ms per forward + backward" + (f" (batch {batch})" if batch else ""))
     ax_t.set_title("measured time (× = crossover with dense)", fontsize=10)
-    ax_m.set_ylabel("multiply-adds per sample (forward)")
+    ax_m.set_ylabel("multiply-adds per sample (forward" + (f", batch {batch})" if batch else ")"))
     ax_m.set_title("counted (solid) and minimal (dotted) multiply-adds", fontsize=10)
     ax_t.legend(fontsize=8)
     return fig

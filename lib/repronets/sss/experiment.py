@@ -37,6 +37,7 @@ from . import models
 from .layer import SSSLinear
 
 CODE_VERSION = 1
+COMPLEXITY_VERSION = 2  # 2: counted MACs per sample of the benchmark batch (1: of a batch of one)
 LOSSES = ("double_softmax", "logits")
 INPUTS = ("raw", "scaled")
 DATASETS = data.DATASETS + data.TABULAR_DATASETS
@@ -179,18 +180,20 @@ def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
 # ------------------------------------------------------------------ complexity
 
 def complexity_params(p: Params) -> dict:
-    return {"code_version": CODE_VERSION, "sizes": p.complexity_sizes, "states": p.complexity_states,
+    return {"code_version": COMPLEXITY_VERSION, "sizes": p.complexity_sizes, "states": p.complexity_states,
             "batch": p.complexity_batch, "min_time": p.complexity_min_time, "device": p.device,
             "threads": torch.get_num_threads()}
 
 
 def counted_macs(module: torch.nn.Module, u: torch.Tensor) -> int:
-    """Multiply-adds of one forward pass as counted by torch.utils.flop_counter (matrix products only)."""
+    """Multiply-adds per sample of one forward pass on the batch ``u``, as counted by torch.utils.flop_counter
+    (matrix products only). Per sample of a batch, because the SSS layer's work on its generators (assembling the
+    chunk operators) does not depend on the batch and is shared by its samples."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         module(u)
-    return counter.get_total_flops() // 2
+    return counter.get_total_flops() // 2 // len(u)
 
 
 def generator_macs(n: int, s: int) -> int:
@@ -217,7 +220,7 @@ def measure_complexity(params: dict, checkpoint=None) -> dict:
             seconds = timer.blocked_autorange(min_run_time=params["min_time"]).median
             s = None if name == "dense" else int(name.split("_")[1])
             rows.append({"n": n, "layer": name, "state_dim": s, "seconds": seconds,
-                         "macs_per_sample": counted_macs(layer, u[:1].detach()),
+                         "macs_per_sample": counted_macs(layer, u.detach()),
                          "minimal_macs_per_sample": n * n if s is None else generator_macs(n, s),
                          "chunk": None if s is None else layer.chunk_size()})
     return {"rows": rows, "device": str(device)}
