@@ -17,9 +17,10 @@ SAMPLES = 256
 
 
 def _setup():
-    p = params.load("04_dynamic_exits", "quick")
+    quick = params.load("04_dynamic_exits", "quick")
+    p = experiment.setting(quick, quick.datasets[0])
     store = RunStore()
-    runs = [r for r in experiment.run(p, store) if r.params["method"] == "jeidnn"]
+    runs = [r for r in experiment.run(quick, store) if r.params["method"] == "jeidnn" and r.params["dataset"] == p.dataset]
     backbone, _ = experiment.load_backbone(p, store)
     _, _, test = experiment.splits(p)
     x = experiment.preprocess_for(p, test)(test.x[:SAMPLES], training=False)

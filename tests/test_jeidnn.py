@@ -195,8 +195,9 @@ def test_checkpoint_loading_with_official_key_names(tmp_path):
 
 
 def test_freezing_leaves_the_backbone_bit_identical():
-    p = params.load("04_dynamic_exits", "smoke")
     from repronets.jeidnn import experiment
+    smoke = params.load("04_dynamic_exits", "smoke")
+    p = experiment.setting(smoke, smoke.datasets[0])
     tr, val, _ = experiment.splits(p)
     model = tiny_model(2)
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
@@ -259,3 +260,21 @@ def test_l2w_assignment_and_weights():
     assert conf[first, 0].min() >= conf[~first, 0].max()  # exit 0 takes its most confident samples
     w = training.WeightNet(3)(torch.rand(16, 3))
     assert torch.allclose(w.mean(0), torch.ones(3), atol=1e-6) and (w - 1).abs().max() <= 0.6
+
+
+def test_original_dataset_settings_and_the_long_tailed_cifar100_counts():
+    from repronets import data
+    from repronets.jeidnn import experiment
+    paper = params.load("04_dynamic_exits", "paper")
+    assert experiment.setting(paper, "svhn").img_size == 32 and not experiment.setting(paper, "svhn").augment
+    assert experiment.setting(paper, "cifar100").val_size == 10000 and experiment.setting(paper, "cifar10").img_size == 224
+    quick = params.load("04_dynamic_exits", "quick")
+    assert experiment.setting(quick, "digits").img_size == quick.img_size  # no override without the flag
+    # CIFAR-100-LT as the reference: 500 → 5 per class, 10,847 images; test 100 → 1, 2,131 images
+    for per_class, total in ((500, 10_847), (100, 2_131)):
+        y = torch.arange(100).repeat_interleave(per_class)
+        split = data.Split("cifar100", "train", torch.zeros(len(y), 1), y, tuple(str(c) for c in range(100)))
+        lt = data.long_tailed(split, 100, seed=0)
+        counts = torch.bincount(lt.y, minlength=100)
+        assert len(lt) == total and counts[0] == per_class and counts[-1] == per_class // 100
+        assert (counts[:-1] >= counts[1:]).all() and lt.name == "cifar100_lt"

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "cifar100_lt")
 TABULAR_DATASETS = ("pendigits", "hand_postures")  # feature vectors (N, F), raw values: paper 3's UCI sets
 SPLITS = ("train", "test")
 DIGITS_TEST_FRACTION = 0.25
@@ -230,10 +230,33 @@ def _svhn(root: Path, train: bool, download: bool) -> Split:
                  torch.as_tensor(ds.labels).long(), tuple(str(c) for c in range(10)))
 
 
+def long_tailed(split: Split, imbalance: float, seed: int = 0) -> Split:
+    """An exponentially long-tailed subset, as the LDAM-style class JEI-DNN uses (shared/papers/jeidnn.md §5):
+    class c keeps ⌊n_max·(1/imbalance)^(c/(C−1))⌋ of its samples, classes in their natural order, each class's
+    samples shuffled by one NumPy RandomState(seed) in class order before taking the first ones."""
+    labels = split.y.cpu().numpy()
+    classes = split.num_classes
+    n_max = int(np.bincount(labels, minlength=classes).max())
+    rng = np.random.RandomState(seed)
+    keep = []
+    for c in range(classes):
+        index = np.where(labels == c)[0]
+        rng.shuffle(index)
+        keep.append(index[:int(n_max * (1.0 / imbalance) ** (c / (classes - 1)))])
+    return dataclasses.replace(split.subset(np.concatenate(keep)), name=f"{split.name}_lt")
+
+
+def _cifar100_lt(root: Path, train: bool, download: bool) -> Split:
+    """CIFAR-100-LT with imbalance 100: 10,847 training images (500 … 5 per class) and, as in the original, a test
+    set made long-tailed the same way (100 … 1 per class, 2,131 images)."""
+    return long_tailed(_TORCHVISION["cifar100"](root, train, download), imbalance=100, seed=0)
+
+
 _TORCHVISION = {
     "mnist": _mnist_like("MNIST", "mnist"),
     "fashion_mnist": _mnist_like("FashionMNIST", "fashion_mnist"),
     "cifar10": _cifar("CIFAR10", "cifar10"),
     "cifar100": _cifar("CIFAR100", "cifar100"),
     "svhn": _svhn,
+    "cifar100_lt": _cifar100_lt,
 }

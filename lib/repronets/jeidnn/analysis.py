@@ -14,6 +14,8 @@ COST_NAMES = {"macs": "multiply-adds (torch.utils.flop_counter)", "original": "o
 REFERENCE = {
     "cifar10": [(0.01, 94.33, 0.26, 81.0, 5.1), (0.1, 93.90, 0.28, 75.3, 7.4), (0.5, 90.49, 0.21, 68.9, 11.5),
                 (1.0, 79.98, 0.26, 59.8, 17.0), (3.0, 51.62, 0.37, 45.3, 19.2)],
+    "cifar100": [(0.01, 75.36, None, 80.2, 10.8), (0.1, 76.72, None, 81.2, 10.5), (0.5, 76.61, None, 79.4, 11.8)],
+    "cifar100_lt": [(0.01, 87.55, 3.6, 84.4, 8.6), (0.9, 85.37, 4.1, 75.9, 12.7)],
     "svhn": [(0.05, 91.58, 0.23, 64.6, 5.5), (0.3, 91.23, 0.25, 55.9, 8.5), (0.9, 88.58, 0.22, 45.4, 17.3),
              (2.0, 77.11, 0.33, 33.1, 25.9)],
 }
@@ -79,11 +81,12 @@ def _draw(ax, df, y: str, cost: str, sd: str | None = None):
     ax.set_xlabel("mean cost per sample / full cost")
 
 
-def tradeoff_figure(df: pd.DataFrame, alpha: float, cost: str = "macs"):
+def tradeoff_figure(df: pd.DataFrame, alpha: float, cost: str = "macs", title: str = ""):
     """Accuracy, ECE and conformal set size (with miscoverage) against the mean cost; error bars/bands: fold sd."""
     fig, grid = plt.subplots(2, 2, figsize=(11, 8))
     axes = grid.ravel()
-    fig.suptitle(f"cost: {COST_NAMES[cost]}; bars and bands: ±1 sd over test folds", fontsize=10)
+    fig.suptitle(f"{title + ': ' if title else ''}cost in {COST_NAMES[cost]}; bars and bands: ±1 sd over test folds",
+                 fontsize=10)
     _draw(axes[0], df, "acc", cost, "acc_sd")
     axes[0].set_ylabel("test accuracy")
     axes[0].set_title("accuracy", fontsize=10)
@@ -101,7 +104,7 @@ def tradeoff_figure(df: pd.DataFrame, alpha: float, cost: str = "macs"):
     return fig
 
 
-def exits_figure(runs: list[RunResult]):
+def exits_figure(runs: list[RunResult], title: str = ""):
     """Where JEI-DNN's test samples exit, per λ (bars), beside the λ-oracle's exits on the test set (hatched)."""
     jei = sorted((r for r in runs if r.params["method"] == "jeidnn"), key=lambda r: r.params["tradeoff"])
     if not jei:
@@ -121,6 +124,8 @@ def exits_figure(runs: list[RunResult]):
         ax.set_xlabel("exit")
     for row in axes:
         row[0].set_ylabel("share of test samples")
+    if title:
+        fig.suptitle(title, fontsize=10)
     axes[0][-1].legend(fontsize=7)
     return fig
 
@@ -141,7 +146,8 @@ def results_table(df: pd.DataFrame, dataset: str, with_reference: bool) -> pd.Da
             row[f"{method} acc % at ≤ cost"] = round(100 * b.acc.max(), 2) if len(b) else np.nan
         if reference:
             ref = reference.get(r.setting)
-            row.update({"original acc %": f"{ref[1]:.2f} ± {ref[2]:.2f}" if ref else "–",
+            row.update({"original acc %": (f"{ref[1]:.2f}" + (f" ± {ref[2]:.2f}" if ref[2] is not None else ""))
+                        if ref else "–",
                         "original cost %": ref[3] if ref else np.nan, "original ECE": ref[4] if ref else np.nan})
         rows.append(row)
     return pd.DataFrame(rows)

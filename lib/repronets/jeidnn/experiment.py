@@ -33,12 +33,23 @@ CODE_VERSION = 1
 ARCHITECTURES = (*VARIANTS, "small")
 BASELINES = ("confidence", "boosted", "l2w")
 MEANS = {"cifar10": ((0.4914, 0.4822, 0.4465), (0.24703, 0.24348, 0.26158)),
-         "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))}
+         "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+         "cifar100_lt": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+         "svhn": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))}  # SVHN: ToTensor only, no normalisation (as the original)
+# The original's per-dataset settings (shared/papers/jeidnn.md §2.7, §5)
+ORIGINAL_SETTINGS = {
+    "cifar10": {"img_size": 224, "augment": True, "val_size": 5000, "exit_batch_size": 64},
+    "cifar100": {"img_size": 224, "augment": True, "val_size": 10000, "exit_batch_size": 64},
+    "cifar100_lt": {"img_size": 224, "augment": True, "val_size": 1000, "exit_batch_size": 64},
+    "svhn": {"img_size": 32, "augment": False, "val_size": 5000, "exit_batch_size": 256},
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class Params(CommonParams):
-    dataset: str = param(choices=data.DATASETS)
+    datasets: list[str] = param(choices=data.DATASETS)
+    original_dataset_settings: bool = param(doc="each dataset with the original's img_size, augmentation, val_size and "
+                                                "exit batch size (CIFAR: 224 px, augmented; SVHN: 32 px, batch 256)")
     train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all")
     val_size: int = param(ge=1, doc="training images held out for validation (5000 for CIFAR-10 in the original)")
     img_size: int = param(ge=16, doc="images are resized to this (224 for CIFAR in the original, 32 for SVHN)")
@@ -85,6 +96,20 @@ class Params(CommonParams):
                              f"got {self.img_size}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Setting(Params):
+    """The parameters of one dataset's runs: ``Params`` with ``dataset`` set and, with
+    ``original_dataset_settings``, that dataset's original settings applied."""
+    dataset: str = ""
+
+
+def setting(p: Params, dataset: str) -> Setting:
+    values = dataclasses.asdict(p)
+    if p.original_dataset_settings:
+        values.update(ORIGINAL_SETTINGS.get(dataset, {}))
+    return Setting(**values, dataset=dataset)
+
+
 def checkpoint_path(p: Params):
     """The checkpoint file: as given when absolute or present, else under the data root."""
     from pathlib import Path
@@ -109,7 +134,7 @@ def make_backbone(p: Params, in_chans: int, num_classes: int) -> T2TViT:
     return VARIANTS[p.arch](num_classes, p.img_size, in_chans=in_chans, drop_path_rate=p.drop_path_rate)
 
 
-def splits(p: Params):
+def splits(p: Setting):
     """(train part, validation part, test), the validation part held out from the training split with seed 42."""
     full, test = data.train_test(p.dataset, root=p.data_root or None, download=p.download, train_limit=p.train_limit)
     if p.val_size >= len(full):
@@ -118,20 +143,20 @@ def splits(p: Params):
     return full.subset(order[p.val_size:]), full.subset(order[:p.val_size]), test
 
 
-def preprocess_for(p: Params, split: data.Split) -> Preprocess:
+def preprocess_for(p: Setting, split: data.Split) -> Preprocess:
     mean, std = MEANS.get(split.name, (tuple(split.x.mean((0, 2, 3)).tolist()), tuple(split.x.std((0, 2, 3)).tolist())))
     return Preprocess(p.img_size, mean, std, pad=p.img_size // 8 if p.augment else 0,
-                      flip=p.augment and split.name in ("cifar10", "cifar100"))
+                      flip=p.augment and split.name.startswith("cifar"))
 
 
-def backbone_params(p: Params) -> dict:
+def backbone_params(p: Setting) -> dict:
     keys = ("dataset", "train_limit", "val_size", "img_size", "arch", "embed_dim", "depth", "num_heads", "mlp_ratio",
             "token_dim", "drop_path_rate", "checkpoint", "augment", "backbone_epochs", "backbone_lr",
             "backbone_lr_scale", "backbone_weight_decay", "backbone_batch_size", "seed")
     return {"code_version": CODE_VERSION, **{k: getattr(p, k) for k in keys}}
 
 
-def train_backbone(p: Params, run: dict, checkpoint=None) -> dict:
+def train_backbone(p: Setting, run: dict, checkpoint=None) -> dict:
     tr, val, test = splits(p)
     torch.manual_seed(run["seed"])
     backbone = make_backbone(p, tr.input_shape[0], tr.num_classes)
@@ -150,7 +175,7 @@ def train_backbone(p: Params, run: dict, checkpoint=None) -> dict:
     return result
 
 
-def load_backbone(p: Params, store: RunStore) -> tuple[T2TViT, RunResult]:
+def load_backbone(p: Setting, store: RunStore) -> tuple[T2TViT, RunResult]:
     run = store.run("jeidnn_backbone", backbone_params(p), lambda r, ckpt: train_backbone(p, r, ckpt), device=p.device)
     tr, _, _ = splits(p)
     backbone = make_backbone(p, tr.input_shape[0], tr.num_classes)
@@ -183,14 +208,14 @@ def exit_distribution(exits: torch.Tensor, count: int) -> list[float]:
     return torch.bincount(exits.cpu(), minlength=count).double().div(len(exits)).tolist()
 
 
-def cost_weights(p: Params, costs: dict, G: int) -> torch.Tensor:
+def cost_weights(p: Setting, costs: dict, G: int) -> torch.Tensor:
     if p.cost_term == "depth_fraction":
         return torch.arange(1, G + 2, dtype=torch.float32) / (G + 1)
     table = torch.tensor(costs["original" if p.cost_term == "original_counter" else "macs"], dtype=torch.float32)
     return table / table[-1]
 
 
-def run_exits(p: Params, run: dict, store: RunStore, checkpoint=None) -> dict:
+def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None) -> dict:
     """One method on the frozen backbone: JEI-DNN at λ = run["tradeoff"], or a baseline."""
     backbone, _ = load_backbone(p, store)
     device = train.resolve_device(p.device)
@@ -260,7 +285,7 @@ def run_exits(p: Params, run: dict, store: RunStore, checkpoint=None) -> dict:
     return result
 
 
-def run_params(p: Params, method: str, tradeoff: float | None) -> dict:
+def run_params(p: Setting, method: str, tradeoff: float | None) -> dict:
     keys = ("exit_epochs", "exit_batch_size", "exit_lr", "max_warmup_epochs", "alternate_every", "ic_loss",
             "cost_term", "pos_weight", "frozen_features", "val_augmentation", "meta_every", "budget_levels", "budget_divisor", "folds", "ece_bins",
             "ece_batch", "conformal_alphas")
@@ -268,11 +293,18 @@ def run_params(p: Params, method: str, tradeoff: float | None) -> dict:
 
 
 def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
+    """Every dataset's backbone, JEI-DNN per λ and baselines; missing data or checkpoint are named before any
+    training starts."""
     store = store or RunStore()
     if p.checkpoint:
-        checkpoint_path(p)  # a missing file is named before any work starts
-    splits(p)           # so is missing data
-    load_backbone(p, store)
-    grid = [run_params(p, "jeidnn", t) for t in p.tradeoffs] + [run_params(p, b, None) for b in p.baselines]
-    return [store.run(f"jeidnn_{g['method']}", g, lambda g, ckpt: run_exits(p, g, store, ckpt), device=p.device)
-            for g in grid]
+        checkpoint_path(p)
+    settings = [setting(p, d) for d in p.datasets]
+    for q in settings:
+        splits(q)
+    out = []
+    for q in settings:
+        load_backbone(q, store)
+        grid = [run_params(q, "jeidnn", t) for t in q.tradeoffs] + [run_params(q, b, None) for b in q.baselines]
+        out += [store.run(f"jeidnn_{g['method']}", g, lambda g, ckpt, q=q: run_exits(q, g, store, ckpt), device=q.device)
+                for g in grid]
+    return out
