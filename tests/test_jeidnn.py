@@ -278,3 +278,53 @@ def test_original_dataset_settings_and_the_long_tailed_cifar100_counts():
         counts = torch.bincount(lt.y, minlength=100)
         assert len(lt) == total and counts[0] == per_class and counts[-1] == per_class // 100
         assert (counts[:-1] >= counts[1:]).all() and lt.name == "cifar100_lt"
+
+
+class Interrupting(SyntheticFeatures):
+    """Raises KeyboardInterrupt at the k-th training batch, as a job killed mid-epoch."""
+
+    def __init__(self, *args, at: int, **kw):
+        super().__init__(*args, **kw)
+        self.calls, self.at = 0, at
+
+    def training_batch(self, x, index, generator=None):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return super().training_batch(x, index, generator)
+
+
+@pytest.mark.parametrize("method, at", [("jeidnn", 15), ("jeidnn", 45), ("boosted", 50), ("l2w", 50),
+                                        ("confidence", 40)])
+def test_exit_training_resumes_with_the_uninterrupted_numbers(tmp_path, method, at):
+    torch.manual_seed(0)
+    n, classes, dim = 400, 4, 16
+    y = torch.randint(0, classes, (n,))
+    x = torch.zeros(n, 1)
+    c = training.ExitConfig(epochs=6, batch_size=32, max_warmup_epochs=2, alternate_every=3, tradeoff=0.1, lr=0.05)
+    trainers = {"jeidnn": lambda m, f, ck: training.train_jeidnn(m, f, x[:300], y[:300], x[300:], y[300:],
+                                                                  torch.arange(1, 5) / 4, c, ck),
+                "boosted": lambda m, f, ck: training.train_boosted(m, f, x[:300], y[:300], x[300:], y[300:], c,
+                                                                    checkpoint=ck),
+                "l2w": lambda m, f, ck: training.train_l2w(m, f, x[:300], y[:300], x[300:], y[300:], c, meta_every=4,
+                                                            checkpoint=ck),
+                "confidence": lambda m, f, ck: training.train_confidence_ics(m, f, x[:300], y[:300], x[300:],
+                                                                              y[300:], c, ck)}
+
+    def fresh():
+        torch.manual_seed(1)
+        m = DynamicNet(T2TViT(32, 1, classes, embed_dim=dim, depth=4, num_heads=2, mlp_ratio=2.0, token_dim=8))
+        m.freeze_backbone()
+        return m
+
+    signal = [0.5, 1.0, 1.5, 6.0]
+    reference = fresh()
+    expected = trainers[method](reference, SyntheticFeatures(y, signal, dim), None)
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        trainers[method](fresh(), Interrupting(y, signal, dim, at=at), ckpt)
+    assert ckpt.exists()
+    resumed = fresh()
+    got = trainers[method](resumed, SyntheticFeatures(y, signal, dim), ckpt)
+    assert got["history"] == expected["history"]
+    assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), reference.state_dict().values()))

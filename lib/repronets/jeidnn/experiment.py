@@ -232,13 +232,13 @@ def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None) -> dict:
                    pos_weight=p.pos_weight, seed=run["seed"])
     method = run["method"]
     if method == "jeidnn":
-        trained = train_jeidnn(model, feats, tr.x, tr.y, val.x, val.y, cost_weights(p, costs, G), c)
+        trained = train_jeidnn(model, feats, tr.x, tr.y, val.x, val.y, cost_weights(p, costs, G), c, checkpoint)
     elif method == "boosted":
-        trained = train_boosted(model, feats, tr.x, tr.y, val.x, val.y, c)
+        trained = train_boosted(model, feats, tr.x, tr.y, val.x, val.y, c, checkpoint=checkpoint)
     elif method == "l2w":
-        trained = train_l2w(model, feats, tr.x, tr.y, val.x, val.y, c, meta_every=p.meta_every)
+        trained = train_l2w(model, feats, tr.x, tr.y, val.x, val.y, c, meta_every=p.meta_every, checkpoint=checkpoint)
     else:
-        trained = train_confidence_ics(model, feats, tr.x, tr.y, val.x, val.y, c)
+        trained = train_confidence_ics(model, feats, tr.x, tr.y, val.x, val.y, c, checkpoint)
     model.eval()
     with torch.no_grad():
         logits = {name: model.exit_logits(feats.evaluation(s.x)) for name, s in (("val", val), ("test", test))}

@@ -121,6 +121,42 @@ class Features:
         return self._compute(x[index], True, generator)
 
 
+class EpochCheckpoint:
+    """Per-epoch checkpoints of the exit-training loops: an interrupted run resumes after its last finished epoch with
+    the numbers of an uninterrupted one. Saved: the loop's modules, optimizers, schedulers and generators, its plain
+    values (best states, histories, counters) and the global torch RNG (dropout on the frozen features draws from
+    it). ``path`` None: nothing is saved."""
+
+    def __init__(self, path=None):
+        from pathlib import Path
+
+        self.path = Path(path) if path else None
+        self.saved = torch.load(self.path, weights_only=False) if self.path and self.path.exists() else None
+
+    @property
+    def stage(self) -> str | None:
+        return self.saved["stage"] if self.saved else None
+
+    def restore(self, stage: str, objects: dict) -> dict | None:
+        if self.stage != stage:
+            return None
+        for name, obj in objects.items():
+            state = self.saved["objects"][name]
+            obj.set_state(state) if isinstance(obj, torch.Generator) else obj.load_state_dict(state)
+        torch.set_rng_state(self.saved["rng"])
+        return self.saved["values"]
+
+    def save(self, stage: str, objects: dict, values: dict) -> None:
+        if self.path is None:
+            return
+        from .. import fileio
+
+        self.saved = {"stage": stage, "values": values, "rng": torch.get_rng_state(),
+                      "objects": {k: o.get_state() if isinstance(o, torch.Generator) else o.state_dict()
+                                  for k, o in objects.items()}}
+        fileio.save_torch(self.path, self.saved)
+
+
 def exit_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-sample cross-entropy of every exit, (B, G+1)."""
     B, E, C = logits.shape
@@ -170,18 +206,24 @@ def _accuracies(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def warm_up_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig,
-                epochs: int, history: list) -> None:
+                epochs: int, history: list, ckpt: EpochCheckpoint | None = None) -> None:
     """IC warm-up: loss Σ_l (G+1−l)·CE(IC_l); an IC whose validation accuracy has not improved for
     ``warmup_patience`` epochs gets its best weights back and is frozen; stops when all are frozen or after
     ``epochs``; then every IC is trainable again."""
+    ckpt = ckpt or EpochCheckpoint()
     G = len(model.ics)
     weights = warmup_weights(G).to(train_x.device)
     optimizer = _sgd(model.ics.parameters(), c)
-    best = [(-1.0, copy.deepcopy(ic.state_dict())) for ic in model.ics]
-    stale = [0] * G
-    frozen = [False] * G
     generator = torch.Generator().manual_seed(c.seed)
-    for epoch in range(epochs):
+    objects = {"ics": model.ics, "optimizer": optimizer, "generator": generator}
+    values = ckpt.restore("warmup", objects) or {
+        "best": [(-1.0, copy.deepcopy(ic.state_dict())) for ic in model.ics], "stale": [0] * G, "frozen": [False] * G,
+        "epoch": 0, "history": list(history)}
+    best, stale, frozen = values["best"], values["stale"], values["frozen"]
+    history[:] = values["history"]
+    for ic, f in zip(model.ics, frozen):
+        ic.requires_grad_(not f)
+    for epoch in range(values["epoch"], epochs if not all(frozen) else values["epoch"]):
         for index in torch.randperm(len(train_y), generator=generator).split(c.batch_size):
             f = feats.training_batch(train_x, index, generator)
             logits = torch.stack([ic(f[:, l]) for l, ic in enumerate(model.ics)], 1)
@@ -204,29 +246,37 @@ def warm_up_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val
                     ic.load_state_dict(best[l][1])
                     ic.requires_grad_(False)
                     frozen[l] = True
+        ckpt.save("warmup", objects, {"best": best, "stale": stale, "frozen": frozen, "epoch": epoch + 1,
+                                      "history": history})
         if all(frozen):
             break
     model.ics.requires_grad_(True)
 
 
 def train_jeidnn(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, costs: torch.Tensor,
-                 c: ExitConfig) -> dict:
+                 c: ExitConfig, checkpoint=None) -> dict:
     """Phases 1–3 of JEI-DNN: ICs and gates trained on the frozen backbone; the state with the best validation gated
-    accuracy (after the warm-up) is kept. Returns the history."""
+    accuracy (after the warm-up) is kept. Returns the history. With ``checkpoint`` (a path) it resumes."""
+    ckpt = EpochCheckpoint(checkpoint)
     torch.manual_seed(c.seed)
     G = len(model.ics)
     costs = costs.to(train_x.device)
     history: list[dict] = []
     warm = min(c.max_warmup_epochs, c.epochs)
-    warm_up_ics(model, feats, train_x, train_y, val_x, val_y, c, warm, history)
+    if ckpt.stage != "joint":
+        warm_up_ics(model, feats, train_x, train_y, val_x, val_y, c, warm, history, ckpt)
     ic_opt, gate_opt = _sgd(model.ics.parameters(), c), _sgd(model.gates.parameters(), c)
     remaining = max(c.epochs - warm, 1)
     schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=remaining, eta_min=c.eta_min)
                   for o in (ic_opt, gate_opt)]
-    pos_weight = torch.ones(G, device=train_x.device)
-    best = (-1.0, copy.deepcopy({"ics": model.ics.state_dict(), "gates": model.gates.state_dict()}))
     generator = torch.Generator().manual_seed(c.seed + 1)
-    for epoch in range(remaining):
+    objects = {"ics": model.ics, "gates": model.gates, "ic_opt": ic_opt, "gate_opt": gate_opt,
+               "ic_schedule": schedulers[0], "gate_schedule": schedulers[1], "generator": generator}
+    values = ckpt.restore("joint", objects) or {
+        "pos_weight": torch.ones(G), "epoch": 0, "history": history,
+        "best": (-1.0, copy.deepcopy({"ics": model.ics.state_dict(), "gates": model.gates.state_dict()}))}
+    pos_weight, best, history = values["pos_weight"].to(train_x.device), values["best"], values["history"]
+    for epoch in range(values["epoch"], remaining):
         for b, index in enumerate(torch.randperm(len(train_y), generator=generator).split(c.batch_size)):
             f = feats.training_batch(train_x, index, generator)
             y = train_y[index]
@@ -259,23 +309,28 @@ def train_jeidnn(model: DynamicNet, feats: Features, train_x, train_y, val_x, va
                         "val_mean_exit": float(exits.float().mean())})
         if acc > best[0]:
             best = (acc, copy.deepcopy({"ics": model.ics.state_dict(), "gates": model.gates.state_dict()}))
+        ckpt.save("joint", objects, {"pos_weight": pos_weight.cpu(), "epoch": epoch + 1, "history": history,
+                                     "best": best})
     model.ics.load_state_dict(best[1]["ics"])
     model.gates.load_state_dict(best[1]["gates"])
     return {"history": history, "best_val_gated_acc": best[0]}
 
 
 def train_boosted(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig,
-                  reweight: float = 0.5) -> dict:
+                  reweight: float = 0.5, checkpoint=None) -> dict:
     """BoostNet-style ICs: stage s is trained on CE(o_s + r·stopgrad(F_{s−1})), F_s = o_s + r·F_{s−1}, so training
     matches the ensemble used at inference; the last stage is the frozen head. Selected on the validation accuracy
     of the last ensemble."""
+    ckpt = EpochCheckpoint(checkpoint)
     torch.manual_seed(c.seed)
     optimizer = _sgd(model.ics.parameters(), c)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.epochs, eta_min=c.eta_min)
-    best = (-1.0, copy.deepcopy(model.ics.state_dict()))
-    history = []
     generator = torch.Generator().manual_seed(c.seed + 2)
-    for epoch in range(c.epochs):
+    objects = {"ics": model.ics, "optimizer": optimizer, "schedule": scheduler, "generator": generator}
+    values = ckpt.restore("boosted", objects) or {"best": (-1.0, copy.deepcopy(model.ics.state_dict())),
+                                                  "history": [], "epoch": 0}
+    best, history = values["best"], values["history"]
+    for epoch in range(values["epoch"], c.epochs):
         for index in torch.randperm(len(train_y), generator=generator).split(c.batch_size):
             f = feats.training_batch(train_x, index, generator)
             logits = model.exit_logits(f)
@@ -291,6 +346,7 @@ def train_boosted(model: DynamicNet, feats: Features, train_x, train_y, val_x, v
         history.append({"phase": "boosted", "epoch": epoch + 1, "val_last_ensemble_acc": acc})
         if acc > best[0]:
             best = (acc, copy.deepcopy(model.ics.state_dict()))
+        ckpt.save("boosted", objects, {"best": best, "history": history, "epoch": epoch + 1})
     model.ics.load_state_dict(best[1])
     return {"history": history}
 
@@ -325,7 +381,7 @@ def confidence_rank_assignment(probs: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def train_l2w(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig,
-              meta_every: int = 100, meta_p: float = 0.75, meta_lr: float = 1e-4) -> dict:
+              meta_every: int = 100, meta_p: float = 0.75, meta_lr: float = 1e-4, checkpoint=None) -> dict:
     """L2W-DEN (Han et al., ECCV 2022) on the frozen backbone, as the original's port: the ICs minimise
     Σ_l w_il·CE_il with per-sample weights from :class:`WeightNet`; every ``meta_every`` batches a meta-step updates
     the weight net: a virtual SGD step of the ICs on one half of the batch with the weighted loss, then the
@@ -340,10 +396,13 @@ def train_l2w(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y
     meta_opt = torch.optim.Adam(weight_net.parameters(), lr=meta_lr, weight_decay=1e-4)
     optimizer = _sgd(model.ics.parameters(), c)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.epochs, eta_min=c.eta_min)
-    names = [n for n, _ in model.ics.named_parameters()]
-    best = (-1.0, copy.deepcopy(model.ics.state_dict()))
-    history = []
+    ckpt = EpochCheckpoint(checkpoint)
     generator = torch.Generator().manual_seed(c.seed + 3)
+    objects = {"ics": model.ics, "weight_net": weight_net, "optimizer": optimizer, "meta_optimizer": meta_opt,
+               "schedule": scheduler, "generator": generator}
+    values = ckpt.restore("l2w", objects) or {"best": (-1.0, copy.deepcopy(model.ics.state_dict())), "history": [],
+                                              "epoch": 0, "step": 0}
+    best, history = values["best"], values["history"]
 
     def ic_logits(f, params=None):
         if params is None:
@@ -352,8 +411,8 @@ def train_l2w(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y
                                                             if k.startswith(f"{l}.")}, (f[:, l],))
                             for l in range(G)], 1)
 
-    step = 0
-    for epoch in range(c.epochs):
+    step = values["step"]
+    for epoch in range(values["epoch"], c.epochs):
         for index in torch.randperm(len(train_y), generator=generator).split(c.batch_size):
             f = feats.training_batch(train_x, index, generator)
             y = train_y[index]
@@ -385,6 +444,7 @@ def train_l2w(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y
         history.append({"phase": "l2w", "epoch": epoch + 1, "val_mean_ic_acc": acc})
         if acc > best[0]:
             best = (acc, copy.deepcopy(model.ics.state_dict()))
+        ckpt.save("l2w", objects, {"best": best, "history": history, "epoch": epoch + 1, "step": step})
     model.ics.load_state_dict(best[1])
     return {"history": history}
 
@@ -398,12 +458,13 @@ def boosted_logits(logits: torch.Tensor, reweight: float = 0.5, detach: bool = F
     return torch.stack(out, 1)
 
 
-def train_confidence_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig) -> dict:
+def train_confidence_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig,
+                         checkpoint=None) -> dict:
     """The confidence-threshold baseline's ICs: the warm-up loss only, for the whole budget of epochs."""
     torch.manual_seed(c.seed)
     history: list[dict] = []
     warm_up_ics(model, feats, train_x, train_y, val_x, val_y, dataclasses.replace(c, warmup_patience=c.epochs + 1),
-                c.epochs, history)
+                c.epochs, history, EpochCheckpoint(checkpoint))
     return {"history": history}
 
 
