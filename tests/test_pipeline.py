@@ -207,3 +207,24 @@ def test_a_failure_while_publishing_is_reported_and_the_others_still_build(proje
     monkeypatch.setattr(pipeline, "_publish", publish)
     code, out = build(project)
     assert code == 1 and "FAILED fixture_a (failed): pipeline error: OSError" in out and "ok   fixture_b" in out
+
+
+def test_git_state_ignores_the_builds_own_outputs(tmp_path):
+    import subprocess
+
+    from repronets import provenance
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "table.md").write_text("a")
+    (tmp_path / "code.py").write_text("x = 1")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert provenance.git_state(tmp_path)["dirty"] is False
+    (tmp_path / "figures" / "table.md").write_text("b")  # a published output: still a clean checkout
+    assert provenance.git_state(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2")
+    assert provenance.git_state(tmp_path)["dirty"] is True
