@@ -328,3 +328,13 @@ def test_exit_training_resumes_with_the_uninterrupted_numbers(tmp_path, method, 
     got = trainers[method](resumed, SyntheticFeatures(y, signal, dim), ckpt)
     assert got["history"] == expected["history"]
     assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), reference.state_dict().values()))
+
+
+def test_baselines_identity_gates_cost_nothing():
+    model = DynamicNet(t2t_vit_7(10, img_size=32))
+    with_gates = cost.exit_costs(model, (3, 32, 32))
+    without = cost.exit_costs(model, (3, 32, 32), gates=False)
+    G = len(model.ics)
+    for l in range(G + 1):
+        assert with_gates["original"][l] - without["original"][l] == min(l + 1, G) * (9 * 10 + 6)
+        assert with_gates["macs"][l] - without["macs"][l] == min(l + 1, G) * 4

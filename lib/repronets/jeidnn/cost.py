@@ -47,8 +47,9 @@ def _original_ops(module: nn.Module, fn, *args) -> float:
 
 
 @torch.no_grad()
-def exit_costs(model: DynamicNet, input_shape: tuple[int, ...]) -> dict[str, list[float]]:
-    """Cumulative cost per sample of exits 0 … G in both conventions (batch-1 passes, eval mode)."""
+def exit_costs(model: DynamicNet, input_shape: tuple[int, ...], gates: bool = True) -> dict[str, list[float]]:
+    """Cumulative cost per sample of exits 0 … G in both conventions (batch-1 passes, eval mode). ``gates=False``:
+    the baselines' identity gates, which cost nothing (their thresholds compare a probability already computed)."""
     was_training = model.training
     model.eval()
     bb = model.backbone
@@ -63,8 +64,11 @@ def exit_costs(model: DynamicNet, input_shape: tuple[int, ...]) -> dict[str, lis
 
     def ic_cost(l: int) -> dict:
         t = tokens[l + 1]
-        macs = _macs(lambda: model.ics[l](bb.norm(t[:, 0]))) + _macs(lambda: model.gates[l](torch.zeros(1, 4, device=device)))
-        original = (2.5 * t.numel() + model.ics[l].weight.numel() + model.ics[l].bias.numel() + 9 * C + 6)
+        macs = _macs(lambda: model.ics[l](bb.norm(t[:, 0])))
+        original = 2.5 * t.numel() + model.ics[l].weight.numel() + model.ics[l].bias.numel()
+        if gates:
+            macs += _macs(lambda: model.gates[l](torch.zeros(1, 4, device=device)))
+            original += 9 * C + 6
         return {"macs": macs, "original": original}
 
     costs = {"macs": [], "original": []}
@@ -82,16 +86,6 @@ def exit_costs(model: DynamicNet, input_shape: tuple[int, ...]) -> dict[str, lis
     costs["original"].append(float(running["original"] + per_block[G]["original"] + final_original))
     model.train(was_training)
     return costs
-
-
-def backbone_macs(model: DynamicNet, input_shape: tuple[int, ...]) -> int:
-    """True multiply-adds of the plain backbone (no ICs, no gates): what a static model costs."""
-    x = torch.zeros(1, *input_shape, device=next(model.parameters()).device)
-    was_training = model.training
-    model.eval()
-    out = _macs(model.backbone, x)
-    model.train(was_training)
-    return out
 
 
 def mean_cost(exits: torch.Tensor, cumulative: list[float]) -> float:

@@ -224,7 +224,7 @@ def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None) -> dict:
     model = DynamicNet(backbone).to(device)
     model.freeze_backbone()
     G = len(model.ics)
-    costs = cost_mod.exit_costs(model, (tr.input_shape[0], p.img_size, p.img_size))
+    costs = cost_mod.exit_costs(model, (tr.input_shape[0], p.img_size, p.img_size), gates=run["method"] == "jeidnn")
     feats = Features(model, preprocess_for(p, tr), p.frozen_features, p.augment, val_augmentation=p.val_augmentation,
                      seed=run["seed"])
     c = ExitConfig(epochs=p.exit_epochs, batch_size=p.exit_batch_size, lr=p.exit_lr, max_warmup_epochs=p.max_warmup_epochs,
@@ -277,8 +277,8 @@ def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None) -> dict:
         exits = {s: threshold_exits(confidence[s], thresholds) for s in ("val", "test")}
         chosen = {s: probs[s][torch.arange(len(labels[s]), device=device), exits[s]] for s in exits}
         val_pack = {"probs": chosen["val"][h2], "labels": val.y[h2], "exits": exits["val"][h2]}
-        m = fold_metrics(chosen["test"], test.y, exits["test"], {"macs": costs["macs"], "original": costs["original"]},
-                         val_pack, p.conformal_alphas, test_folds, p.ece_bins, p.ece_batch, probs["val"][h2])
+        m = fold_metrics(chosen["test"], test.y, exits["test"], costs, val_pack, p.conformal_alphas, test_folds,
+                         p.ece_bins, p.ece_batch, probs["val"][h2])
         levels.append({"budget_p": budget, "metrics": m, "exit_distribution": exit_distribution(exits["test"], G + 1)})
     result["levels"] = levels
     result["tensors"] = {"ics": model.ics.state_dict()}
@@ -287,9 +287,12 @@ def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None) -> dict:
 
 def run_params(p: Setting, method: str, tradeoff: float | None) -> dict:
     keys = ("exit_epochs", "exit_batch_size", "exit_lr", "max_warmup_epochs", "alternate_every", "ic_loss",
-            "cost_term", "pos_weight", "frozen_features", "val_augmentation", "meta_every", "budget_levels", "budget_divisor", "folds", "ece_bins",
-            "ece_batch", "conformal_alphas")
-    return {**backbone_params(p), "method": method, "tradeoff": tradeoff, **{k: getattr(p, k) for k in keys}}
+            "cost_term", "pos_weight", "frozen_features", "val_augmentation", "meta_every", "budget_levels",
+            "budget_divisor", "folds", "ece_bins", "ece_batch", "conformal_alphas")
+    out = {**backbone_params(p), "method": method, "tradeoff": tradeoff, **{k: getattr(p, k) for k in keys}}
+    if method != "jeidnn":
+        out["gate_cost"] = "none"  # identity gates, as the original's baselines (results before this key charged them)
+    return out
 
 
 def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
