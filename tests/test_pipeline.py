@@ -2,7 +2,6 @@
 import fcntl
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
