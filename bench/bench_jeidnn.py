@@ -21,9 +21,9 @@ def _setup():
     p = experiment.setting(quick, quick.datasets[0])
     store = RunStore()
     runs = [r for r in experiment.run(quick, store) if r.params["method"] == "jeidnn" and r.params["dataset"] == p.dataset]
-    backbone, _ = experiment.load_backbone(p, store)
-    _, _, test = experiment.splits(p)
-    x = experiment.preprocess_for(p, test)(test.x[:SAMPLES], training=False)
+    tr, val, test = experiment.splits(p)
+    backbone, _ = experiment.load_backbone(p, store, (tr, val, test))
+    x = experiment.preprocess_for(p, tr)(test.x[:SAMPLES], training=False)  # normalised as in training
     models = {}
     for r in runs:
         m = DynamicNet(backbone).eval()

@@ -6,11 +6,12 @@ import torch
 
 from repronets import data, params, train
 from repronets.continuous import experiment as E
-from repronets.continuous.blocks import ODEBlock, PiecewiseBatchNorm2d, ResidualFunction, manifestation, refine
+from repronets.continuous.blocks import ODEBlock, ResidualFunction, manifestation, refine
 from repronets.continuous.integrators import odeint, stage_pieces
 from repronets.continuous.models import (ContinuousNet, continuousnet, count_parameters, resnet_v2, wide_continuousnet,
                                          wide_resnet)
-from repronets.continuous.training import Refinement, lr_milestones, random_crop
+from repronets.continuous.training import Refinement, lr_milestones
+from repronets.transforms import random_crop
 
 SCHEMES = ["euler", "midpoint", "rk4_classic", "rk4_38"]
 

@@ -1,7 +1,6 @@
 """Paper 4, JEI-DNN: checks of shared/papers/jeidnn.md §8 and the issue's list."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -19,10 +19,11 @@ import torch
 from .. import data, train
 from ..params import CommonParams, param
 from ..results import RunResult, RunStore
+from ..transforms import Preprocess, classification_loss
 from .blocks import ode_blocks, manifestation
 from .integrators import SCHEMES
 from .models import ContinuousNet, count_parameters, resnet_v2, wide_resnet
-from .training import CIFAR10_MEAN, CIFAR10_STD, Preprocess, Refinement, classification_loss, lr_milestones
+from .training import CIFAR10_MEAN, CIFAR10_STD, Refinement, lr_milestones
 
 CODE_VERSION = 2  # 2: block convergence in float64
 PAPER_EPOCHS = 120

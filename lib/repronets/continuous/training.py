@@ -1,12 +1,11 @@
-"""Training pieces for ContinuousNet: refinement during training, augmentation on the device, the LR schedule."""
+"""Training pieces for ContinuousNet: refinement during training and the LR schedule (augmentation on the device is
+``repronets.transforms``)."""
 from __future__ import annotations
 
 import re
 
 import torch
-import torch.nn.functional as F
 
-from ..train import cross_entropy
 from .blocks import refine
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # the original's Normalize values
@@ -68,42 +67,3 @@ def _split(value, old_shape, new_shape):
     if isinstance(value, torch.Tensor) and value.shape == old_shape and old_shape != new_shape:
         return value.repeat_interleave(2, dim=0).clone()
     return value.clone() if isinstance(value, torch.Tensor) else value
-
-
-class Preprocess:
-    """Normalisation, and in training mode random crops (zero padding) and horizontal flips, per batch on the
-    batch's device: the data stay tensors on the GPU, no per-sample transforms."""
-
-    def __init__(self, mean, std, pad: int, flip: bool, channels_last: bool = False):
-        self.mean, self.std, self.pad, self.flip = torch.tensor(mean), torch.tensor(std), pad, flip
-        self.channels_last = channels_last
-
-    def __call__(self, x, training: bool):
-        if training and self.pad:
-            x = random_crop(x, self.pad)
-        if training and self.flip:
-            flip = torch.rand(len(x), device=x.device) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
-        x = (x - mean[:, None, None]) / std[:, None, None]
-        # Batches in the model's memory format, or every convolution converts them.
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-
-def random_crop(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """torchvision's RandomCrop(size, padding=pad) for a whole batch, each image with its own offset."""
-    n, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    return padded[torch.arange(n, device=x.device)[:, None, None, None],
-                  torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
-
-
-def classification_loss(preprocess: Preprocess):
-    """train.cross_entropy on preprocessed batches (augmented only while the model is in training mode)."""
-    def loss_fn(model, x, y):
-        return cross_entropy(model, preprocess(x, model.training), y)
-    return loss_fn

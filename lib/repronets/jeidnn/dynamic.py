@@ -7,7 +7,6 @@ Exits are numbered 0 … G: exit l < G is IC l after block l, exit G is the back
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .t2t_vit import T2TViT
@@ -26,6 +25,14 @@ def gate_features(logits: torch.Tensor) -> torch.Tensor:
     return torch.stack([top2[:, 0], entropy, top2[:, 0] - top2[:, 1], sq_entropy], -1)
 
 
+def exit_step(g: torch.Tensor, spent: torch.Tensor, survive: torch.Tensor):
+    """One gate of the exit rule: P = max(0, min(g, 1 − spent)), a = clip(P / survive, 0, 1); returns a and the
+    updated spent = Σ raw g so far and survive = Π(1 − a) so far."""
+    P = torch.clamp(torch.minimum(g, 1 - spent), min=0)
+    a = torch.clamp(P / survive, 0, 1)
+    return a, spent + g, survive * (1 - a)
+
+
 def exit_scores(g: torch.Tensor) -> torch.Tensor:
     """The conditional exit scores a_l from gate outputs g (B, G), as the original's deterministic rule:
     P_l = max(0, min(g_l, 1 − Σ_{j<l} g_j)) (raw previous g), a_l = clip(P_l / Π_{j<l}(1 − a_j), 0, 1)."""
@@ -33,11 +40,8 @@ def exit_scores(g: torch.Tensor) -> torch.Tensor:
     spent = torch.zeros_like(g[:, 0])
     survive = torch.ones_like(g[:, 0])
     for l in range(g.shape[1]):
-        P = torch.clamp(torch.minimum(g[:, l], 1 - spent), min=0)
-        a_l = torch.clamp(P / survive, 0, 1)
+        a_l, spent, survive = exit_step(g[:, l], spent, survive)
         a.append(a_l)
-        spent = spent + g[:, l]
-        survive = survive * (1 - a_l)
     return torch.stack(a, 1)
 
 
@@ -110,12 +114,13 @@ class DynamicNet(nn.Module):
         ics = [ic(feats[:, l]) for l, ic in enumerate(self.ics)]
         return torch.stack([*ics, self.backbone.head(feats[:, -1])], 1)
 
-    def gate_values(self, logits: torch.Tensor) -> torch.Tensor:
-        """g_l = sigmoid(gate_l(features of IC l)), (B, G); gradients reach the gates only."""
-        return torch.cat([torch.sigmoid(gate(gate_features(logits[:, l]))) for l, gate in enumerate(self.gates)], 1)
-
     def gate_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """gate_l(features of IC l), (B, G); gradients reach the gates only (the features are detached)."""
         return torch.cat([gate(gate_features(logits[:, l])) for l, gate in enumerate(self.gates)], 1)
+
+    def gate_values(self, logits: torch.Tensor) -> torch.Tensor:
+        """g_l = sigmoid of :meth:`gate_logits`."""
+        return torch.sigmoid(self.gate_logits(logits))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """All exits' logits (training and analysis); :meth:`infer` is the early-exit path."""
@@ -142,10 +147,7 @@ class DynamicNet(nn.Module):
             logits = self.ics[l](bb.norm(tokens[:, 0]))
             if force_exit is None:
                 g = torch.sigmoid(self.gates[l](gate_features(logits)))[:, 0]
-                P = torch.clamp(torch.minimum(g, 1 - spent[alive]), min=0)
-                a = torch.clamp(P / survive[alive], 0, 1)
-                spent[alive] += g
-                survive[alive] *= 1 - a
+                a, spent[alive], survive[alive] = exit_step(g, spent[alive], survive[alive])
                 leave = a >= 0.5
             else:
                 leave = torch.full((len(alive),), l == force_exit, device=x.device)

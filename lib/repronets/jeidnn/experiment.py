@@ -15,18 +15,17 @@ comparable with the stored results), while the evaluation flaws only blur what i
 from __future__ import annotations
 
 import dataclasses
-import math
 
-import numpy as np
 import torch
 
 from .. import data, train
 from ..params import CommonParams, param
 from ..results import RunResult, RunStore
+from ..transforms import Preprocess, classification_loss
 from . import cost as cost_mod, metrics
 from .dynamic import DynamicNet, exit_scores, first_exit, oracle_exits
 from .t2t_vit import T2TViT, VARIANTS, load_pretrained
-from .training import (BackboneTraining, ExitConfig, Features, Preprocess, boosted_logits, budget_thresholds,
+from .training import (BackboneTraining, ExitConfig, Features, boosted_logits, budget_thresholds,
                        exit_losses, threshold_exits, train_boosted, train_confidence_ics, train_jeidnn, train_l2w)
 
 CODE_VERSION = 1
@@ -144,9 +143,11 @@ def splits(p: Setting):
 
 
 def preprocess_for(p: Setting, split: data.Split) -> Preprocess:
+    """Resize to img_size, normalise (the original's statistics, else the training split's), and when augmenting
+    crop with padding img_size/8 (28 px at 224, as the original) and flip CIFAR images."""
     mean, std = MEANS.get(split.name, (tuple(split.x.mean((0, 2, 3)).tolist()), tuple(split.x.std((0, 2, 3)).tolist())))
-    return Preprocess(p.img_size, mean, std, pad=p.img_size // 8 if p.augment else 0,
-                      flip=p.augment and split.name.startswith("cifar"))
+    return Preprocess(mean, std, pad=p.img_size // 8 if p.augment else 0, flip=p.augment and split.name.startswith("cifar"),
+                      size=p.img_size)
 
 
 def backbone_params(p: Setting) -> dict:
@@ -156,8 +157,8 @@ def backbone_params(p: Setting) -> dict:
     return {"code_version": CODE_VERSION, **{k: getattr(p, k) for k in keys}}
 
 
-def train_backbone(p: Setting, run: dict, checkpoint=None) -> dict:
-    tr, val, test = splits(p)
+def train_backbone(p: Setting, run: dict, checkpoint=None, data_splits=None) -> dict:
+    tr, val, test = data_splits or splits(p)
     torch.manual_seed(run["seed"])
     backbone = make_backbone(p, tr.input_shape[0], tr.num_classes)
     loaded = load_pretrained(backbone, checkpoint_path(p)) if p.checkpoint else None
@@ -166,7 +167,8 @@ def train_backbone(p: Setting, run: dict, checkpoint=None) -> dict:
                                lr=p.backbone_lr, momentum=0.9, weight_decay=p.backbone_weight_decay, scheduler="cosine",
                                device=p.device, seed=run["seed"], log_steps=False, name=f"backbone/{p.dataset}")
     model = BackboneTraining(backbone, p.backbone_lr_scale)
-    history = train.fit(model, tr, config, test_data=test, loss_fn=preprocess.loss_fn(), checkpoint=checkpoint)
+    history = train.fit(model, tr, config, test_data=test, loss_fn=classification_loss(preprocess),
+                        checkpoint=checkpoint)
     backbone.eval()
     result = {"history": history.epochs, "loaded": loaded,
               "test_acc": history.epochs["test_acc"][-1] if history.epochs.get("test_acc") else None,
@@ -175,9 +177,13 @@ def train_backbone(p: Setting, run: dict, checkpoint=None) -> dict:
     return result
 
 
-def load_backbone(p: Setting, store: RunStore) -> tuple[T2TViT, RunResult]:
-    run = store.run("jeidnn_backbone", backbone_params(p), lambda r, ckpt: train_backbone(p, r, ckpt), device=p.device)
-    tr, _, _ = splits(p)
+def load_backbone(p: Setting, store: RunStore, data_splits=None) -> tuple[T2TViT, RunResult]:
+    """The trained backbone (trained first if the store does not hold it). ``data_splits``: :func:`splits` of
+    ``p`` when the caller already has them (they are not read again)."""
+    data_splits = data_splits or splits(p)
+    run = store.run("jeidnn_backbone", backbone_params(p), lambda r, ckpt: train_backbone(p, r, ckpt, data_splits),
+                    device=p.device)
+    tr = data_splits[0]
     backbone = make_backbone(p, tr.input_shape[0], tr.num_classes)
     backbone.load_state_dict(run.tensors())
     return backbone.to(train.resolve_device(p.device)).eval(), run
@@ -215,18 +221,18 @@ def cost_weights(p: Setting, costs: dict, G: int) -> torch.Tensor:
     return table / table[-1]
 
 
-def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None) -> dict:
+def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None, data_splits=None) -> dict:
     """One method on the frozen backbone: JEI-DNN at λ = run["tradeoff"], or a baseline."""
-    backbone, _ = load_backbone(p, store)
+    data_splits = data_splits or splits(p)
+    backbone, _ = load_backbone(p, store, data_splits)
     device = train.resolve_device(p.device)
-    tr, val, test = [s.to(device) for s in splits(p)]
+    tr, val, test = [s.to(device) for s in data_splits]
     torch.manual_seed(run["seed"])
     model = DynamicNet(backbone).to(device)
     model.freeze_backbone()
     G = len(model.ics)
     costs = cost_mod.exit_costs(model, (tr.input_shape[0], p.img_size, p.img_size), gates=run["method"] == "jeidnn")
-    feats = Features(model, preprocess_for(p, tr), p.frozen_features, p.augment, val_augmentation=p.val_augmentation,
-                     seed=run["seed"])
+    feats = Features(model, preprocess_for(p, tr), p.frozen_features, p.augment, val_augmentation=p.val_augmentation)
     c = ExitConfig(epochs=p.exit_epochs, batch_size=p.exit_batch_size, lr=p.exit_lr, max_warmup_epochs=p.max_warmup_epochs,
                    alternate_every=p.alternate_every, tradeoff=run.get("tradeoff") or 0.0, ic_loss=p.ic_loss,
                    pos_weight=p.pos_weight, seed=run["seed"])
@@ -305,9 +311,11 @@ def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
     for q in settings:
         splits(q)
     out = []
-    for q in settings:
-        load_backbone(q, store)
+    for q in settings:  # one dataset in memory at a time, read once for its backbone and all its runs
+        data_splits = splits(q)
+        load_backbone(q, store, data_splits)
         grid = [run_params(q, "jeidnn", t) for t in q.tradeoffs] + [run_params(q, b, None) for b in q.baselines]
-        out += [store.run(f"jeidnn_{g['method']}", g, lambda g, ckpt, q=q: run_exits(q, g, store, ckpt), device=q.device)
+        out += [store.run(f"jeidnn_{g['method']}", g,
+                          lambda g, ckpt, q=q, d=data_splits: run_exits(q, g, store, ckpt, d), device=q.device)
                 for g in grid]
     return out

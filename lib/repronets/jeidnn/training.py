@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import train
+from ..transforms import Preprocess
 from .dynamic import DynamicNet, exit_probabilities, first_exit, exit_scores, gate_targets, oracle_exits, positive_weights
 
 
@@ -47,55 +47,22 @@ class BackboneTraining(nn.Module):
         return [{"params": head, "lr_scale": 1.0}, {"params": rest, "lr_scale": self.lr_scale}]
 
 
-@dataclasses.dataclass
-class Preprocess:
-    """Resize to the model's image size, normalise, and (training only) random crop with zero padding and flips."""
-    size: int
-    mean: tuple
-    std: tuple
-    pad: int = 0
-    flip: bool = False
-
-    def __call__(self, x: torch.Tensor, training: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-        if x.shape[-1] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        x = (x - mean) / std
-        if training and self.pad:
-            padded = F.pad(x, (self.pad,) * 4)
-            n = x.shape[0]
-            dx, dy = (torch.randint(0, 2 * self.pad + 1, (2, n), generator=generator)).tolist()
-            x = torch.stack([padded[i, :, dy[i]:dy[i] + self.size, dx[i]:dx[i] + self.size] for i in range(n)])
-        if training and self.flip:
-            mask = torch.rand(x.shape[0], generator=generator) < 0.5
-            x = torch.where(mask.to(x.device)[:, None, None, None], x.flip(-1), x)
-        return x
-
-    def loss_fn(self):
-        def loss(model, x, y):
-            logits = model(self(x, model.training))
-            return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
-        return loss
-
-
 class Features:
     """The normalised class token after every block, (N, G+1, E), for a split: computed once and cached when the
     frozen backbone is in eval mode without augmentation; recomputed per batch otherwise (faithful mode)."""
 
     def __init__(self, model: DynamicNet, preprocess: Preprocess, mode: str, augment: bool, batch_size: int = 256,
-                 val_augmentation: bool = False, seed: int = 0):
+                 val_augmentation: bool = False):
         if mode not in ("train", "eval"):
             raise ValueError(f"frozen_features must be train or eval, got {mode!r}")
         self.model, self.preprocess, self.mode, self.augment, self.batch_size = model, preprocess, mode, augment, batch_size
         self.val_augmentation = val_augmentation
-        self._generator = torch.Generator().manual_seed(seed)
         self._cache: dict[int, torch.Tensor] = {}
 
     @torch.no_grad()
-    def _compute(self, x: torch.Tensor, training: bool, generator=None) -> torch.Tensor:
+    def _compute(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         self.model.backbone.train(training and self.mode == "train")
-        out = self.model.class_tokens(self.preprocess(x, training and self.augment, generator))
+        out = self.model.class_tokens(self.preprocess(x, training and self.augment))
         self.model.backbone.eval()
         return out
 
@@ -112,20 +79,25 @@ class Features:
         (the original: its validation images come from the augmented training set), as training batches are."""
         if not self.val_augmentation:
             return self.evaluation(x)
-        return torch.cat([self._compute(x[i:i + self.batch_size], True, self._generator)
-                          for i in range(0, len(x), self.batch_size)])
+        return torch.cat([self._compute(x[i:i + self.batch_size], True) for i in range(0, len(x), self.batch_size)])
 
-    def training_batch(self, x: torch.Tensor, index: torch.Tensor, generator=None) -> torch.Tensor:
+    def training_batch(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         if self.mode == "eval" and not self.augment:
             return self.evaluation(x)[index]
-        return self._compute(x[index], True, generator)
+        return self._compute(x[index], True)
+
+
+def epoch_batches(feats: Features, x: torch.Tensor, batch_size: int, generator: torch.Generator):
+    """One epoch of training batches, (index, features), in an order drawn from ``generator``."""
+    for index in torch.randperm(len(x), generator=generator).split(batch_size):
+        yield index, feats.training_batch(x, index)
 
 
 class EpochCheckpoint:
     """Per-epoch checkpoints of the exit-training loops: an interrupted run resumes after its last finished epoch with
     the numbers of an uninterrupted one. Saved: the loop's modules, optimizers, schedulers and generators, its plain
-    values (best states, histories, counters) and the global torch RNG (dropout on the frozen features draws from
-    it). ``path`` None: nothing is saved."""
+    values (best states, histories, counters) and the global torch RNGs (dropout on the frozen features and the
+    augmentation draw from them). ``path`` None: nothing is saved."""
 
     def __init__(self, path=None):
         from pathlib import Path
@@ -144,6 +116,8 @@ class EpochCheckpoint:
             state = self.saved["objects"][name]
             obj.set_state(state) if isinstance(obj, torch.Generator) else obj.load_state_dict(state)
         torch.set_rng_state(self.saved["rng"])
+        if self.saved.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(self.saved["cuda_rng"])
         return self.saved["values"]
 
     def save(self, stage: str, objects: dict, values: dict) -> None:
@@ -152,6 +126,7 @@ class EpochCheckpoint:
         from .. import fileio
 
         self.saved = {"stage": stage, "values": values, "rng": torch.get_rng_state(),
+                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                       "objects": {k: o.get_state() if isinstance(o, torch.Generator) else o.state_dict()
                                   for k, o in objects.items()}}
         fileio.save_torch(self.path, self.saved)
@@ -223,9 +198,10 @@ def warm_up_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val
     history[:] = values["history"]
     for ic, f in zip(model.ics, frozen):
         ic.requires_grad_(not f)
-    for epoch in range(values["epoch"], epochs if not all(frozen) else values["epoch"]):
-        for index in torch.randperm(len(train_y), generator=generator).split(c.batch_size):
-            f = feats.training_batch(train_x, index, generator)
+    for epoch in range(values["epoch"], epochs):
+        if all(frozen):
+            break
+        for index, f in epoch_batches(feats, train_x, c.batch_size, generator):
             logits = torch.stack([ic(f[:, l]) for l, ic in enumerate(model.ics)], 1)
             ce = exit_losses(logits, train_y[index])
             loss = (ce * weights).sum(1).mean()
@@ -248,8 +224,6 @@ def warm_up_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val
                     frozen[l] = True
         ckpt.save("warmup", objects, {"best": best, "stale": stale, "frozen": frozen, "epoch": epoch + 1,
                                       "history": history})
-        if all(frozen):
-            break
     model.ics.requires_grad_(True)
 
 
@@ -277,8 +251,7 @@ def train_jeidnn(model: DynamicNet, feats: Features, train_x, train_y, val_x, va
         "best": (-1.0, copy.deepcopy({"ics": model.ics.state_dict(), "gates": model.gates.state_dict()}))}
     pos_weight, best, history = values["pos_weight"].to(train_x.device), values["best"], values["history"]
     for epoch in range(values["epoch"], remaining):
-        for b, index in enumerate(torch.randperm(len(train_y), generator=generator).split(c.batch_size)):
-            f = feats.training_batch(train_x, index, generator)
+        for b, (index, f) in enumerate(epoch_batches(feats, train_x, c.batch_size, generator)):
             y = train_y[index]
             if (b // c.alternate_every) % 2 == 0:  # gate phase first, as the original
                 with torch.no_grad():
@@ -331,8 +304,7 @@ def train_boosted(model: DynamicNet, feats: Features, train_x, train_y, val_x, v
                                                   "history": [], "epoch": 0}
     best, history = values["best"], values["history"]
     for epoch in range(values["epoch"], c.epochs):
-        for index in torch.randperm(len(train_y), generator=generator).split(c.batch_size):
-            f = feats.training_batch(train_x, index, generator)
+        for index, f in epoch_batches(feats, train_x, c.batch_size, generator):
             logits = model.exit_logits(f)
             loss = boosted_logits(logits, reweight, detach=True)[:, :-1]
             loss = exit_losses(loss, train_y[index]).sum(1).mean()
@@ -363,12 +335,19 @@ class WeightNet(nn.Module):
         return 1 + 0.3 * (w - w.mean(0, keepdim=True))  # centred over the batch, per exit (our reading)
 
 
+def target_distribution(p: float, exits: int) -> torch.Tensor:
+    """The budget levels' target share of samples per exit, ∝ p^l (MSDNet's; L2W-DEN's meta-objective too)."""
+    q = torch.tensor([p ** l for l in range(exits)], dtype=torch.float64)
+    return q / q.sum()
+
+
 def confidence_rank_assignment(probs: torch.Tensor, p: float) -> torch.Tensor:
     """L2W-DEN's meta-objective assignment: walking the exits in order, the most confident of the remaining samples
-    are assigned to each exit in the proportions of the target distribution ∝ p^l (the last exit takes the rest)."""
+    are assigned to each exit in the proportions of the target distribution ∝ p^l (the last exit takes the rest).
+    Exactly ⌊N·q_l⌋ per exit, by rank: unlike :func:`budget_thresholds`, whose thresholds let every sample tied at
+    the threshold leave (saturated confidences of 1.0 tie often)."""
     n, exits = probs.shape[0], probs.shape[1]
-    q = torch.tensor([p ** l for l in range(exits)], dtype=torch.float64)
-    counts = torch.floor(q / q.sum() * n).long()
+    counts = torch.floor(target_distribution(p, exits) * n).long()
     assigned = torch.full((n,), exits - 1, dtype=torch.long, device=probs.device)
     free = torch.ones(n, dtype=torch.bool, device=probs.device)
     confidence = probs.max(-1).values
@@ -413,8 +392,7 @@ def train_l2w(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y
 
     step = values["step"]
     for epoch in range(values["epoch"], c.epochs):
-        for index in torch.randperm(len(train_y), generator=generator).split(c.batch_size):
-            f = feats.training_batch(train_x, index, generator)
+        for index, f in epoch_batches(feats, train_x, c.batch_size, generator):
             y = train_y[index]
             if step % meta_every == 0 and len(y) >= 4:
                 halves = (slice(0, len(y) // 2), slice(len(y) // 2, None))
@@ -473,11 +451,9 @@ def budget_thresholds(confidence: torch.Tensor, p: float) -> torch.Tensor:
     threshold l lets the ⌊N·q_l⌋ most confident of the samples still present exit; the last exit takes the rest.
     confidence (N, G+1): each exit's max softmax probability."""
     n, exits = confidence.shape
-    q = torch.tensor([p ** l for l in range(exits)], dtype=torch.float64)
-    q = q / q.sum()
+    q = target_distribution(p, exits)
     thresholds = torch.full((exits,), -1e8, dtype=confidence.dtype)
     present = torch.ones(n, dtype=torch.bool)
-    taken = 0
     for l in range(exits - 1):
         want = int(np.floor(n * float(q[l])))
         want = min(want, int(present.sum()))
@@ -489,7 +465,6 @@ def budget_thresholds(confidence: torch.Tensor, p: float) -> torch.Tensor:
             thresholds[l] = float("inf")
             leaving = torch.zeros(n, dtype=torch.bool)
         present &= ~leaving
-        taken += int(leaving.sum())
     return thresholds
 
 
