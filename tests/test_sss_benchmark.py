@@ -202,3 +202,12 @@ def test_complexity_counts(tmp_path):
     a = experiment.counted_macs(layer_a, torch.randn(1, 1024))
     b = experiment.counted_macs(layer_b, torch.randn(1, 2048))
     assert 1.9 < b / a < 2.3
+
+
+def test_missing_data_is_named_before_any_training(tmp_path):
+    p = params.load("03_sss_benchmarks", "smoke")
+    p = type(p)(**{**params.as_dict(p), "datasets": ["digits", "pendigits"], "data_root": str(tmp_path / "empty")})
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(data.DatasetNotFound, match="pendigits"):
+        experiment.run(p, store)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("result.json"))

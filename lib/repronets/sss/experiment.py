@@ -147,8 +147,13 @@ def grid(p: Params) -> list[dict]:
             for key in p.models for w in p.widths for r in range(p.repeats) for loss in p.losses]
 
 
-def train_one(p: Params, run: dict, checkpoint=None) -> dict:
-    full, test = data.train_test(run["dataset"], root=p.data_root or None, download=p.download)
+def load_dataset(p: Params, name: str) -> tuple[data.Split, data.Split]:
+    return data.train_test(name, root=p.data_root or None, download=p.download)
+
+
+def train_one(p: Params, run: dict, checkpoint=None, dataset=None) -> dict:
+    """One run of the grid; ``dataset``: its (train, test) splits when the caller has them already."""
+    full, test = dataset or load_dataset(p, run["dataset"])
     subset = share_of(full, run["share"], run["split_seed"])
     train_part, validation = validation_split(subset, run["validation_fraction"], run["seed"])
     train_part, validation, test = prepare_inputs(train_part, [validation, test], run["inputs"])
@@ -172,8 +177,17 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
 
 
 def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
+    """The grid, dataset by dataset; every dataset is read once up front, so missing data is named before any
+    training starts, and once more for its runs (one dataset in memory at a time)."""
     store = store or RunStore()
-    return [store.run("sss", g, lambda g, ckpt: train_one(p, g, ckpt), device=p.device) for g in grid(p)]
+    for name in p.datasets:
+        load_dataset(p, name)
+    out = []
+    for name in p.datasets:
+        dataset = load_dataset(p, name)
+        out += [store.run("sss", g, lambda g, ckpt: train_one(p, g, ckpt, dataset), device=p.device)
+                for g in grid(p) if g["dataset"] == name]
+    return out
 
 
 # ------------------------------------------------------------------ complexity
