@@ -13,15 +13,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from ..macs import count_macs
 from .dynamic import DynamicNet
-
-
-def _macs(fn, *args) -> int:
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        fn(*args)
-    return counter.get_total_flops() // 2
 
 
 def _original_ops(module: nn.Module, fn, *args) -> float:
@@ -59,15 +53,15 @@ def exit_costs(model: DynamicNet, input_shape: tuple[int, ...], gates: bool = Tr
     tokens = [bb.tokens(x)]
     for block in bb.blocks:
         tokens.append(block(tokens[-1]))
-    stem = {"macs": _macs(bb.tokens, x), "original": _original_ops(bb, bb.tokens, x)}
-    per_block = [{"macs": _macs(b, t), "original": _original_ops(b, b, t)} for b, t in zip(bb.blocks, tokens[:-1])]
+    stem = {"macs": count_macs(bb.tokens, x), "original": _original_ops(bb, bb.tokens, x)}
+    per_block = [{"macs": count_macs(b, t), "original": _original_ops(b, b, t)} for b, t in zip(bb.blocks, tokens[:-1])]
 
     def ic_cost(l: int) -> dict:
         t = tokens[l + 1]
-        macs = _macs(lambda: model.ics[l](bb.norm(t[:, 0])))
+        macs = count_macs(lambda: model.ics[l](bb.norm(t[:, 0])))
         original = 2.5 * t.numel() + model.ics[l].weight.numel() + model.ics[l].bias.numel()
         if gates:
-            macs += _macs(lambda: model.gates[l](torch.zeros(1, 4, device=device)))
+            macs += count_macs(lambda: model.gates[l](torch.zeros(1, 4, device=device)))
             original += 9 * C + 6
         return {"macs": macs, "original": original}
 
@@ -80,7 +74,7 @@ def exit_costs(model: DynamicNet, input_shape: tuple[int, ...], gates: bool = Tr
             running[k] += per_block[l][k] + ic[k]
             costs[k].append(float(running[k]))
     last = tokens[-1]
-    final_macs = _macs(lambda: bb.classify(last))
+    final_macs = count_macs(lambda: bb.classify(last))
     final_original = 2 * 2.5 * last.numel() + bb.head.weight.numel() + bb.head.bias.numel()
     costs["macs"].append(float(running["macs"] + per_block[G]["macs"] + final_macs))
     costs["original"].append(float(running["original"] + per_block[G]["original"] + final_original))

@@ -47,18 +47,25 @@ def prediction_sets(probs: torch.Tensor, qhat: torch.Tensor | float) -> torch.Te
     return probs >= 1 - (qhat[:, None] if qhat.ndim else qhat)
 
 
+def _scores(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Non-conformity scores 1 − p_y."""
+    return 1 - probs.gather(1, labels[:, None])[:, 0]
+
+
+def _size_and_miscoverage(sets: torch.Tensor, labels: torch.Tensor) -> dict:
+    covered = sets.gather(1, labels[:, None])[:, 0]
+    return {"size": float(sets.sum(1).double().mean()), "miscoverage": float(1 - covered.double().mean())}
+
+
 def conformal(val_probs, val_labels, val_exits, test_probs, test_labels, test_exits, alpha: float,
               val_exit_probs=None, min_samples: int = 20) -> dict:
     """Set size and miscoverage on the test samples for the two variants the original reports:
     ``general`` (one q̂ over all gated validation outputs) and ``gated`` (q̂ per exit from the validation samples
     that exited there, falling back to that exit's classifier over all validation samples when ≤ ``min_samples``
     exited there; ``val_exit_probs`` (N, G+1, C) gives those)."""
-    scores = 1 - val_probs.gather(1, val_labels[:, None])[:, 0]
-    q_general = conformal_quantile(scores, alpha)
-    out = {}
-    sets = prediction_sets(test_probs, q_general)
-    covered = sets.gather(1, test_labels[:, None])[:, 0]
-    out["general"] = {"size": float(sets.sum(1).double().mean()), "miscoverage": float(1 - covered.double().mean())}
+    scores = _scores(val_probs, val_labels)
+    out = {"general": _size_and_miscoverage(prediction_sets(test_probs, conformal_quantile(scores, alpha)),
+                                            test_labels)}
     exits = int(max(val_exits.max(), test_exits.max())) + 1
     q = torch.empty(exits, dtype=test_probs.dtype)
     for l in range(exits):
@@ -66,11 +73,9 @@ def conformal(val_probs, val_labels, val_exits, test_probs, test_labels, test_ex
         if int(mine.sum()) > min_samples or val_exit_probs is None:
             q[l] = conformal_quantile(scores[mine], alpha)
         else:
-            all_scores = 1 - val_exit_probs[:, l].gather(1, val_labels[:, None])[:, 0]
-            q[l] = conformal_quantile(all_scores, alpha)
-    sets = prediction_sets(test_probs, q[test_exits.cpu()].to(test_probs.device))
-    covered = sets.gather(1, test_labels[:, None])[:, 0]
-    out["gated"] = {"size": float(sets.sum(1).double().mean()), "miscoverage": float(1 - covered.double().mean())}
+            q[l] = conformal_quantile(_scores(val_exit_probs[:, l], val_labels), alpha)
+    out["gated"] = _size_and_miscoverage(prediction_sets(test_probs, q[test_exits.cpu()].to(test_probs.device)),
+                                         test_labels)
     return out
 
 

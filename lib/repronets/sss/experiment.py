@@ -31,6 +31,7 @@ import torch
 
 from .. import data, fileio, train
 from ..params import CommonParams, param
+from ..macs import count_macs
 from ..results import RunResult, RunStore
 from . import models
 from .layer import SSSLinear
@@ -202,11 +203,7 @@ def counted_macs(module: torch.nn.Module, u: torch.Tensor) -> int:
     """Multiply-adds per sample of one forward pass on the batch ``u``, as counted by torch.utils.flop_counter
     (matrix products only). Per sample of a batch, because the SSS layer's work on its generators (assembling the
     chunk operators) does not depend on the batch and is shared by its samples."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        module(u)
-    return counter.get_total_flops() // 2 // len(u)
+    return count_macs(module, u) // len(u)
 
 
 def generator_macs(n: int, s: int) -> int:
