@@ -162,9 +162,11 @@ def _images(array, channels_last: bool) -> torch.Tensor:
     return x.contiguous().float().div_(255.0)
 
 
-def _not_found(name: str, root: Path, expected: str, error: Exception) -> DatasetNotFound:
+def not_found(name: str, root: Path, expected: str, error: Exception | None = None) -> DatasetNotFound:
+    """The error for a dataset missing under ``root``: what was expected there and the two ways out."""
+    said = f"; torchvision said: {error}" if error is not None else ""
     return DatasetNotFound(
-        f"dataset {name!r} not found under data root {root} (expected {expected}; torchvision said: {error}). "
+        f"dataset {name!r} not found under data root {root} (expected {expected}{said}). "
         f"Either set download: true in the params file (or download=True), or point data_root "
         f"(or the REPRONETS_DATA environment variable) at a folder that holds it.")
 
@@ -197,7 +199,7 @@ def _mnist_like(cls_name: str, name: str):
         try:
             ds = cls(str(root), train=train, download=use_download)
         except RuntimeError as e:
-            raise _not_found(name, root, f"{raw}/*-ubyte[.gz]", e) from e
+            raise not_found(name, root, f"{raw}/*-ubyte[.gz]", e) from e
         return Split(name, "train" if train else "test", _images(ds.data, False), ds.targets.long(),
                      tuple(ds.classes))
     return read
@@ -212,7 +214,7 @@ def _cifar(cls_name: str, name: str):
         try:
             ds = cls(str(root), train=train, download=use_download)
         except RuntimeError as e:
-            raise _not_found(name, root, f"{root / cls.base_folder} or {root / cls.filename}", e) from e
+            raise not_found(name, root, f"{root / cls.base_folder} or {root / cls.filename}", e) from e
         return Split(name, "train" if train else "test", _images(ds.data, True),
                      torch.as_tensor(ds.targets).long(), tuple(ds.classes))
     return read
@@ -225,7 +227,7 @@ def _svhn(root: Path, train: bool, download: bool) -> Split:
     try:
         ds = torchvision.datasets.SVHN(str(folder), split="train" if train else "test", download=download)
     except RuntimeError as e:
-        raise _not_found("svhn", root, f"{folder}/{'train' if train else 'test'}_32x32.mat", e) from e
+        raise not_found("svhn", root, f"{folder}/{'train' if train else 'test'}_32x32.mat", e) from e
     return Split("svhn", "train" if train else "test", _images(ds.data, False),
                  torch.as_tensor(ds.labels).long(), tuple(str(c) for c in range(10)))
 

@@ -21,18 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DatasetNotFound, Split
+from .data import Split, not_found
 
 PENDIGITS_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/pendigits/"
 HAND_POSTURES_URL = "https://archive.ics.uci.edu/static/public/391/motion+capture+hand+postures.zip"
 HAND_POSTURES_SPLIT_SEED = 0
 HAND_POSTURES_TEST_FRACTION = 0.2
-
-
-def _missing(name: str, expected: Path) -> DatasetNotFound:
-    return DatasetNotFound(
-        f"dataset {name!r} not found (expected {expected}). Either set download: true in the params file "
-        f"(or download=True), or point data_root (or REPRONETS_DATA) at a folder that holds it.")
 
 
 def pendigits(root: Path, split: str, download: bool) -> Split:
@@ -43,7 +37,7 @@ def pendigits(root: Path, split: str, download: bool) -> Split:
 
         download_url(PENDIGITS_URL + file.name, str(folder), file.name)
     if not file.is_file():
-        raise _missing("pendigits", file)
+        raise not_found("pendigits", root, str(file))
     table = np.loadtxt(file, delimiter=",", dtype=np.float32, ndmin=2)
     if table.shape[1] != 17:
         raise ValueError(f"{file}: expected 17 comma-separated columns (16 features and the class), got {table.shape[1]}")
@@ -62,7 +56,7 @@ def _postures_csv(folder: Path, download: bool) -> str:
         return csv.read_text()
     if archive.is_file():
         return _find_in_zip(zipfile.ZipFile(archive), "Postures.csv", archive)
-    raise _missing("hand_postures", csv)
+    raise not_found("hand_postures", folder.parent, f"{csv} or {folder / 'Postures.zip'}")
 
 
 def _find_in_zip(archive: zipfile.ZipFile, name: str, path) -> str:
