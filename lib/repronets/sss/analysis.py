@@ -159,13 +159,16 @@ def complexity_figure(df: pd.DataFrame):
         if label != labels[0]:
             ax_m.plot(g.n, g.minimal_macs_per_sample, ls=":", color=colours[label])
     dense = df[df.layer == "dense"].set_index("n").seconds
+    lines = []  # the crossovers lie close together: their values go in one box instead of labels at the points
     for _, row in crossovers(df).iterrows():
         if row.crossover_n:
             y = np.exp(np.interp(np.log(row.crossover_n), np.log(dense.index), np.log(dense.values * 1e3)))
             ax_t.plot([row.crossover_n], [y], marker="X", ms=10, color=colours[f"SSS s={int(row.state_dim)}"],
                       mec="white", zorder=5)
-            ax_t.annotate(f"n≈{row.crossover_n:.0f}", (row.crossover_n, y), textcoords="offset points",
-                          xytext=(6, -12), fontsize=8, color=colours[f"SSS s={int(row.state_dim)}"])
+            lines.append(f"s={int(row.state_dim)}: n ≈ {row.crossover_n:.0f}")
+    if lines:
+        ax_t.text(0.97, 0.04, "faster than dense from\n" + "\n".join(lines), transform=ax_t.transAxes,
+                  ha="right", va="bottom", fontsize=8, bbox={"facecolor": "white", "edgecolor": "0.8"})
     for ax in (ax_t, ax_m):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
