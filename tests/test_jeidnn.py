@@ -229,7 +229,7 @@ def test_lambda_moves_the_exits():
     torch.manual_seed(0)
     n, classes, dim = 800, 4, 16
     y = torch.randint(0, classes, (n,))
-    model = DynamicNet(T2TViT(32, 1, classes, embed_dim=dim, depth=4, num_heads=2, mlp_ratio=2.0, token_dim=8))
+    model = tiny_model(0, classes)
     with torch.no_grad():  # a frozen head that reads the label dimensions
         model.backbone.head.weight.copy_(torch.eye(classes, dim) * 5)
         model.backbone.head.bias.zero_()
@@ -311,8 +311,7 @@ def test_exit_training_resumes_with_the_uninterrupted_numbers(tmp_path, method, 
                                                                               y[300:], c, ck)}
 
     def fresh():
-        torch.manual_seed(1)
-        m = DynamicNet(T2TViT(32, 1, classes, embed_dim=dim, depth=4, num_heads=2, mlp_ratio=2.0, token_dim=8))
+        m = tiny_model(1, classes)
         m.freeze_backbone()
         return m
 
