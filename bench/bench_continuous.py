@@ -2,12 +2,12 @@
 32×32×3 input) of ContinuousNet 2-2-2 with Euler, midpoint and classic RK4, against ResNet-20 (the baseline).
 Euler takes one residual evaluation per unit, like the ResNet; midpoint two, RK4 four.
 """
+
 import torch
 import torch.nn.functional as F
-from runner import Suite
-
 from repronets.continuous.models import continuousnet, resnet_v2
 from repronets.train import resolve_device
+from runner import Suite
 
 
 def suite() -> Suite:
@@ -24,6 +24,7 @@ def suite() -> Suite:
             opt.zero_grad()
             loss.backward()
             opt.step()
+
         return run
 
     torch.manual_seed(0)

@@ -5,13 +5,13 @@ with PIL and ``ToTensor`` in ``__getitem__``, num_workers=0).
 Uses the real MNIST from the data root when it is there, otherwise random images of the same shape
 (the timing does not depend on the pixel values).
 """
+
 import torch
 from PIL import Image
+from repronets import data
+from runner import Suite
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import ToTensor
-from runner import Suite
-
-from repronets import data
 
 
 class PerSampleMNIST(Dataset):
@@ -32,22 +32,24 @@ def suite() -> Suite:
         split = data.load("mnist", "train")
         source = "real MNIST"
     except data.DatasetNotFound:
-        split = data.Split("mnist", "train", torch.rand(60_000, 1, 28, 28), torch.randint(0, 10, (60_000,)),
-                           tuple(map(str, range(10))))
+        split = data.Split(
+            "mnist", "train", torch.rand(60_000, 1, 28, 28), torch.randint(0, 10, (60_000,)), tuple(map(str, range(10)))
+        )
         source = "random images of MNIST's shape"
     images = (split.x[:, 0] * 255).round().to(torch.uint8)
     per_sample = DataLoader(PerSampleMNIST(images, split.y), batch_size=100, shuffle=True, num_workers=0)
 
     def epoch(loader):
         def run():
-            for x, y in loader:
+            for _x, _y in loader:
                 pass
+
         return run
 
     def sliced():
         order = torch.randperm(len(split))
         for i in range(0, len(split), 100):
-            index = order[i:i + 100]
+            index = order[i : i + 100]
             split.x[index], split.y[index]
 
     s = Suite("data_loading", f"one epoch of 600 batches of 100 ({source})", unit="epoch", min_run_time=3.0)

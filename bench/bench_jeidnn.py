@@ -5,13 +5,13 @@ same 256 digits test images, at batch 1 (one sample after another) and at batch 
 (mean multiply-adds per sample / the backbone's) for the same images.
 
 Uses the quick profile's runs from the run store (computed first if absent: about two minutes)."""
-import torch
-from runner import Suite
 
+import torch
 from repronets import params
 from repronets.jeidnn import cost, experiment
 from repronets.jeidnn.dynamic import DynamicNet
 from repronets.results import RunStore
+from runner import Suite
 
 SAMPLES = 256
 
@@ -20,7 +20,9 @@ def _setup():
     quick = params.load("04_dynamic_exits", "quick")
     p = experiment.setting(quick, quick.datasets[0])
     store = RunStore()
-    runs = [r for r in experiment.run(quick, store) if r.params["method"] == "jeidnn" and r.params["dataset"] == p.dataset]
+    runs = [
+        r for r in experiment.run(quick, store) if r.params["method"] == "jeidnn" and r.params["dataset"] == p.dataset
+    ]
     tr, val, test = experiment.splits(p)
     backbone, _ = experiment.load_backbone(p, store, (tr, val, test))
     x = experiment.preprocess_for(p, tr)(test.x[:SAMPLES], training=False)  # normalised as in training
@@ -43,22 +45,32 @@ def suites():
     full = costs["macs"][-1]
     out = []
     for batch in (1, 64):
-        s = Suite(f"jeidnn_inference_b{batch}", f"inference of {SAMPLES} digits test images at batch {batch}, "
-                  f"quick-profile backbone (CPU)", unit=f"{SAMPLES} samples", min_run_time=2.0)
+        s = Suite(
+            f"jeidnn_inference_b{batch}",
+            f"inference of {SAMPLES} digits test images at batch {batch}, quick-profile backbone (CPU)",
+            unit=f"{SAMPLES} samples",
+            min_run_time=2.0,
+        )
         chunks = x.split(batch)
 
-        def backbone_pass():
+        def backbone_pass(chunks=chunks):
             with torch.no_grad():
                 for c in chunks:
                     backbone(c)
+
         s.add("full backbone", backbone_pass, baseline=True, note="counted cost 1")
         for lam, (model, exits) in chosen:
-            def dynamic_pass(model=model):
+
+            def dynamic_pass(model=model, chunks=chunks):
                 for c in chunks:
                     model.infer(c)
+
             ratio = cost.mean_cost(exits, costs["macs"]) / full
-            s.add(f"JEI-DNN λ={lam:g}", dynamic_pass,
-                  note=f"counted cost {ratio:.3f}; mean exit {exits.float().mean():.2f}")
+            s.add(
+                f"JEI-DNN λ={lam:g}",
+                dynamic_pass,
+                note=f"counted cost {ratio:.3f}; mean exit {exits.float().mean():.2f}",
+            )
         out.append(s)
     return out
 

@@ -3,11 +3,11 @@ per-stage Python loop like the original's, for several n and state dimensions s.
 
 The generators get random values (timing does not depend on them): the Hankel-SVD initialisation does one SVD per
 cut, O(N·n³), which takes minutes beyond n ≈ 1000."""
-import torch
-from runner import Suite
 
+import torch
 from repronets.sss.experiment import random_sss
 from repronets.sss.layer import SSSLinear, per_stage_forward
+from runner import Suite
 
 
 def random_layer(n: int, state: int, seed: int = 0) -> SSSLinear:
@@ -24,10 +24,15 @@ def suites():
         def step(module_fn, u=u):
             def run():
                 module_fn(u).sum().backward()
+
             return run
 
-        s = Suite(f"sss_n{n}", f"forward + backward, batch 256, n = {n}, m = 1", unit="pass",
-                  min_run_time=1.0 if n < 4096 else 2.0)
+        s = Suite(
+            f"sss_n{n}",
+            f"forward + backward, batch 256, n = {n}, m = 1",
+            unit="pass",
+            min_run_time=1.0 if n < 4096 else 2.0,
+        )
         dense = torch.nn.Linear(n, n)
         s.add(f"nn.Linear {n}×{n}", step(dense), baseline=True)
         for state in (1, 2, 4):

@@ -5,16 +5,16 @@ trainable τ, with all τ fixed, and of the same residual MLP without τ (x + σ
 Epoch: one training epoch on MNIST (600 steps) through ``repronets.train.fit`` with the in-memory tensor loader,
 against the same epoch fed by a per-sample DataLoader like the original's (PIL decoding + ToTensor per image).
 """
+
 import torch
 import torch.nn.functional as F
 from bench_data_loading import PerSampleMNIST
-from runner import Suite
-from torch import nn
-from torch.utils.data import DataLoader
-
 from repronets import data, train
 from repronets.tau.models import TauResNet
 from repronets.tau.training import TauTracker, objective
+from runner import Suite
+from torch import nn
+from torch.utils.data import DataLoader
 
 
 class ResidualMLP(nn.Module):
@@ -44,11 +44,11 @@ def suite() -> Suite:
             opt.zero_grad()
             loss.backward()
             opt.step()
+
         return run
 
     plain = lambda m, x, y: (F.cross_entropy(m(x), y), {})  # noqa: E731
-    s = Suite("tau_step", "one SGD step, batch 100, MNIST-sized τ-ResNet (784-100×6-10)", unit="step",
-              min_run_time=2.0)
+    s = Suite("tau_step", "one SGD step, batch 100, MNIST-sized τ-ResNet (784-100×6-10)", unit="step", min_run_time=2.0)
     s.add("residual MLP without τ", step(ResidualMLP(), plain), baseline=True)
     s.add("τ-ResNet, τ trainable, cross-entropy", step(TauResNet(), plain))
     s.add("τ-ResNet, τ fixed (all), cross-entropy", step(TauResNet(tau_trainable=False, fixed="all"), plain))
@@ -60,16 +60,21 @@ def epoch_suite() -> Suite:
     try:
         split, source = data.load("mnist", "train"), "real MNIST"
     except data.DatasetNotFound:
-        split = data.Split("mnist", "train", torch.rand(60_000, 1, 28, 28), torch.randint(0, 10, (60_000,)),
-                           tuple(map(str, range(10))))
+        split = data.Split(
+            "mnist", "train", torch.rand(60_000, 1, 28, 28), torch.randint(0, 10, (60_000,)), tuple(map(str, range(10)))
+        )
         source = "random images of MNIST's shape"
     config = train.TrainConfig(epochs=1, batch_size=100, lr=0.01, device="cpu", progress=False)
 
     def ours():
         train.fit(TauResNet(), split, config, loss_fn=objective(1.0), callbacks=[TauTracker(6)])
 
-    per_sample = DataLoader(PerSampleMNIST((split.x[:, 0] * 255).round().to(torch.uint8), split.y),
-                            batch_size=100, shuffle=True, num_workers=0)
+    per_sample = DataLoader(
+        PerSampleMNIST((split.x[:, 0] * 255).round().to(torch.uint8), split.y),
+        batch_size=100,
+        shuffle=True,
+        num_workers=0,
+    )
 
     def original_style():
         model = TauResNet()
@@ -81,8 +86,12 @@ def epoch_suite() -> Suite:
             loss.backward()
             opt.step()
 
-    s = Suite("tau_epoch", f"one training epoch of the τ-ResNet on MNIST, 600 steps of 100 ({source})",
-              unit="epoch", min_run_time=5.0)
+    s = Suite(
+        "tau_epoch",
+        f"one training epoch of the τ-ResNet on MNIST, 600 steps of 100 ({source})",
+        unit="epoch",
+        min_run_time=5.0,
+    )
     s.add("per-sample PIL DataLoader, plain loop (as the original)", original_style, baseline=True)
     s.add("repronets: tensor batches, train.fit with τ tracking", ours)
     return s

@@ -7,6 +7,7 @@ suite's baseline, so the numbers compare like with like on whatever machine runs
 Timing uses ``torch.utils.benchmark.Timer`` (warm-up, CUDA synchronisation, median of blocks). Each suite
 writes ``bench/results/<suite>.json`` and ``.md``; the README quotes the Markdown tables.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,7 +37,7 @@ class Case:
 class Suite:
     name: str
     description: str
-    unit: str = "call"          # what one call of a case does, e.g. "epoch", "step"
+    unit: str = "call"  # what one call of a case does, e.g. "epoch", "step"
     min_run_time: float = 1.0
     cases: list[Case] = dataclasses.field(default_factory=list)
 
@@ -49,10 +50,19 @@ class Suite:
             raise ValueError(f"suite {self.name!r} needs exactly one baseline case")
         rows = []
         for case in self.cases:
-            m = torch_benchmark.Timer(stmt="fn()", globals={"fn": case.fn}, label=self.name,
-                                      description=case.label).blocked_autorange(min_run_time=self.min_run_time)
-            rows.append({"case": case.label, "median_s": m.median, "iqr_s": m.iqr, "runs": len(m.times),
-                         "baseline": case.baseline, "note": case.note})
+            m = torch_benchmark.Timer(
+                stmt="fn()", globals={"fn": case.fn}, label=self.name, description=case.label
+            ).blocked_autorange(min_run_time=self.min_run_time)
+            rows.append(
+                {
+                    "case": case.label,
+                    "median_s": m.median,
+                    "iqr_s": m.iqr,
+                    "runs": len(m.times),
+                    "baseline": case.baseline,
+                    "note": case.note,
+                }
+            )
             print(f"  {case.label:<48} {m.median * 1e3:10.2f} ms/{self.unit}", flush=True)
         base = next(r["median_s"] for r in rows if r["baseline"])
         for r in rows:
@@ -60,15 +70,27 @@ class Suite:
         return rows
 
     def write(self, rows: list[dict], folder: Path = HERE / "results") -> Path:
-        record = {"suite": self.name, "description": self.description, "unit": self.unit, "rows": rows,
-                  "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"), **provenance.record()}
+        record = {
+            "suite": self.name,
+            "description": self.description,
+            "unit": self.unit,
+            "rows": rows,
+            "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **provenance.record(),
+        }
         fileio.write_json(folder / f"{self.name}.json", record)
-        lines = [f"**{self.name}**: {self.description} ({record['device']}, torch {record['versions']['torch']}, "
-                 f"{record['measured'][:10]})", "",
-                 f"| case | time per {self.unit} | × baseline | note |", "|---|---:|---:|---|"]
+        lines = [
+            f"**{self.name}**: {self.description} ({record['device']}, torch {record['versions']['torch']}, "
+            f"{record['measured'][:10]})",
+            "",
+            f"| case | time per {self.unit} | × baseline | note |",
+            "|---|---:|---:|---|",
+        ]
         for r in rows:
-            lines.append(f"| {r['case']}{' (baseline)' if r['baseline'] else ''} | {_fmt(r['median_s'])} "
-                         f"| {r['ratio_to_baseline']:.3g} | {r['note']} |")
+            lines.append(
+                f"| {r['case']}{' (baseline)' if r['baseline'] else ''} | {_fmt(r['median_s'])} "
+                f"| {r['ratio_to_baseline']:.3g} | {r['note']} |"
+            )
         return fileio.write_text(folder / f"{self.name}.md", "\n".join(lines) + "\n")
 
 

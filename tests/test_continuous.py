@@ -1,15 +1,21 @@
 """Paper 2: the checks of shared/papers/continuousnet.md §9 and the issue's list."""
+
 import math
 
 import pytest
 import torch
-
 from repronets import data, params, train
 from repronets.continuous import experiment as E
 from repronets.continuous.blocks import ODEBlock, ResidualFunction, manifestation, refine
 from repronets.continuous.integrators import odeint, stage_pieces
-from repronets.continuous.models import (ContinuousNet, continuousnet, count_parameters, resnet_v2, wide_continuousnet,
-                                         wide_resnet)
+from repronets.continuous.models import (
+    ContinuousNet,
+    continuousnet,
+    count_parameters,
+    resnet_v2,
+    wide_continuousnet,
+    wide_resnet,
+)
 from repronets.continuous.training import Refinement, lr_milestones
 from repronets.transforms import random_crop
 
@@ -27,9 +33,12 @@ def orders(errs):
 
 # ---------------------------------------------------------------- integrator
 
+
 def test_convergence_orders_on_a_linear_ode():
     errs = errors(lambda x, k: -x, 1.0, math.exp(-1), SCHEMES, [1, 2, 4, 8, 16])
-    assert errs["euler"][0] == pytest.approx(3.679e-1, rel=1e-3) and errs["midpoint"][1] == pytest.approx(2.275e-2, rel=1e-3)
+    assert errs["euler"][0] == pytest.approx(3.679e-1, rel=1e-3) and errs["midpoint"][1] == pytest.approx(
+        2.275e-2, rel=1e-3
+    )
     assert errs["rk4_classic"][4] == pytest.approx(4.928e-8, rel=1e-3)
     for scheme, expected in (("euler", 1), ("midpoint", 2), ("rk4_classic", 4), ("rk4_38", 4)):
         assert orders(errs[scheme])[-1] == pytest.approx(expected, abs=0.1)
@@ -37,10 +46,15 @@ def test_convergence_orders_on_a_linear_ode():
 
 def test_piecewise_constant_weights_keep_rk4_at_order_four_and_the_legacy_option_drops_it():
     a = [1.0, -2.0]  # dx/dt = a_piece(t)·x on two pieces; x(1) = e^{-1/2}
-    exact_errs = errors(lambda x, k: a[k] * x, 1.0, math.exp(-0.5), ["rk4_classic", "euler", "midpoint"], [2, 4, 8, 16], 2)
-    legacy_errs = errors(lambda x, k: a[k] * x, 1.0, math.exp(-0.5), ["rk4_classic", "euler", "midpoint"], [2, 4, 8, 16],
-                         2, legacy=True)
-    assert [round(e, 8) for e in exact_errs["rk4_classic"]] == pytest.approx([1.16e-2, 4.72e-4, 2.38e-5, 1.33e-6], rel=0.02)
+    exact_errs = errors(
+        lambda x, k: a[k] * x, 1.0, math.exp(-0.5), ["rk4_classic", "euler", "midpoint"], [2, 4, 8, 16], 2
+    )
+    legacy_errs = errors(
+        lambda x, k: a[k] * x, 1.0, math.exp(-0.5), ["rk4_classic", "euler", "midpoint"], [2, 4, 8, 16], 2, legacy=True
+    )
+    assert [round(e, 8) for e in exact_errs["rk4_classic"]] == pytest.approx(
+        [1.16e-2, 4.72e-4, 2.38e-5, 1.33e-6], rel=0.02
+    )
     assert orders(exact_errs["rk4_classic"])[-1] == pytest.approx(4, abs=0.2)
     assert legacy_errs["rk4_classic"] == pytest.approx([1.44e-1, 7.55e-2, 3.79e-2, 1.90e-2], rel=0.02)
     assert orders(legacy_errs["rk4_classic"])[-1] == pytest.approx(1, abs=0.1)
@@ -68,6 +82,7 @@ def test_stage_piece_tables():
 
 
 # ---------------------------------------------------------------- blocks
+
 
 def block(pieces, scheme="euler", epsilon=None, legacy=False, preact=False, seed=0):
     torch.manual_seed(seed)
@@ -100,8 +115,7 @@ def test_every_piece_gets_a_gradient_unlike_the_legacy_float32_indexing():
 
 def count_bn_calls(b, x):
     calls = []
-    hooks = [norm.register_forward_hook(lambda m, i, o, k=k: calls.append(k))
-             for k, norm in enumerate(b.fn.bn1.norms)]
+    hooks = [norm.register_forward_hook(lambda m, i, o, k=k: calls.append(k)) for k, norm in enumerate(b.fn.bn1.norms)]
     b(x)
     for h in hooks:
         h.remove()
@@ -164,6 +178,7 @@ def test_manifestation_changes_steps_and_scheme_but_never_the_weights():
 
 # ---------------------------------------------------------------- models
 
+
 def test_parameter_counts_equal_the_reference():
     assert [count_parameters(continuousnet(d)) for d in (1, 2, 4, 8)] == [175_770, 273_210, 468_090, 857_850]
     assert all(count_parameters(continuousnet(d)) == 78_330 + 97_440 * d for d in (1, 2, 3, 5))
@@ -187,6 +202,7 @@ def test_refining_the_model_gives_the_reference_sizes():
 
 
 # ---------------------------------------------------------------- training
+
 
 def test_the_schedules_epochs():
     # ContinuousNet: decay after 0-based epoch 30 -> LR 0.1 for 31 epochs; the ResNet script: 30 epochs.
@@ -232,8 +248,9 @@ def test_refinement_during_training_and_resume_after_it(tmp_path, carry):
         return model, refinement, history
 
     model, refinement, history = run()
-    assert refinement.done == [1] and all(b.fn.pieces == 2 and b.steps == 2 for b in model.modules()
-                                          if isinstance(b, ODEBlock))
+    assert refinement.done == [1] and all(
+        b.fn.pieces == 2 and b.steps == 2 for b in model.modules() if isinstance(b, ODEBlock)
+    )
     ckpt = tmp_path / "c.pt"
     with pytest.raises(KeyboardInterrupt):
         run([InterruptAt()], ckpt)
@@ -264,7 +281,9 @@ def test_carrying_the_optimizer_state_splits_momentum_like_the_weights():
         assert refined.shape[0] == 2 and refined is not conv
         state = s.optimizer.state.get(refined, {})
         if carry:
-            assert torch.equal(state["momentum_buffer"][0], before[0]) and torch.equal(state["momentum_buffer"][1], before[0])
+            assert torch.equal(state["momentum_buffer"][0], before[0]) and torch.equal(
+                state["momentum_buffer"][1], before[0]
+            )
         else:
             assert "momentum_buffer" not in state
 
@@ -276,13 +295,14 @@ def test_random_crop_moves_each_image_by_its_own_offset():
     assert y.shape == x.shape
     for i in range(3):  # each crop is a window of the zero-padded image
         padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
-        assert any(torch.equal(y[i], padded[:, dy:dy + 6, dx:dx + 6]) for dy in range(5) for dx in range(5))
+        assert any(torch.equal(y[i], padded[:, dy : dy + 6, dx : dx + 6]) for dy in range(5) for dx in range(5))
 
 
 def test_channels_last_training_gives_the_same_model_as_the_default_layout():
     p = params.load("02_continuousnet_tables", "smoke")
     run = E.run_params(p, "cn2_euler", 0) | {"train_limit": 64, "epochs": 1}
     import dataclasses
+
     results = [E.train_one(dataclasses.replace(p, device="cpu", channels_last=cl), run) for cl in (False, True)]
     a, b = (r["epochs"]["train_loss"][0] for r in results)
     assert a == pytest.approx(b, rel=1e-4)
@@ -292,8 +312,16 @@ def test_channels_last_training_gives_the_same_model_as_the_default_layout():
 def test_every_table_row_trains_and_sweeps(row):
     """Every row of the paper profile at tiny width, so each model, refinement schedule and sweep path runs here."""
     import dataclasses
-    p = dataclasses.replace(params.load("02_continuousnet_tables", "smoke"), device="cpu", alpha=2, widen_factor=1,
-                            epochs=4, manifestation_steps=[1, 3], convergence_doublings=2)
+
+    p = dataclasses.replace(
+        params.load("02_continuousnet_tables", "smoke"),
+        device="cpu",
+        alpha=2,
+        widen_factor=1,
+        epochs=4,
+        manifestation_steps=[1, 3],
+        convergence_doublings=2,
+    )
     run = E.run_params(p, row, 0) | {"train_limit": 40}
     out = E.train_one(p, run)
     assert len(out["epochs"]["test_acc"]) == 4 and 0.0 <= out["final_test_acc"] <= 1.0

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-
 from repronets import data
 
 
@@ -16,6 +15,7 @@ def md5(path):
 
 
 # ---------------------------------------------------------------- embedded digits
+
 
 def test_digits_split_is_stratified_deterministic_and_complete():
     tr, te = data.load("digits", "train"), data.load("digits", "test")
@@ -71,6 +71,7 @@ def test_data_root_precedence(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- missing data
 
+
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10", "cifar100", "svhn"])
 def test_missing_dataset_with_download_off_names_dataset_root_and_remedy(tmp_path, name):
     with pytest.raises(data.DatasetNotFound) as e:
@@ -81,6 +82,7 @@ def test_missing_dataset_with_download_off_names_dataset_root_and_remedy(tmp_pat
 
 
 # ---------------------------------------------------------------- tiny files in the real formats
+
 
 def write_idx(path, array, magic):
     header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
@@ -93,15 +95,16 @@ def tiny_mnist(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    arrays = {"train-images-idx3-ubyte": (rng.integers(0, 256, (12, 28, 28)), 2051),
-              "train-labels-idx1-ubyte": (rng.integers(0, 10, 12), 2049),
-              "t10k-images-idx3-ubyte": (rng.integers(0, 256, (5, 28, 28)), 2051),
-              "t10k-labels-idx1-ubyte": (rng.integers(0, 10, 5), 2049)}
+    arrays = {
+        "train-images-idx3-ubyte": (rng.integers(0, 256, (12, 28, 28)), 2051),
+        "train-labels-idx1-ubyte": (rng.integers(0, 10, 12), 2049),
+        "t10k-images-idx3-ubyte": (rng.integers(0, 256, (5, 28, 28)), 2051),
+        "t10k-labels-idx1-ubyte": (rng.integers(0, 10, 5), 2049),
+    }
     for name, (array, magic) in arrays.items():
         write_idx(raw / f"{name}.gz", array, magic)
     # The real md5 table stands for the real files; these tiny files get theirs.
-    monkeypatch.setattr(torchvision.datasets.MNIST, "resources",
-                        [(f"{n}.gz", md5(raw / f"{n}.gz")) for n in arrays])
+    monkeypatch.setattr(torchvision.datasets.MNIST, "resources", [(f"{n}.gz", md5(raw / f"{n}.gz")) for n in arrays])
     return tmp_path, {n: a for n, (a, _) in arrays.items()}
 
 
@@ -126,10 +129,13 @@ def _cifar_batch(rng, n, label_key):
     return {"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8), label_key: rng.integers(0, 10, n).tolist()}
 
 
-@pytest.mark.parametrize("name, cls, label_key, meta_key", [
-    ("cifar10", torchvision.datasets.CIFAR10, "labels", "label_names"),
-    ("cifar100", torchvision.datasets.CIFAR100, "fine_labels", "fine_label_names"),
-])
+@pytest.mark.parametrize(
+    "name, cls, label_key, meta_key",
+    [
+        ("cifar10", torchvision.datasets.CIFAR10, "labels", "label_names"),
+        ("cifar100", torchvision.datasets.CIFAR100, "fine_labels", "fine_label_names"),
+    ],
+)
 def test_cifar_python_pickles(tmp_path, monkeypatch, name, cls, label_key, meta_key):
     rng = np.random.default_rng(1)
     folder = tmp_path / cls.base_folder
@@ -169,6 +175,7 @@ def test_svhn_mat_files(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- the real MNIST, when present
+
 
 def test_real_mnist_from_a_data_root(mnist_root):
     tr = data.load("mnist", "train", root=mnist_root, download=False)

@@ -1,9 +1,10 @@
 """environment.yml (conda) and pyproject.toml (pip) must install the same packages."""
+
 import re
 import subprocess
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,8 +12,10 @@ CONDA_TO_PIP = {"pytorch": "torch"}
 
 
 def names(requirements):
-    return {CONDA_TO_PIP.get(n, n) for n in (re.split(r"[<>=!~ \[]", r, maxsplit=1)[0].strip().lower()
-                                              for r in requirements)}
+    return {
+        CONDA_TO_PIP.get(n, n)
+        for n in (re.split(r"[<>=!~ \[]", r, maxsplit=1)[0].strip().lower() for r in requirements)
+    }
 
 
 def test_environment_yml_and_pyproject_name_the_same_packages():

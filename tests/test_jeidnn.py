@@ -1,9 +1,9 @@
 """Paper 4, JEI-DNN: checks of shared/papers/jeidnn.md §8 and the issue's list."""
+
 import math
 
 import pytest
 import torch
-
 from repronets import params
 from repronets.jeidnn import cost, dynamic, metrics, training
 from repronets.jeidnn.dynamic import DynamicNet
@@ -58,11 +58,15 @@ def test_gate_features_of_uniform_logits():
 
 
 def test_oracle_and_gate_targets_on_a_hand_made_case():
-    ce = torch.tensor([[2.0, 0.5, 0.4, 0.1],    # the last exit is best at λ = 0
-                       [0.1, 0.1, 0.1, 0.1]])   # ties: the earliest
+    ce = torch.tensor(
+        [
+            [2.0, 0.5, 0.4, 0.1],  # the last exit is best at λ = 0
+            [0.1, 0.1, 0.1, 0.1],
+        ]
+    )  # ties: the earliest
     costs = torch.tensor([0.25, 0.5, 0.75, 1.0])
     assert dynamic.oracle_exits(ce, costs, 0.0).tolist() == [3, 0]
-    assert dynamic.oracle_exits(ce, costs, 1.0).tolist() == [1, 0]   # 2.25, 1.0, 1.15, 1.1
+    assert dynamic.oracle_exits(ce, costs, 1.0).tolist() == [1, 0]  # 2.25, 1.0, 1.15, 1.1
     assert dynamic.oracle_exits(ce, costs, 100.0).tolist() == [0, 0]
     targets = dynamic.gate_targets(torch.tensor([3, 1, 0]), 3)
     assert targets.tolist() == [[0, 0, 0], [0, 1, 1], [1, 1, 1]]
@@ -175,12 +179,16 @@ def test_budget_thresholds_follow_the_target_distribution():
 def test_checkpoint_loading_with_official_key_names(tmp_path):
     official = t2t_vit_7(1000)  # the ImageNet configuration, as in 71.7_T2T_ViT_7.pth.tar
     state = {f"module.{k}": v for k, v in official.state_dict().items()}
-    torch.save({"state_dict": {k: torch.zeros_like(v) for k, v in state.items()}, "state_dict_ema": state},
-               tmp_path / "71.7_T2T_ViT_7.pth.tar")
+    torch.save(
+        {"state_dict": {k: torch.zeros_like(v) for k, v in state.items()}, "state_dict_ema": state},
+        tmp_path / "71.7_T2T_ViT_7.pth.tar",
+    )
     model = t2t_vit_7(10, img_size=32)
     report = load_pretrained(model, tmp_path / "71.7_T2T_ViT_7.pth.tar")
     assert report["source"] == "state_dict_ema" and report["resized_pos_embed"] == [[1, 197, 256], [1, 5, 256]]
-    assert torch.equal(model.tokens_to_token.attention1.w, official.tokens_to_token.attention1.w)  # loaded, not re-sampled
+    assert torch.equal(
+        model.tokens_to_token.attention1.w, official.tokens_to_token.attention1.w
+    )  # loaded, not re-sampled
     assert torch.equal(model.blocks[3].attn.qkv.weight, official.blocks[3].attn.qkv.weight)
     assert torch.equal(model.pos_embed[:, 0], official.pos_embed[:, 0])
     assert model.head.weight.shape == (10, 256)
@@ -195,6 +203,7 @@ def test_checkpoint_loading_with_official_key_names(tmp_path):
 
 def test_freezing_leaves_the_backbone_bit_identical():
     from repronets.jeidnn import experiment
+
     smoke = params.load("04_dynamic_exits", "smoke")
     p = experiment.setting(smoke, smoke.datasets[0])
     tr, val, _ = experiment.splits(p)
@@ -216,7 +225,7 @@ class SyntheticFeatures:
         self.tokens = torch.stack([s * onehot + torch.randn(len(y), dim, generator=gen) for s in signal], 1)
 
     def evaluation(self, x):
-        return self.tokens[: len(x)] if len(x) == len(self.tokens) else self.tokens[len(self.tokens) - len(x):]
+        return self.tokens[: len(x)] if len(x) == len(self.tokens) else self.tokens[len(self.tokens) - len(x) :]
 
     validation = evaluation
 
@@ -264,9 +273,12 @@ def test_l2w_assignment_and_weights():
 def test_original_dataset_settings_and_the_long_tailed_cifar100_counts():
     from repronets import data
     from repronets.jeidnn import experiment
+
     paper = params.load("04_dynamic_exits", "paper")
     assert experiment.setting(paper, "svhn").img_size == 32 and not experiment.setting(paper, "svhn").augment
-    assert experiment.setting(paper, "cifar100").val_size == 10000 and experiment.setting(paper, "cifar10").img_size == 224
+    assert (
+        experiment.setting(paper, "cifar100").val_size == 10000 and experiment.setting(paper, "cifar10").img_size == 224
+    )
     quick = params.load("04_dynamic_exits", "quick")
     assert experiment.setting(quick, "digits").img_size == quick.img_size  # no override without the flag
     # CIFAR-100-LT as the reference: 500 → 5 per class, 10,847 images; test 100 → 1, 2,131 images
@@ -293,22 +305,25 @@ class Interrupting(SyntheticFeatures):
         return super().training_batch(x, index, generator)
 
 
-@pytest.mark.parametrize("method, at", [("jeidnn", 15), ("jeidnn", 45), ("boosted", 50), ("l2w", 50),
-                                        ("confidence", 40)])
+@pytest.mark.parametrize(
+    "method, at", [("jeidnn", 15), ("jeidnn", 45), ("boosted", 50), ("l2w", 50), ("confidence", 40)]
+)
 def test_exit_training_resumes_with_the_uninterrupted_numbers(tmp_path, method, at):
     torch.manual_seed(0)
     n, classes, dim = 400, 4, 16
     y = torch.randint(0, classes, (n,))
     x = torch.zeros(n, 1)
     c = training.ExitConfig(epochs=6, batch_size=32, max_warmup_epochs=2, alternate_every=3, tradeoff=0.1, lr=0.05)
-    trainers = {"jeidnn": lambda m, f, ck: training.train_jeidnn(m, f, x[:300], y[:300], x[300:], y[300:],
-                                                                  torch.arange(1, 5) / 4, c, ck),
-                "boosted": lambda m, f, ck: training.train_boosted(m, f, x[:300], y[:300], x[300:], y[300:], c,
-                                                                    checkpoint=ck),
-                "l2w": lambda m, f, ck: training.train_l2w(m, f, x[:300], y[:300], x[300:], y[300:], c, meta_every=4,
-                                                            checkpoint=ck),
-                "confidence": lambda m, f, ck: training.train_confidence_ics(m, f, x[:300], y[:300], x[300:],
-                                                                              y[300:], c, ck)}
+    trainers = {
+        "jeidnn": lambda m, f, ck: training.train_jeidnn(
+            m, f, x[:300], y[:300], x[300:], y[300:], torch.arange(1, 5) / 4, c, ck
+        ),
+        "boosted": lambda m, f, ck: training.train_boosted(m, f, x[:300], y[:300], x[300:], y[300:], c, checkpoint=ck),
+        "l2w": lambda m, f, ck: training.train_l2w(
+            m, f, x[:300], y[:300], x[300:], y[300:], c, meta_every=4, checkpoint=ck
+        ),
+        "confidence": lambda m, f, ck: training.train_confidence_ics(m, f, x[:300], y[:300], x[300:], y[300:], c, ck),
+    }
 
     def fresh():
         m = tiny_model(1, classes)

@@ -1,4 +1,5 @@
 """Every notebook in notebooks/: stored clean, parameterized, and executed end to end at the smoke profile."""
+
 import io
 import json
 import shutil
@@ -6,7 +7,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from repronets import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]

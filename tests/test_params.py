@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from repronets import params
 from repronets.data import DATASETS
 
@@ -56,20 +55,23 @@ def test_unknown_key_names_file_key_allowed_keys_and_a_suggestion(tmp_path):
     assert str(path) in msg and "unknown key 'epoch'" in msg and "did you mean 'epochs'" in msg and "'lr'" in msg
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("epochs", "ten", "expected an integer, got 'ten'"),
-    ("epochs", 2.5, "expected an integer"),
-    ("epochs", True, "expected an integer"),
-    ("lr", "fast", "expected a number"),
-    ("download", "yes", "expected true or false"),
-    ("seeds", 3, "expected a list"),
-    ("seeds", [], "non-empty list"),
-    ("epochs", 0, "out of range"),
-    ("lr", 0.0, "out of range"),
-    ("samples_per_class", 21, "out of range"),
-    ("datasets", ["digits", "imagenet"], "element 1: got 'imagenet'"),
-    ("device", "tpu", "got 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("epochs", "ten", "expected an integer, got 'ten'"),
+        ("epochs", 2.5, "expected an integer"),
+        ("epochs", True, "expected an integer"),
+        ("lr", "fast", "expected a number"),
+        ("download", "yes", "expected true or false"),
+        ("seeds", 3, "expected a list"),
+        ("seeds", [], "non-empty list"),
+        ("epochs", 0, "out of range"),
+        ("lr", 0.0, "out of range"),
+        ("samples_per_class", 21, "out of range"),
+        ("datasets", ["digits", "imagenet"], "element 1: got 'imagenet'"),
+        ("device", "tpu", "got 'tpu'"),
+    ],
+)
 def test_bad_values_are_named_with_what_is_allowed(tmp_path, key, value, expected):
     path = write(tmp_path, "quick", NOTEBOOK, yaml.safe_dump(quick_values() | {key: value}))
     with pytest.raises(params.ParamsError) as e:

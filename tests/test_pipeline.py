@@ -1,4 +1,5 @@
 """The papermill path of run_all.sh, exercised on fixture notebooks in a throw-away project."""
+
 import fcntl
 import io
 import json
@@ -12,7 +13,6 @@ import pandas as pd
 import psutil
 import pytest
 import yaml
-
 from fixtures.make_fixture_notebook import write as write_notebook
 from repronets import pipeline
 
@@ -53,8 +53,20 @@ def test_build_publishes_outputs_and_manifest_then_skips_until_an_input_changes(
     assert executed.metadata.papermill.parameters["points"] == 4 and any(c.get("outputs") for c in executed.cells)
     manifest = json.loads((project.root / "figures" / "smoke" / "MANIFEST.json").read_text())
     entry = manifest["outputs"]["fixture_a/curve.png"]
-    for key in ("notebook", "params_file", "params", "input_hash", "commit", "dirty", "versions", "started",
-                "finished", "duration_s", "device", "data"):
+    for key in (
+        "notebook",
+        "params_file",
+        "params",
+        "input_hash",
+        "commit",
+        "dirty",
+        "versions",
+        "started",
+        "finished",
+        "duration_s",
+        "device",
+        "data",
+    ):
         assert key in entry, key
     assert entry["params"] == {"points": 4, "fail": False, "sleep_s": 0.0} and entry["data"] == ["synthetic"]
     assert entry["params_file"] == "params/smoke/fixture_a.yaml" and "fixture_b/kernel.csv" in manifest["outputs"]
@@ -88,22 +100,28 @@ def test_a_failing_notebook_does_not_stop_the_others_nor_damage_published_output
     assert manifest["outputs"]["fixture_a/curve.png"]["params"]["fail"] is False
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--profile", "fast"], "unknown profile 'fast'"),
-    (["--profile", "smoke", "nope"], "unknown notebook(s) ['nope']"),
-    (["--profile", "quick"], "params file missing"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--profile", "fast"], "unknown profile 'fast'"),
+        (["--profile", "smoke", "nope"], "unknown notebook(s) ['nope']"),
+        (["--profile", "quick"], "params file missing"),
+    ],
+)
 def test_bad_arguments_stop_before_anything_runs(project, capsys, args, message):
     code = pipeline.main(args + ["--root", str(project.root)])
     assert code == 2 and message in capsys.readouterr().err
     assert not (project.root / "build").exists()
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"pointz": 3}, "unknown key 'pointz' (did you mean 'points'?)"),
-    ({"points": "many"}, "key 'points': expected an integer"),
-    ({"points": 1}, "key 'points': got 1, out of range"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"pointz": 3}, "unknown key 'pointz' (did you mean 'points'?)"),
+        ({"points": "many"}, "key 'points': expected an integer"),
+        ({"points": 1}, "key 'points': got 1, out of range"),
+    ],
+)
 def test_bad_params_name_file_and_key_before_anything_runs(project, capsys, values, message):
     set_params(project.root, "fixture_b", **values)
     code = pipeline.main(["--profile", "smoke", "--root", str(project.root)])
@@ -130,7 +148,9 @@ def test_unwritable_output_folder(project, capsys):
 
 
 def kernels():
-    return {p.pid for p in psutil.process_iter(["cmdline"]) if "ipykernel_launcher" in " ".join(p.info["cmdline"] or [])}
+    return {
+        p.pid for p in psutil.process_iter(["cmdline"]) if "ipykernel_launcher" in " ".join(p.info["cmdline"] or [])
+    }
 
 
 def test_timeout_kills_a_hanging_notebook_and_its_kernel(project):
@@ -145,8 +165,11 @@ def test_timeout_kills_a_hanging_notebook_and_its_kernel(project):
 def test_a_killed_build_takes_its_kernels_down(project):
     before = kernels()
     set_params(project.root, "fixture_a", sleep_s=120.0)
-    proc = subprocess.Popen([sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a",
-                             "--root", str(project.root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a", "--root", str(project.root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not kernels() - before:
         time.sleep(0.5)
@@ -171,8 +194,12 @@ def test_parallel_notebooks(project):
 def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project):
     before = kernels()
     set_params(project.root, "fixture_a", sleep_s=60.0)
-    proc = subprocess.Popen([sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a",
-                             "--root", str(project.root)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a", "--root", str(project.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 60
     log = project.root / "build" / "smoke" / "fixture_a.log"
     while time.time() < deadline and not (log.exists() and "time.sleep" in log.read_text()):

@@ -2,7 +2,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from repronets import fileio, plotting, provenance, session
 from repronets.plotting import plt
 
@@ -30,9 +29,22 @@ def test_tables_as_markdown_booktabs_latex_and_csv(tmp_path):
 
 
 def test_session_records_provenance_of_each_output(tmp_path):
-    ns = {"profile": "smoke", "output_dir": str(tmp_path / "out"), "device": "cpu", "data_root": "", "download": False,
-          "datasets": ["digits"], "train_limit": 50, "models": ["softmax"], "hidden": 4, "epochs": 1, "batch_size": 10,
-          "lr": 0.1, "seeds": [0], "samples_per_class": 2}
+    ns = {
+        "profile": "smoke",
+        "output_dir": str(tmp_path / "out"),
+        "device": "cpu",
+        "data_root": "",
+        "download": False,
+        "datasets": ["digits"],
+        "train_limit": 50,
+        "models": ["softmax"],
+        "hidden": 4,
+        "epochs": 1,
+        "batch_size": 10,
+        "lr": 0.1,
+        "seeds": [0],
+        "samples_per_class": 2,
+    }
     s = session.start("00_data_and_baselines", ns)
     run = s.store.run("demo", {"seed": 3}, lambda p, c: {"acc": 1.0})
     fig, ax = plt.subplots()

@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-
 from repronets import results
 from repronets.results import RunStore
 
@@ -83,8 +82,12 @@ def test_unreadable_result_names_the_file(tmp_path):
 
 def test_long_frame_for_curves(tmp_path):
     store = RunStore(tmp_path)
-    runs = [store.run("c", {"seed": s}, lambda p, c: {"epochs": {"epoch": [0, 1], "test_acc": [0.1, 0.9 + p["seed"] / 100]}})
-            for s in (0, 1)]
+    runs = [
+        store.run(
+            "c", {"seed": s}, lambda p, c: {"epochs": {"epoch": [0, 1], "test_acc": [0.1, 0.9 + p["seed"] / 100]}}
+        )
+        for s in (0, 1)
+    ]
     df = results.long_frame(runs, "test_acc", param_keys=["seed"])
     assert len(df) == 4 and list(df.columns) == ["epoch", "test_acc", "seed", "key"]
     assert df[df.seed == 1].test_acc.tolist() == [0.1, 0.91]

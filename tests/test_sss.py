@@ -1,14 +1,24 @@
 """Paper 3, the SSS layer: checks of shared/papers/sss.md §1 and §7."""
+
 import numpy as np
 import pytest
 import torch
-
 from repronets.sss.layer import SSSLinear, causal_dims, per_stage_forward
 
 
-@pytest.mark.parametrize("n_in, n_out, s, stages", [(100, 100, 1, 100), *[(50, 50, s, 50) for s in range(1, 6)],
-                                                    (100, 100, 3, 10), (64, 64, 4, 16), (24, 36, 2, 12),
-                                                    (30, 10, 5, 5), (7, 7, 1, 7), (1, 1, 2, 1)])
+@pytest.mark.parametrize(
+    "n_in, n_out, s, stages",
+    [
+        (100, 100, 1, 100),
+        *[(50, 50, s, 50) for s in range(1, 6)],
+        (100, 100, 3, 10),
+        (64, 64, 4, 16),
+        (24, 36, 2, 12),
+        (30, 10, 5, 5),
+        (7, 7, 1, 7),
+        (1, 1, 2, 1),
+    ],
+)
 def test_recursions_equal_the_dense_matrix_and_a_per_stage_loop(n_in, n_out, s, stages):
     torch.manual_seed(0)
     layer = SSSLinear(n_in, n_out, s, stages, generator=np.random.default_rng(0)).double()
@@ -34,15 +44,19 @@ def test_gradients_are_those_of_the_dense_product():
     assert torch.allclose(grad_u, u.grad, atol=1e-10)
     for n, p in layer.named_parameters():
         assert torch.allclose(grads[n], p.grad, atol=1e-10), n
-    assert torch.autograd.gradcheck(lambda v: SSSLinear(6, 6, 2, generator=np.random.default_rng(2)).double()(v),
-                                    (torch.randn(2, 6, dtype=torch.float64, requires_grad=True),))
+    assert torch.autograd.gradcheck(
+        lambda v: SSSLinear(6, 6, 2, generator=np.random.default_rng(2)).double()(v),
+        (torch.randn(2, 6, dtype=torch.float64, requires_grad=True),),
+    )
 
 
 def test_parameter_counts_of_the_reference():
     counts = [sum(p.numel() for p in SSSLinear(50, state_dim=s).parameters()) for s in range(1, 6)]
     assert counts == [392, 860, 1488, 2260, 3160]  # bias included
     for n, expected in ((64, (440, 1048, 2896)), (256, (1784, 4312, 12304)), (1024, (7160, 17368, 49936))):
-        got = [sum(p.numel() for p in SSSLinear(n, state_dim=s, bias=False, init="zeros").parameters()) for s in (1, 2, 4)]
+        got = [
+            sum(p.numel() for p in SSSLinear(n, state_dim=s, bias=False, init="zeros").parameters()) for s in (1, 2, 4)
+        ]
         assert tuple(got) == expected
     assert sum(p.numel() for p in SSSLinear(37, state_dim=1).parameters()) == 8 * 37 - 8
     assert sum(p.numel() for p in SSSLinear(100, state_dim=1).parameters()) == 792

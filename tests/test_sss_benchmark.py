@@ -1,4 +1,5 @@
 """Paper 3, the benchmark: models, data, protocol and results of shared/papers/sss.md §2–4 and §7."""
+
 import json
 import math
 import zipfile
@@ -6,7 +7,6 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-
 from repronets import data, params
 from repronets.results import RunStore
 from repronets.sss import experiment, models
@@ -14,14 +14,16 @@ from repronets.sss.layer import SSSLinear
 
 # sss.md §4.4: whole-model parameter counts at h = 50, in the order standard, ss_1 … ss_5, rank_1
 REFERENCE_COUNTS = {
-    ((16,), 10): (3910, 1752, 2220, 2848, 3620, 4520, 1510),            # pendigits
-    ((36,), 5): (4655, 2497, 2965, 3593, 4365, 5265, 2255),              # hand postures
-    ((1, 28, 28), 10): (5000, 2842, 3310, 3938, 4710, 5610, 2600),       # MNIST (conv)
-    ((3, 32, 32), 10): (5250, 3092, 3560, 4188, 4960, 5860, 2850),       # CIFAR-10 (conv)
+    ((16,), 10): (3910, 1752, 2220, 2848, 3620, 4520, 1510),  # pendigits
+    ((36,), 5): (4655, 2497, 2965, 3593, 4365, 5265, 2255),  # hand postures
+    ((1, 28, 28), 10): (5000, 2842, 3310, 3938, 4710, 5610, 2600),  # MNIST (conv)
+    ((3, 32, 32), 10): (5250, 3092, 3560, 4188, 4960, 5860, 2850),  # CIFAR-10 (conv)
 }
 
 
-@pytest.mark.parametrize("shape, classes", list(REFERENCE_COUNTS), ids=["pendigits", "hand_postures", "mnist", "cifar10"])
+@pytest.mark.parametrize(
+    "shape, classes", list(REFERENCE_COUNTS), ids=["pendigits", "hand_postures", "mnist", "cifar10"]
+)
 def test_model_parameter_counts_of_the_reference(shape, classes):
     got = tuple(models.count_parameters(models.build(k, shape, classes, 50)) for k in models.model_keys())
     assert got == REFERENCE_COUNTS[(shape, classes)]
@@ -60,21 +62,23 @@ def test_builds_are_seeded():
 def test_stopping_rule_is_the_originals():
     rule = experiment.OriginalStopping(None, None, min_epochs=200, patience=20, min_improvement=5e-4)
     flat = [0.5] * 300
-    assert not rule.should_stop(flat[:200])          # never before epoch 201
-    assert rule.should_stop(flat[:201])              # no improvement at all: stops at 201
+    assert not rule.should_stop(flat[:200])  # never before epoch 201
+    assert rule.should_stop(flat[:201])  # no improvement at all: stops at 201
     rising = list(np.linspace(0.1, 0.9, 260))
-    assert not rule.should_stop(rising)              # still improving by more than 5e-4 within the window
-    tiny = [0.5] * 230 + [0.5004] * 20               # an improvement below min_improvement does not count
+    assert not rule.should_stop(rising)  # still improving by more than 5e-4 within the window
+    tiny = [0.5] * 230 + [0.5004] * 20  # an improvement below min_improvement does not count
     assert rule.should_stop(tiny)
     small = experiment.OriginalStopping(None, None, min_epochs=0, patience=5, min_improvement=5e-4)
-    assert not small.should_stop([0.1] * 10)         # epochs must exceed 2·patience
+    assert not small.should_stop([0.1] * 10)  # epochs must exceed 2·patience
     assert small.should_stop([0.1] * 11)
 
 
 def test_shares_are_nested_and_validation_is_15_percent():
-    split = data.Split("pendigits", "train", torch.arange(7494.0)[:, None], torch.arange(7494) % 10, tuple("0123456789"))
+    split = data.Split(
+        "pendigits", "train", torch.arange(7494.0)[:, None], torch.arange(7494) % 10, tuple("0123456789")
+    )
     tenth = experiment.share_of(split, 0.1, seed=0)
-    assert len(tenth) == 749                         # ⌊0.1·7494⌋, as sklearn's train_test_split(train_size=0.1)
+    assert len(tenth) == 749  # ⌊0.1·7494⌋, as sklearn's train_test_split(train_size=0.1)
     half = experiment.share_of(split, 0.5, seed=0)
     assert set(tenth.x[:, 0].tolist()) <= set(half.x[:, 0].tolist())
     train_part, val = experiment.validation_split(tenth, 0.15, seed=0)
@@ -122,15 +126,17 @@ def test_hand_postures_reader(tmp_path):
     tr = data.load("hand_postures", "train", root=tmp_path)
     te = data.load("hand_postures", "test", root=tmp_path)
     assert (len(tr), len(te)) == (40, 10) and tr.x.shape[1] == 36  # 80/20; Class and User are not features
-    assert tr.num_classes == 5 and int(tr.y.min()) == 0              # classes 1..5 shifted to 0..4
+    assert tr.num_classes == 5 and int(tr.y.min()) == 0  # classes 1..5 shifted to 0..4
     assert torch.isfinite(tr.x).all() and (tr.x[:, -3:] == 0).any()  # '?' became 0
-    assert not (tr.x == 0).all(1).any()                               # the all-zero row was skipped
+    assert not (tr.x == 0).all(1).any()  # the all-zero row was skipped
     again = data.load("hand_postures", "train", root=tmp_path)
-    assert torch.equal(tr.x, again.x)                                 # the split is seeded
+    assert torch.equal(tr.x, again.x)  # the split is seeded
 
 
 def test_raw_and_scaled_inputs():
-    split = data.Split("pendigits", "train", torch.tensor([[0.0, 10.0], [100.0, 30.0]]), torch.tensor([0, 1]), ("0", "1"))
+    split = data.Split(
+        "pendigits", "train", torch.tensor([[0.0, 10.0], [100.0, 30.0]]), torch.tensor([0, 1]), ("0", "1")
+    )
     raw = experiment.prepare_inputs(split, [split], "raw")
     assert torch.equal(raw[0].x, split.x)
     scaled = experiment.prepare_inputs(split, [split], "scaled")
@@ -165,17 +171,31 @@ def test_runs_follow_the_protocol_and_keep_the_structure(smoke_runs):
 
 def test_original_results_file(smoke_runs, tmp_path):
     p, _, runs = smoke_runs
-    path, = experiment.export(runs, tmp_path)
+    (path,) = experiment.export(runs, tmp_path)
     assert path.name == "benchmark_results.json"
     out = json.loads(path.read_text())
-    for key in ("dataset_names", "nb_iterations", "nb_neurons_list", "batch_size", "min_accuracy_improvement",
-                "patience", "training_set_shares"):
+    for key in (
+        "dataset_names",
+        "nb_iterations",
+        "nb_neurons_list",
+        "batch_size",
+        "min_accuracy_improvement",
+        "patience",
+        "training_set_shares",
+    ):
         assert key in out
     assert out["nb_iterations"] == p.repeats and out["batch_size"] == 100000
     share = str(p.training_set_shares[0])
     entry = out["digits"][share]["ss_2_dim"][str(p.widths[0])]["0"]
-    assert set(entry) >= {"training_loss_history", "accuracy_history", "val_accuracy_history", "test_loss",
-                          "test_accuracy", "nb_model_parameters", "provenance"}
+    assert set(entry) >= {
+        "training_loss_history",
+        "accuracy_history",
+        "val_accuracy_history",
+        "test_loss",
+        "test_accuracy",
+        "nb_model_parameters",
+        "provenance",
+    }
     assert "ss_2_dim@logits" in out["digits"][share]
     assert entry["nb_model_parameters"] == models.count_parameters(models.build("ss_2_dim", (1, 8, 8), 10, p.widths[0]))
 
@@ -195,7 +215,8 @@ def test_complexity_counts(tmp_path):
     assert rows[(n, "dense")]["macs_per_sample"] == n * n
     for s in p.complexity_states:
         assert rows[(n, f"sss_{s}")]["minimal_macs_per_sample"] == sum(
-            q.numel() for q in SSSLinear(n, state_dim=s, bias=False, init="zeros").parameters())
+            q.numel() for q in SSSLinear(n, state_dim=s, bias=False, init="zeros").parameters()
+        )
     # the chunked formulation's count grows linearly in n at fixed s and chunk: doubling n doubles it
     layer_a, layer_b = experiment.random_sss(1024, 2), experiment.random_sss(2048, 2)
     layer_a.chunk = layer_b.chunk = 32

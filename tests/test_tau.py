@@ -1,4 +1,5 @@
 """Paper 1: the checks of shared/papers/tau.md §6 and the issue's list."""
+
 import dataclasses
 import json
 import math
@@ -6,7 +7,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from repronets import data, params, train
 from repronets.results import RunStore
 from repronets.tau import experiment as E
@@ -19,6 +19,7 @@ def smoke_params(**kw):
 
 
 # ---------------------------------------------------------------- architecture
+
 
 def test_parameter_counts_match_the_reference():
     assert count_parameters(TauResNet()) == 130_006
@@ -33,7 +34,9 @@ def test_parameter_counts_match_the_reference():
 def test_taus_start_at_T_over_their_number_and_fixed_taus_are_saved_buffers():
     for T in (1.0, 6.0):
         for model in (TauResNet(T=T), FracDNN(T=T)):
-            assert torch.allclose(model.taus(), torch.full((6,), T / 6)) and float(model.taus().detach().sum()) == pytest.approx(T)
+            assert torch.allclose(model.taus(), torch.full((6,), T / 6)) and float(
+                model.taus().detach().sum()
+            ) == pytest.approx(T)
     fixed = TauResNet(tau_trainable=False, fixed="all")
     assert "blocks.0.tau" in fixed.state_dict() and "blocks.0.tau" not in dict(fixed.named_parameters())
 
@@ -100,8 +103,8 @@ def reference_fracdnn(model: FracDNN, x: torch.Tensor) -> torch.Tensor:
         prev = u[n] if lin.in_features == lin.out_features else torch.zeros_like(step)
         memory = torch.zeros_like(step)
         for j in range(n):
-            upper = sum(taus[j:n + 1]) ** (1 - g)
-            lower = sum(taus[j + 1:n + 1]) ** (1 - g)
+            upper = sum(taus[j : n + 1]) ** (1 - g)
+            lower = sum(taus[j + 1 : n + 1]) ** (1 - g)
             memory += taus[n] ** g / taus[j] * (upper - lower) * states[j]
         u.append(prev + step - memory)
         states.append(u[n + 1] - prev)
@@ -128,8 +131,7 @@ def test_detached_memory_changes_only_the_tau_gradients():
             for t, v in zip(model.tau_tensors(), [0.1, 0.3, 0.15, 0.2, 0.1, 0.15]):
                 t.fill_(v)
         F.cross_entropy(model(x), y).backward()
-        grads[memory] = (torch.stack([t.grad for t in model.tau_tensors()]),
-                         model.linears[0].weight.grad.clone())
+        grads[memory] = (torch.stack([t.grad for t in model.tau_tensors()]), model.linears[0].weight.grad.clone())
     assert not torch.allclose(grads["detached"][0], grads["autograd"][0])
     assert torch.allclose(grads["detached"][1], grads["autograd"][1])
 
@@ -144,6 +146,7 @@ def test_tau_is_clamped_to_eps_before_every_forward_pass():
 
 
 # ---------------------------------------------------------------- objective
+
 
 def test_regularizer_values_on_a_hand_computed_case():
     taus = torch.tensor([0.2, 0.3, 0.5])
@@ -175,15 +178,18 @@ def test_initial_loss_is_close_to_ln_10():
 
 # ---------------------------------------------------------------- hooks
 
+
 def short_run(model, callbacks, epochs=2, loss_fn=None, checkpoint=None):
     tr = data.load("digits", "train").take(300, seed=0)
     config = train.TrainConfig(epochs=epochs, batch_size=50, lr=0.05, device="cpu", seed=0)
-    return train.fit(model, tr, config, loss_fn=loss_fn or objective(model.T), callbacks=callbacks,
-                     checkpoint=checkpoint)
+    return train.fit(
+        model, tr, config, loss_fn=loss_fn or objective(model.T), callbacks=callbacks, checkpoint=checkpoint
+    )
 
 
-@pytest.mark.parametrize("make", [lambda: TauResNet(64, T=6.0, dependent_last=True),
-                                  lambda: FracDNN(64, T=6.0, dependent_last=True)])
+@pytest.mark.parametrize(
+    "make", [lambda: TauResNet(64, T=6.0, dependent_last=True), lambda: FracDNN(64, T=6.0, dependent_last=True)]
+)
 def test_dependent_last_tau_keeps_the_sum_at_T_after_every_step(make):
     model = make()
     tracker = TauTracker(6)
@@ -255,8 +261,9 @@ def test_a_pruned_run_resumes_from_its_checkpoint_with_the_same_numbers(tmp_path
         torch.manual_seed(0)
         model = TauResNet(64, T=1.0)
         tracker, pruner = TauTracker(6), AdaptivePruning(0.25, "smallest_share")  # 6 equal τ: 16.7 % < 25 %
-        history = short_run(model, [tracker, pruner, *callbacks_extra], epochs=5,
-                            loss_fn=objective(1.0, l1=0.01), checkpoint=checkpoint)
+        history = short_run(
+            model, [tracker, pruner, *callbacks_extra], epochs=5, loss_fn=objective(1.0, l1=0.01), checkpoint=checkpoint
+        )
         return model, tracker, pruner, history
 
     model, tracker, pruner, history = run()
@@ -271,6 +278,7 @@ def test_a_pruned_run_resumes_from_its_checkpoint_with_the_same_numbers(tmp_path
 
 
 # ---------------------------------------------------------------- experiment
+
 
 def test_the_original_grid_has_44_resnet_and_24_fracdnn_runs():
     p = smoke_params(datasets=["mnist", "fashion_mnist"], grid="original", T_values=[1.0, 6.0], fixed_modes=["first"])
@@ -299,16 +307,35 @@ def test_a_run_keeps_the_original_json_schema(tmp_path):
     assert [str(q.relative_to(tmp_path / "export")) for q in paths] == [
         "resnet/digits/tau_trainable__l1_reg_for_taus_None__tau_l2_factor_None__adaptive_pruning_False__T_1__"
         "dependent_tau_False__seed_0.json",
-        "frac_dnn/digits/tau_trainable__l1_reg_for_taus_0.01__tau_l2_factor_None__T_1__dependent_tau_False__seed_0.json"]
+        "frac_dnn/digits/tau_trainable__l1_reg_for_taus_0.01__tau_l2_factor_None__T_1__dependent_tau_False__seed_0.json",
+    ]
     for path, run in zip(paths, runs):
         record = json.loads(path.read_text())
-        assert set(record) == {"losses", "clean_losses", "tau_tracking", "test_losses", "test_accs", "lr", "n_epochs",
-                               "batch_size", "tau_is_trainable", "adaptive_pruning", "dependent_last_tau", "l1_reg",
-                               "l2_reg", "tau_sum_factor", "T", "internal_dimension", "number_of_tau_blocks",
-                               "provenance"}
+        assert set(record) == {
+            "losses",
+            "clean_losses",
+            "tau_tracking",
+            "test_losses",
+            "test_accs",
+            "lr",
+            "n_epochs",
+            "batch_size",
+            "tau_is_trainable",
+            "adaptive_pruning",
+            "dependent_last_tau",
+            "l1_reg",
+            "l2_reg",
+            "tau_sum_factor",
+            "T",
+            "internal_dimension",
+            "number_of_tau_blocks",
+            "provenance",
+        }
         steps = 2 * 4  # 200 samples in batches of 50
         assert len(record["losses"]) == len(record["clean_losses"]) == len(record["tau_tracking"]) == steps
-        assert len(record["test_accs"]) == len(record["test_losses"]) == 3 and all(len(r) == 6 for r in record["tau_tracking"])
+        assert len(record["test_accs"]) == len(record["test_losses"]) == 3 and all(
+            len(r) == 6 for r in record["tau_tracking"]
+        )
         assert record["provenance"]["run_key"] == run.key and "git" in record["provenance"]
     plain_rec, frac_rec = (json.loads(q.read_text()) for q in paths)
     assert plain_rec["clean_losses"] == plain_rec["losses"] and frac_rec["clean_losses"] != frac_rec["losses"]

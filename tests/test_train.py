@@ -5,9 +5,8 @@ import warnings
 
 import pytest
 import torch
-from torch import nn
-
 from repronets import data, train
+from torch import nn
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +20,18 @@ def mlp(seed=0):
 
 
 def config(**kw):
-    base = dict(epochs=4, batch_size=32, lr=0.1, momentum=0.9, seed=7, eval_before=True, device="cpu",
-                scheduler="multistep", milestones=(2,), gamma=0.5)
+    base = dict(
+        epochs=4,
+        batch_size=32,
+        lr=0.1,
+        momentum=0.9,
+        seed=7,
+        eval_before=True,
+        device="cpu",
+        scheduler="multistep",
+        milestones=(2,),
+        gamma=0.5,
+    )
     return train.TrainConfig(**(base | kw))
 
 
@@ -77,7 +86,7 @@ def test_resume_after_the_process_was_killed(digits, tmp_path):
     ckpt = tmp_path / "ckpt.pt"
     script = textwrap.dedent(f"""
         import os, signal, sys
-        sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})
+        sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
         from test_train import mlp, config
         from repronets import data, train
         tr, te = data.load("digits", "train").take(400, seed=0), data.load("digits", "test")

@@ -4,6 +4,7 @@ The baselines are the floor the papers' models should beat on the same data and 
 and a one-hidden-layer ReLU MLP, trained with the τ paper's protocol (plain SGD, cross-entropy, no
 augmentation, pixels in [0, 1]). Run them without Jupyter with ``python -m repronets.baselines --profile quick``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,32 +53,60 @@ def describe(p: Params, name: str) -> dict:
     """A dataset card: sizes, shape, classes, class balance and pixel statistics of the training split."""
     tr, te = load_splits(p, name)
     counts = torch.bincount(tr.y, minlength=tr.num_classes).float()
-    return {"dataset": name, "train": len(tr), "test": len(te), "input shape": "×".join(map(str, tr.input_shape)),
-            "classes": tr.num_classes, "smallest class share": float(counts.min() / counts.sum()),
-            "largest class share": float(counts.max() / counts.sum()), "pixel mean": float(tr.x.mean()),
-            "pixel std": float(tr.x.std())}
+    return {
+        "dataset": name,
+        "train": len(tr),
+        "test": len(te),
+        "input shape": "×".join(map(str, tr.input_shape)),
+        "classes": tr.num_classes,
+        "smallest class share": float(counts.min() / counts.sum()),
+        "largest class share": float(counts.max() / counts.sum()),
+        "pixel mean": float(tr.x.mean()),
+        "pixel std": float(tr.x.std()),
+    }
 
 
 def run_params(p: Params, dataset: str, model: str, seed: int) -> dict:
     """What determines one run's numbers: its key. Where the data lives and the device are not part of it
     (the device is recorded in the run's metadata)."""
-    return {"code_version": CODE_VERSION, "dataset": dataset, "model": model, "seed": seed, "train_limit": p.train_limit,
-            "hidden": p.hidden if model == "mlp" else None, "epochs": p.epochs, "batch_size": p.batch_size,
-            "optimizer": "sgd", "lr": p.lr}
+    return {
+        "code_version": CODE_VERSION,
+        "dataset": dataset,
+        "model": model,
+        "seed": seed,
+        "train_limit": p.train_limit,
+        "hidden": p.hidden if model == "mlp" else None,
+        "epochs": p.epochs,
+        "batch_size": p.batch_size,
+        "optimizer": "sgd",
+        "lr": p.lr,
+    }
 
 
 def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     tr, te = load_splits(p, run["dataset"])
     torch.manual_seed(run["seed"])
     model = build_model(run["model"], tr.input_shape, tr.num_classes, p.hidden)
-    config = train.TrainConfig(epochs=run["epochs"], batch_size=run["batch_size"], optimizer=run["optimizer"],
-                               lr=run["lr"], seed=run["seed"], device=p.device, eval_before=True, log_steps=False,
-                               name=f"{run['dataset']}/{run['model']}/seed{run['seed']}")
+    config = train.TrainConfig(
+        epochs=run["epochs"],
+        batch_size=run["batch_size"],
+        optimizer=run["optimizer"],
+        lr=run["lr"],
+        seed=run["seed"],
+        device=p.device,
+        eval_before=True,
+        log_steps=False,
+        name=f"{run['dataset']}/{run['model']}/seed{run['seed']}",
+    )
     history = train.fit(model, tr, config, test_data=te, checkpoint=checkpoint)
-    return {"epochs": history.epochs, "final_test_acc": history.epochs["test_acc"][-1],
-            "final_test_loss": history.epochs["test_loss"][-1],
-            "parameters": sum(q.numel() for q in model.parameters()), "train_samples": len(tr),
-            "test_samples": len(te)}
+    return {
+        "epochs": history.epochs,
+        "final_test_acc": history.epochs["test_acc"][-1],
+        "final_test_loss": history.epochs["test_loss"][-1],
+        "parameters": sum(q.numel() for q in model.parameters()),
+        "train_samples": len(tr),
+        "test_samples": len(te),
+    }
 
 
 def run(p: Params, store: RunStore | None = None):

@@ -3,6 +3,7 @@
 The notebook only reads what these runs store, so a GPU machine or a cluster job can compute the runs
 (``--profile paper``) and a laptop can draw the figures from the same run store afterwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,11 +17,17 @@ from .results import RunStore
 def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None, export: Callable | None = None) -> int:
     parser = argparse.ArgumentParser(description=f"Compute the runs of notebook {notebook} into the run store.")
     parser.add_argument("--profile", default="quick", choices=params_mod.PROFILES)
-    parser.add_argument("--params-dir", default=None, help="folder holding <profile>/<notebook>.yaml (default: params/)")
+    parser.add_argument(
+        "--params-dir", default=None, help="folder holding <profile>/<notebook>.yaml (default: params/)"
+    )
     parser.add_argument("--runs", default=None, help="run store folder (default: $REPRONETS_RUNS or runs/)")
     if export:
-        parser.add_argument("--export", default=None, metavar="DIR",
-                            help="also write each run in the original code's file format under DIR")
+        parser.add_argument(
+            "--export",
+            default=None,
+            metavar="DIR",
+            help="also write each run in the original code's file format under DIR",
+        )
     args = parser.parse_args(argv)
     try:
         p = params_mod.load(notebook, args.profile, args.params_dir)

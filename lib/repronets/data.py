@@ -9,6 +9,7 @@ dominates such a run (see ``bench/``).
 The torchvision sets are read from a data root: the ``data_root`` parameter, else ``$REPRONETS_DATA``,
 else ``<project>/data``. Nothing is downloaded unless ``download=True``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,6 +34,7 @@ class DatasetNotFound(FileNotFoundError):
 @dataclasses.dataclass
 class Split:
     """One split of a dataset: ``x`` (N, C, H, W) float32 in [0, 1], ``y`` (N,) int64."""
+
     name: str
     split: str
     x: torch.Tensor
@@ -65,8 +67,9 @@ class Split:
         """Split into (rest, part) with ``part`` holding ``fraction`` of the samples, class proportions kept."""
         from sklearn.model_selection import train_test_split
 
-        rest, part = train_test_split(np.arange(len(self)), test_size=fraction, random_state=seed,
-                                      stratify=self.y.cpu().numpy())
+        rest, part = train_test_split(
+            np.arange(len(self)), test_size=fraction, random_state=seed, stratify=self.y.cpu().numpy()
+        )
         return self.subset(np.sort(rest)), self.subset(np.sort(part))
 
     def take(self, n: int, seed: int = 0) -> "Split":
@@ -104,7 +107,7 @@ class _IndexBatches(torch.utils.data.Sampler):
         else:
             order = torch.arange(self.n)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield order[start:start + self.batch_size]
+            yield order[start : start + self.batch_size]
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -146,11 +149,17 @@ def _digits(split: str) -> Split:
 
     bunch = load_digits()
     x = bunch.images.astype(np.float32) / 16.0  # 8x8 pixels with 17 grey levels, 0..16
-    train, test = train_test_split(np.arange(len(x)), test_size=DIGITS_TEST_FRACTION,
-                                   random_state=DIGITS_SPLIT_SEED, stratify=bunch.target)
+    train, test = train_test_split(
+        np.arange(len(x)), test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED, stratify=bunch.target
+    )
     index = np.sort(train if split == "train" else test)
-    return Split("digits", split, torch.from_numpy(x[index]).unsqueeze(1),
-                 torch.from_numpy(bunch.target[index]).long(), tuple(str(c) for c in range(10)))
+    return Split(
+        "digits",
+        split,
+        torch.from_numpy(x[index]).unsqueeze(1),
+        torch.from_numpy(bunch.target[index]).long(),
+        tuple(str(c) for c in range(10)),
+    )
 
 
 def _images(array, channels_last: bool) -> torch.Tensor:
@@ -168,7 +177,8 @@ def not_found(name: str, root: Path, expected: str, error: Exception | None = No
     return DatasetNotFound(
         f"dataset {name!r} not found under data root {root} (expected {expected}{said}). "
         f"Either set download: true in the params file (or download=True), or point data_root "
-        f"(or the REPRONETS_DATA environment variable) at a folder that holds it.")
+        f"(or the REPRONETS_DATA environment variable) at a folder that holds it."
+    )
 
 
 def _verified_archives(folder: Path, resources) -> bool:
@@ -200,8 +210,8 @@ def _mnist_like(cls_name: str, name: str):
             ds = cls(str(root), train=train, download=use_download)
         except RuntimeError as e:
             raise not_found(name, root, f"{raw}/*-ubyte[.gz]", e) from e
-        return Split(name, "train" if train else "test", _images(ds.data, False), ds.targets.long(),
-                     tuple(ds.classes))
+        return Split(name, "train" if train else "test", _images(ds.data, False), ds.targets.long(), tuple(ds.classes))
+
     return read
 
 
@@ -215,8 +225,14 @@ def _cifar(cls_name: str, name: str):
             ds = cls(str(root), train=train, download=use_download)
         except RuntimeError as e:
             raise not_found(name, root, f"{root / cls.base_folder} or {root / cls.filename}", e) from e
-        return Split(name, "train" if train else "test", _images(ds.data, True),
-                     torch.as_tensor(ds.targets).long(), tuple(ds.classes))
+        return Split(
+            name,
+            "train" if train else "test",
+            _images(ds.data, True),
+            torch.as_tensor(ds.targets).long(),
+            tuple(ds.classes),
+        )
+
     return read
 
 
@@ -228,8 +244,13 @@ def _svhn(root: Path, train: bool, download: bool) -> Split:
         ds = torchvision.datasets.SVHN(str(folder), split="train" if train else "test", download=download)
     except RuntimeError as e:
         raise not_found("svhn", root, f"{folder}/{'train' if train else 'test'}_32x32.mat", e) from e
-    return Split("svhn", "train" if train else "test", _images(ds.data, False),
-                 torch.as_tensor(ds.labels).long(), tuple(str(c) for c in range(10)))
+    return Split(
+        "svhn",
+        "train" if train else "test",
+        _images(ds.data, False),
+        torch.as_tensor(ds.labels).long(),
+        tuple(str(c) for c in range(10)),
+    )
 
 
 def long_tailed(split: Split, imbalance: float, seed: int = 0) -> Split:
@@ -244,7 +265,7 @@ def long_tailed(split: Split, imbalance: float, seed: int = 0) -> Split:
     for c in range(classes):
         index = np.where(labels == c)[0]
         rng.shuffle(index)
-        keep.append(index[:int(n_max * (1.0 / imbalance) ** (c / (classes - 1)))])
+        keep.append(index[: int(n_max * (1.0 / imbalance) ** (c / (classes - 1)))])
     return dataclasses.replace(split.subset(np.concatenate(keep)), name=f"{split.name}_lt")
 
 

@@ -3,6 +3,7 @@
 Every result, checkpoint, manifest and table goes through here, so an interrupted process
 cannot leave a truncated file behind (temp file in the same folder, fsync, then rename).
 """
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
-
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp creates files 0600, renamed files should get the usual permissions
@@ -60,6 +60,7 @@ def check_writable(folder: str | os.PathLike) -> Path:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as e:
-        raise PermissionError(f"output folder {folder} is not writable ({e.strerror or e}); "
-                              "choose another folder or fix its permissions") from e
+        raise PermissionError(
+            f"output folder {folder} is not writable ({e.strerror or e}); choose another folder or fix its permissions"
+        ) from e
     return folder

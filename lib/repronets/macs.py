@@ -1,5 +1,6 @@
 """Multiply-adds as ``torch.utils.flop_counter`` counts them (matrix products, convolutions and attention, not
 elementwise operations): one place for the papers' cost figures and tables."""
+
 from __future__ import annotations
 
 import torch

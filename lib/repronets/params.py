@@ -7,6 +7,7 @@ checks its parameters cell exactly as ``run_all.sh`` checks the profile file, be
 
 Errors name the source (file or notebook cell), the key, what was given and what is allowed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,6 +48,7 @@ def param(*, ge=None, gt=None, le=None, lt=None, choices=None, doc: str = ""):
 @dataclasses.dataclass(frozen=True)
 class CommonParams:
     """Fields every experiment notebook has."""
+
     device: str = param(choices=("auto", "cpu", "cuda"), doc="where to train; auto = cuda if available")
     data_root: str = param(doc="dataset folder; empty = $REPRONETS_DATA, else <project>/data")
     download: bool = param(doc="allow torchvision to download missing datasets")
@@ -76,8 +78,10 @@ def load(notebook: str, profile: str, params_dir: str | os.PathLike | None = Non
     path = params_path(notebook, profile, params_dir)
     schema = schema_for(notebook)
     if not path.is_file():
-        raise ParamsError(f"{path}: params file missing for notebook {notebook!r} at profile {profile!r}; "
-                          f"create it with the keys {field_names(schema)}")
+        raise ParamsError(
+            f"{path}: params file missing for notebook {notebook!r} at profile {profile!r}; "
+            f"create it with the keys {field_names(schema)}"
+        )
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
@@ -178,8 +182,12 @@ def _check(value, hint, meta) -> tuple[Any, str | None]:
 def _check_bounds(value, meta) -> str | None:
     if meta.get("choices") is not None and value not in meta["choices"]:
         return f"got {value!r}"
-    for name, ok in (("ge", lambda v, b: v >= b), ("gt", lambda v, b: v > b),
-                     ("le", lambda v, b: v <= b), ("lt", lambda v, b: v < b)):
+    for name, ok in (
+        ("ge", lambda v, b: v >= b),
+        ("gt", lambda v, b: v > b),
+        ("le", lambda v, b: v <= b),
+        ("lt", lambda v, b: v < b),
+    ):
         bound = meta.get(name)
         if bound is not None and not ok(value, bound):
             return f"got {value!r}, out of range"
@@ -195,6 +203,9 @@ def _describe(hint, meta) -> str:
     if meta.get("choices") is not None:
         return "one of " + ", ".join(map(repr, meta["choices"]))
     name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
-    bounds = [f"{sym} {meta[k]}" for k, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-              if meta.get(k) is not None]
+    bounds = [
+        f"{sym} {meta[k]}"
+        for k, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+        if meta.get(k) is not None
+    ]
     return name + (" " + " and ".join(bounds) if bounds else "")

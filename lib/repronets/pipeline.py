@@ -15,6 +15,7 @@ Kernels: every notebook runs in a kernel started from this very interpreter (not
 name, which may point at another environment), over IPC sockets: the TCP ports that jupyter_client picks
 for parallel kernels can collide (papermill's ``-j`` port race); file sockets cannot.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import fileio, params as params_mod, provenance
+from . import fileio, provenance
+from . import params as params_mod
 from .provenance import OUTPUTS_RECORD
 
 KERNEL_NAME = "repronets"
@@ -75,7 +77,7 @@ class Job:
     staging: Path
     published: Path
     log: Path
-    status: str = "pending"   # ok | skipped | failed | timeout | interrupted
+    status: str = "pending"  # ok | skipped | failed | timeout | interrupted
     error: str = ""
     started: str = ""
     finished: str = ""
@@ -92,11 +94,13 @@ class BuildError(RuntimeError):
 
 # ---------------------------------------------------------------- inputs and caching
 
+
 def notebook_source(path: Path) -> str:
     """The part of a notebook that determines its results: cell types and sources (not outputs or metadata)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
-    return json.dumps([(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"])
-                       for c in nb["cells"]])
+    return json.dumps(
+        [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"]) for c in nb["cells"]]
+    )
 
 
 def library_files() -> list[Path]:
@@ -129,6 +133,7 @@ def up_to_date(job: Job) -> bool:
 
 # ---------------------------------------------------------------- execution
 
+
 def _kernel_manager_class():
     """A kernel manager that starts ``sys.executable``'s ipykernel over IPC sockets in a private folder."""
     from jupyter_client import AsyncKernelManager
@@ -144,8 +149,12 @@ def _kernel_manager_class():
 
         @property
         def kernel_spec(self):
-            return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                              display_name=f"Python ({KERNEL_NAME})", language="python", name=KERNEL_NAME)
+            return KernelSpec(
+                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                display_name=f"Python ({KERNEL_NAME})",
+                language="python",
+                name=KERNEL_NAME,
+            )
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart)
@@ -159,9 +168,17 @@ def execute_notebook(source: Path, output: Path, parameters: dict, cwd: Path) ->
     """Run one notebook with papermill in this process (the worker side of :func:`_run_job`)."""
     import papermill
 
-    papermill.execute_notebook(str(source), str(output), parameters=parameters, kernel_name=KERNEL_NAME,
-                               kernel_manager_class=_kernel_manager_class(), cwd=str(cwd),
-                               progress_bar=False, log_output=True, request_save_on_cell_execute=True)
+    papermill.execute_notebook(
+        str(source),
+        str(output),
+        parameters=parameters,
+        kernel_name=KERNEL_NAME,
+        kernel_manager_class=_kernel_manager_class(),
+        cwd=str(cwd),
+        progress_bar=False,
+        log_output=True,
+        request_save_on_cell_execute=True,
+    )
 
 
 def _worker(argv: list[str]) -> int:
@@ -239,8 +256,16 @@ def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, runn
     env = dict(os.environ, PYTHONUNBUFFERED="1", REPRONETS_HEADLESS="1")
     if threads:  # -j N: share the cores instead of N processes each using all of them
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [sys.executable, "-m", "repronets.pipeline", "_worker", str(job.source),
-           str(job.staging / f"{job.notebook}.ipynb"), str(parameters_file), str(job.source.parent)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "repronets.pipeline",
+        "_worker",
+        str(job.source),
+        str(job.staging / f"{job.notebook}.ipynb"),
+        str(parameters_file),
+        str(job.source.parent),
+    ]
     job.started = _now()
     t0 = time.perf_counter()
     with open(job.log, "w") as log:
@@ -279,8 +304,15 @@ def _publish(job: Job) -> dict:
     """Move the staging folder into place in one rename; returns the notebook's record of its outputs."""
     record_file = job.staging / OUTPUTS_RECORD
     records = json.loads(record_file.read_text()) if record_file.exists() else {}
-    fileio.write_json(job.staging / STAMP, {"input_hash": job.input_hash, "outputs": sorted(records),
-                                             "finished": job.finished, "duration_s": job.duration_s})
+    fileio.write_json(
+        job.staging / STAMP,
+        {
+            "input_hash": job.input_hash,
+            "outputs": sorted(records),
+            "finished": job.finished,
+            "duration_s": job.duration_s,
+        },
+    )
     job.published.parent.mkdir(parents=True, exist_ok=True)
     old = job.published.with_name(f".{job.published.name}.old-{os.getpid()}")
     if job.published.exists():
@@ -291,23 +323,34 @@ def _publish(job: Job) -> dict:
 
 
 def _update_manifest(project: Project, profile: str, job: Job, records: dict, lock: threading.Lock) -> None:
-    common = {"notebook": job.notebook, "params_file": str(job.params_file.relative_to(project.root)),
-              "params": job.params, "input_hash": job.input_hash, **provenance.git_state(project.root),
-              "versions": provenance.package_versions(), "started": job.started, "finished": job.finished,
-              "duration_s": job.duration_s}
+    common = {
+        "notebook": job.notebook,
+        "params_file": str(job.params_file.relative_to(project.root)),
+        "params": job.params,
+        "input_hash": job.input_hash,
+        **provenance.git_state(project.root),
+        "versions": provenance.package_versions(),
+        "started": job.started,
+        "finished": job.finished,
+        "duration_s": job.duration_s,
+    }
     with lock:
         path = project.figures(profile) / MANIFEST
         manifest = json.loads(path.read_text()) if path.exists() else {"profile": profile, "outputs": {}}
         manifest["outputs"] = {k: v for k, v in manifest["outputs"].items() if v.get("notebook") != job.notebook}
         for name in sorted(records) + [f"{job.notebook}.ipynb"]:
             record = records.get(name, {"kind": "executed notebook", "device": None, "runs": [], "data": []})
-            manifest["outputs"][f"{job.notebook}/{name}"] = {**common, **record,
-                                                             "device": record.get("device") or provenance.describe_device()}
+            manifest["outputs"][f"{job.notebook}/{name}"] = {
+                **common,
+                **record,
+                "device": record.get("device") or provenance.describe_device(),
+            }
         manifest["updated"] = _now()
         fileio.write_json(path, manifest)
 
 
 # ---------------------------------------------------------------- the command
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -327,8 +370,10 @@ class _ProfileLock:
             self.file.seek(0)
             holder = self.file.read().strip() or "unknown"
             self.file.close()
-            raise BuildError(f"another build of this profile is running ({holder}); wait for it to finish "
-                             f"or stop it (lock: {self.path})") from None
+            raise BuildError(
+                f"another build of this profile is running ({holder}); wait for it to finish "
+                f"or stop it (lock: {self.path})"
+            ) from None
         self.file.seek(0)
         self.file.truncate()
         self.file.write(f"pid {os.getpid()}, started {_now()}")
@@ -355,16 +400,32 @@ def plan(project: Project, profile: str, names: list[str]) -> list[Job]:
         except params_mod.ParamsError as e:
             problems.append(str(e))
             continue
-        jobs.append(Job(nb, project.notebooks_dir / f"{nb}.ipynb", params_mod.params_path(nb, profile, project.params_dir), params_mod.as_dict(p),
-                        input_hash(project, nb, profile), project.build(profile) / nb,
-                        project.figures(profile) / nb, project.build(profile) / f"{nb}.log"))
+        jobs.append(
+            Job(
+                nb,
+                project.notebooks_dir / f"{nb}.ipynb",
+                params_mod.params_path(nb, profile, project.params_dir),
+                params_mod.as_dict(p),
+                input_hash(project, nb, profile),
+                project.build(profile) / nb,
+                project.figures(profile) / nb,
+                project.build(profile) / f"{nb}.log",
+            )
+        )
     if problems:
         raise BuildError("bad parameters, nothing was run:\n" + "\n".join(problems))
     return jobs
 
 
-def build(project: Project, profile: str, names: list[str], jobs_in_parallel: int = 1, force: bool = False,
-          timeout_s: float | None = None, out=sys.stdout) -> int:
+def build(
+    project: Project,
+    profile: str,
+    names: list[str],
+    jobs_in_parallel: int = 1,
+    force: bool = False,
+    timeout_s: float | None = None,
+    out=sys.stdout,
+) -> int:
     jobs = plan(project, profile, names)
     for folder in (project.figures(profile), project.build(profile)):
         fileio.check_writable(folder)
@@ -376,8 +437,11 @@ def build(project: Project, profile: str, names: list[str], jobs_in_parallel: in
         for job in jobs:
             if not force and up_to_date(job):
                 job.status = "skipped"
-                print(f"skip {job.notebook}: up to date (inputs {job.input_hash} unchanged; --force to rebuild)",
-                      file=out, flush=True)
+                print(
+                    f"skip {job.notebook}: up to date (inputs {job.input_hash} unchanged; --force to rebuild)",
+                    file=out,
+                    flush=True,
+                )
             else:
                 todo.append(job)
 
@@ -389,8 +453,11 @@ def build(project: Project, profile: str, names: list[str], jobs_in_parallel: in
                     _update_manifest(project, profile, job, _publish(job), manifest_lock)
             except Exception as e:  # one broken job must not end the build before the others and the summary
                 job.status, job.error = "failed", f"pipeline error: {type(e).__name__}: {e}"
-            print(f"{job.status:<5}{job.notebook} in {job.duration_s:.1f} s" + (f": {job.error}" if job.error else ""),
-                  file=out, flush=True)
+            print(
+                f"{job.status:<5}{job.notebook} in {job.duration_s:.1f} s" + (f": {job.error}" if job.error else ""),
+                file=out,
+                flush=True,
+            )
             return job
 
         in_main_thread = threading.current_thread() is threading.main_thread()
@@ -407,8 +474,9 @@ def build(project: Project, profile: str, names: list[str], jobs_in_parallel: in
                 if job.status == "pending":
                     job.status, job.error = "interrupted", "not started"
             _summary(jobs, project, out)
-            print("interrupted: finished notebooks were published; run the same command again to build the rest",
-                  file=out)
+            print(
+                "interrupted: finished notebooks were published; run the same command again to build the rest", file=out
+            )
             return 130
         finally:
             pool.shutdown(wait=True)
@@ -430,7 +498,9 @@ def _summary(jobs: list[Job], project: Project, out) -> int:
         print(line.format(*r), file=out)
     bad = [j for j in jobs if j.status not in ("ok", "skipped")]
     for j in bad:
-        print(f"FAILED {j.notebook} ({j.status}): {j.error}\n  partial notebook: {j.executed}\n  log: {j.log}", file=out)
+        print(
+            f"FAILED {j.notebook} ({j.status}): {j.error}\n  partial notebook: {j.executed}\n  log: {j.log}", file=out
+        )
     if bad:
         print(f"{len(bad)} of {len(jobs)} notebook(s) failed: {', '.join(j.notebook for j in bad)}", file=out)
     return 1 if bad else 0
@@ -440,16 +510,24 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_worker"]:
         return _worker(argv[1:])
-    parser = argparse.ArgumentParser(prog="run_all.sh", description=(
-        "Rebuild the notebooks' figures and tables with papermill. Outputs: figures/<profile>/<notebook>/ "
-        "and figures/<profile>/MANIFEST.json; logs and failed runs: build/<profile>/. "
-        "'run_all.sh test' runs the test suite instead."))
+    parser = argparse.ArgumentParser(
+        prog="run_all.sh",
+        description=(
+            "Rebuild the notebooks' figures and tables with papermill. Outputs: figures/<profile>/<notebook>/ "
+            "and figures/<profile>/MANIFEST.json; logs and failed runs: build/<profile>/. "
+            "'run_all.sh test' runs the test suite instead."
+        ),
+    )
     parser.add_argument("notebooks", nargs="*", help="notebook names (default: all), e.g. 00_data_and_baselines")
     parser.add_argument("--profile", default="quick", help="smoke | quick (default) | paper")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="notebooks to run in parallel (default 1)")
     parser.add_argument("--force", action="store_true", help="rebuild even when the outputs are up to date")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help=f"seconds per notebook, 0 for none (default by profile: {DEFAULT_TIMEOUT_S})")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help=f"seconds per notebook, 0 for none (default by profile: {DEFAULT_TIMEOUT_S})",
+    )
     parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
     parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -460,8 +538,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error("-j must be at least 1")
     try:
-        return build(project, args.profile, [n.removesuffix(".ipynb") for n in args.notebooks],
-                     args.jobs, args.force, args.timeout)
+        return build(
+            project,
+            args.profile,
+            [n.removesuffix(".ipynb") for n in args.notebooks],
+            args.jobs,
+            args.force,
+            args.timeout,
+        )
     except (BuildError, PermissionError) as e:
         print(f"run_all.sh: error: {e}", file=sys.stderr)
         return 2

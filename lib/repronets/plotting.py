@@ -2,6 +2,7 @@
 
 Files are written atomically. PDFs carry no creation date, so the same figure gives the same bytes.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,12 +18,23 @@ TABLE_FORMATS = ("md", "tex", "csv")
 
 
 def use_style() -> None:
-    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.15, rc={
-        "figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight", "axes.titleweight": "bold",
-        "legend.frameon": False, "axes.spines.top": False, "axes.spines.right": False,
-        "figure.constrained_layout.use": True,  # titles, suptitles and outside legends without overlaps
-        "pdf.fonttype": 42,  # TrueType in PDFs, editable in vector tools and accepted by publishers
-    })
+    sns.set_theme(
+        context="paper",
+        style="whitegrid",
+        palette="colorblind",
+        font_scale=1.15,
+        rc={
+            "figure.dpi": 110,
+            "savefig.dpi": 200,
+            "savefig.bbox": "tight",
+            "axes.titleweight": "bold",
+            "legend.frameon": False,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "figure.constrained_layout.use": True,  # titles, suptitles and outside legends without overlaps
+            "pdf.fonttype": 42,  # TrueType in PDFs, editable in vector tools and accepted by publishers
+        },
+    )
 
 
 def save_figure(fig, folder: str | Path, name: str) -> list[Path]:
@@ -30,18 +42,24 @@ def save_figure(fig, folder: str | Path, name: str) -> list[Path]:
     for fmt in FIGURE_FORMATS:
         buffer = io.BytesIO()
         fig.savefig(buffer, format=fmt, metadata={"CreationDate": None} if fmt == "pdf" else None)
-        paths.append(fileio.atomic_write(Path(folder) / f"{name}.{fmt}", lambda f: f.write(buffer.getvalue()), "wb"))
+        content = buffer.getvalue()
+        paths.append(fileio.atomic_write(Path(folder) / f"{name}.{fmt}", lambda f, c=content: f.write(c), "wb"))
     return paths
 
 
 def save_table(df, folder: str | Path, name: str, caption: str = "", precision: int = 4) -> list[Path]:
     folder = Path(folder)
     md = df.to_markdown(index=False, floatfmt=f".{precision}g")
-    tex = (df.style.hide(axis="index").format(precision=precision, na_rep="--")
-           .to_latex(hrules=True, caption=caption or None, position_float="centering"))
-    return [fileio.write_text(folder / f"{name}.md", (f"{caption}\n\n" if caption else "") + md + "\n"),
-            fileio.write_text(folder / f"{name}.tex", tex),
-            fileio.write_text(folder / f"{name}.csv", df.to_csv(index=False))]
+    tex = (
+        df.style.hide(axis="index")
+        .format(precision=precision, na_rep="--")
+        .to_latex(hrules=True, caption=caption or None, position_float="centering")
+    )
+    return [
+        fileio.write_text(folder / f"{name}.md", (f"{caption}\n\n" if caption else "") + md + "\n"),
+        fileio.write_text(folder / f"{name}.tex", tex),
+        fileio.write_text(folder / f"{name}.csv", df.to_csv(index=False)),
+    ]
 
 
 def mean_band(ax, df, x: str, y: str, hue: str | None = None, **kw):
@@ -49,13 +67,17 @@ def mean_band(ax, df, x: str, y: str, hue: str | None = None, **kw):
     return sns.lineplot(data=df, x=x, y=y, hue=hue, errorbar="sd", ax=ax, **kw)
 
 
-
-
 def image_grid(split, per_class: int, title: str = ""):
     """The first ``per_class`` images of each class of a :class:`repronets.data.Split`, one row per class."""
     rows = split.num_classes
-    fig, axes = plt.subplots(rows, per_class, figsize=(0.5 * per_class + 0.6, 0.5 * rows + 0.4), squeeze=False,
-                             gridspec_kw={"wspace": 0.06, "hspace": 0.06}, layout="none")
+    fig, axes = plt.subplots(
+        rows,
+        per_class,
+        figsize=(0.5 * per_class + 0.6, 0.5 * rows + 0.4),
+        squeeze=False,
+        gridspec_kw={"wspace": 0.06, "hspace": 0.06},
+        layout="none",
+    )
     for c in range(rows):
         images = split.x[split.y == c][:per_class].cpu()
         for i, ax in enumerate(axes[c]):

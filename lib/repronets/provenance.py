@@ -1,4 +1,5 @@
 """What made an output: code version, package versions, device. Recorded beside every result and figure."""
+
 from __future__ import annotations
 
 import functools
@@ -24,11 +25,17 @@ def git_state(root: Path | None = None) -> dict:
     which would otherwise mark every later notebook of a clean checkout as dirty)."""
     root = root or project_root()
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                 ":(exclude)figures"], cwd=root,
-                                capture_output=True, text=True, check=True, timeout=10).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout
         return {"commit": commit, "dirty": bool(status.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -62,5 +69,9 @@ def describe_device(device: str | None = None) -> str:
 
 def record(device: str | None = None) -> dict:
     """The provenance block stored with results and outputs."""
-    return {"git": git_state(), "versions": package_versions(), "device": describe_device(device),
-            "host": platform.node()}
+    return {
+        "git": git_state(),
+        "versions": package_versions(),
+        "device": describe_device(device),
+        "host": platform.node(),
+    }

@@ -12,6 +12,7 @@ that made it.
 Layout: ``<runs>/<kind>/<key>/result.json`` (params, result, metadata), ``tensors.pt`` (optional), and
 ``checkpoint.pt`` while the run is in progress. ``result.json`` is written last: its presence means done.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,6 +36,7 @@ class ResultsError(RuntimeError):
 
 def canonical(params: dict) -> str:
     """Parameters as canonical JSON: sorted keys, no spaces, floats by repr; the same dict gives the same text."""
+
     def default(o):
         if dataclasses.is_dataclass(o):
             return dataclasses.asdict(o)
@@ -43,6 +45,7 @@ def canonical(params: dict) -> str:
         if isinstance(o, Path):
             return str(o)
         raise TypeError(f"run parameters must be plain data; got {type(o).__name__}: {o!r}")
+
     for v in _walk(params):
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"run parameters must be finite numbers; got {v!r}")
@@ -117,9 +120,14 @@ class RunStore:
             tensors = result.pop("tensors", None)
             if tensors:
                 fileio.save_torch(folder / "tensors.pt", tensors)
-            meta = {"key": run_key(params), "kind": kind, "seed": params.get("seed"),
-                    "started": started.isoformat(timespec="seconds"), "wall_time_s": round(wall, 3),
-                    **provenance.record(device or params.get("device"))}
+            meta = {
+                "key": run_key(params),
+                "kind": kind,
+                "seed": params.get("seed"),
+                "started": started.isoformat(timespec="seconds"),
+                "wall_time_s": round(wall, 3),
+                **provenance.record(device or params.get("device")),
+            }
             fileio.write_json(folder / "result.json", {"params": params, "result": result, "meta": meta})
             (folder / "checkpoint.pt").unlink(missing_ok=True)
         return RunResult(meta["key"], kind, params, result, meta, folder, cached=False)
@@ -131,11 +139,11 @@ class RunStore:
         return [r for f in sorted((self.root / kind).glob("*/result.json")) if (r := self._read(f, True))]
 
     def frame(self, kind: str, runs: Iterable[RunResult] | None = None):
-        """One row per run: its parameters and every scalar of its result (lists are left out), plus key and wall time."""
+        """One row per run: its parameters and every scalar of its result (lists left out), plus key and wall time."""
         import pandas as pd
 
         rows = []
-        for r in (self.results(kind) if runs is None else runs):
+        for r in self.results(kind) if runs is None else runs:
             scalars = {k: v for k, v in r.result.items() if isinstance(v, (int, float, str, bool)) or v is None}
             rows.append({**_flatten(r.params), **scalars, "key": r.key, "wall_time_s": r.meta.get("wall_time_s")})
         return pd.DataFrame(rows)
@@ -145,8 +153,15 @@ class RunStore:
             return None
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
-            return RunResult(data["meta"]["key"], data["meta"]["kind"], data["params"], data["result"],
-                             data["meta"], file.parent, cached)
+            return RunResult(
+                data["meta"]["key"],
+                data["meta"]["kind"],
+                data["params"],
+                data["result"],
+                data["meta"],
+                file.parent,
+                cached,
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise ResultsError(f"{file}: stored result cannot be read ({e}); move it away to recompute the run") from e
 

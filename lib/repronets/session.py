@@ -10,6 +10,7 @@ and record each one's provenance (the runs it shows, their seeds, the data, the 
 Under ``run_all.sh`` the pipeline injects ``profile`` and ``output_dir``. Opened in JupyterLab, the
 parameters cell's defaults apply and outputs go to ``build/interactive/<profile>/<notebook>/``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,10 +18,10 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from . import fileio, params as params_mod, plotting, provenance
+from . import fileio, plotting, provenance
+from . import params as params_mod
 from .results import RunResult, RunStore
 from .train import resolve_device
-
 
 
 @dataclasses.dataclass
@@ -32,14 +33,22 @@ class Session:
     device: str
     store: RunStore
 
-    def figure(self, fig, name: str, runs: Iterable[RunResult] = (), data: str | Iterable[str] = (),
-               note: str = "") -> list[Path]:
+    def figure(
+        self, fig, name: str, runs: Iterable[RunResult] = (), data: str | Iterable[str] = (), note: str = ""
+    ) -> list[Path]:
         paths = plotting.save_figure(fig, self.output_dir, name)
         self._record(paths, "figure", runs, data, note)
         return paths
 
-    def table(self, df, name: str, caption: str = "", runs: Iterable[RunResult] = (),
-              data: str | Iterable[str] = (), precision: int = 4) -> list[Path]:
+    def table(
+        self,
+        df,
+        name: str,
+        caption: str = "",
+        runs: Iterable[RunResult] = (),
+        data: str | Iterable[str] = (),
+        precision: int = 4,
+    ) -> list[Path]:
         paths = plotting.save_table(df, self.output_dir, name, caption, precision)
         self._record(paths, "table", runs, data, caption)
         return paths
@@ -49,11 +58,22 @@ class Session:
         record_file = self.output_dir / provenance.OUTPUTS_RECORD
         record = json.loads(record_file.read_text()) if record_file.exists() else {}
         entry = {
-            "kind": kind, "notebook": self.notebook, "profile": self.profile, "note": note,
+            "kind": kind,
+            "notebook": self.notebook,
+            "profile": self.profile,
+            "note": note,
             "data": [data] if isinstance(data, str) else sorted(set(data)),
             "device": provenance.describe_device(self.device),
-            "runs": [{"kind": r.kind, "key": r.key, "seed": r.meta.get("seed"), "wall_time_s": r.meta.get("wall_time_s"),
-                      "git": r.meta.get("git")} for r in runs],
+            "runs": [
+                {
+                    "kind": r.kind,
+                    "key": r.key,
+                    "seed": r.meta.get("seed"),
+                    "wall_time_s": r.meta.get("wall_time_s"),
+                    "git": r.meta.get("git"),
+                }
+                for r in runs
+            ],
         }
         for p in paths:
             record[p.name] = entry
@@ -63,7 +83,9 @@ class Session:
 def start(notebook: str, namespace: Mapping) -> Session:
     profile = namespace.get("profile", "quick")
     p = params_mod.from_namespace(notebook, namespace, source=f"notebook {notebook!r} parameters (profile {profile!r})")
-    output_dir = namespace.get("output_dir") or (provenance.project_root() / "build" / "interactive" / profile / notebook)
+    output_dir = namespace.get("output_dir") or (
+        provenance.project_root() / "build" / "interactive" / profile / notebook
+    )
     output_dir = fileio.check_writable(output_dir)
     device = str(resolve_device(getattr(p, "device", "auto")))
     plotting.use_style()

@@ -13,6 +13,7 @@ callback states) is written atomically after every epoch, and a later call with 
 it. Shuffling is seeded per epoch from (seed, epoch), so a resumed run gives the same numbers, bit for bit on
 the CPU, as one that was never interrupted.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,24 +42,24 @@ class NonFiniteLossError(FloatingPointError):
 class TrainConfig:
     epochs: int
     batch_size: int
-    optimizer: str = "sgd"            # a name in OPTIMIZERS
+    optimizer: str = "sgd"  # a name in OPTIMIZERS
     lr: float = 0.01
     momentum: float = 0.0
     weight_decay: float = 0.0
     nesterov: bool = False
-    scheduler: str = "none"           # a name in SCHEDULERS
+    scheduler: str = "none"  # a name in SCHEDULERS
     milestones: tuple[int, ...] = ()  # epochs at which "multistep" multiplies the lr by gamma
     gamma: float = 0.1
-    device: str = "auto"              # auto | cpu | cuda
-    amp: str = "off"                  # off | bf16 | fp16; CUDA only, ignored with a warning on the CPU
+    device: str = "auto"  # auto | cpu | cuda
+    amp: str = "off"  # off | bf16 | fp16; CUDA only, ignored with a warning on the CPU
     seed: int = 0
     eval_batch_size: int = 10_000
-    eval_before: bool = False         # evaluate once before training (the epoch-0 point of a curve)
-    log_steps: bool = True            # keep every step's metrics in History.steps
-    progress: bool | None = None      # None: bars in a terminal or an interactive notebook, not in run_all.sh
-    checkpoint_every_s: float = 0.0   # at most one checkpoint per this many seconds (0: after every epoch); runs of
-                                      # many millisecond epochs otherwise spend most of their time writing checkpoints
-    name: str = "run"                 # used in progress bars and error messages
+    eval_before: bool = False  # evaluate once before training (the epoch-0 point of a curve)
+    log_steps: bool = True  # keep every step's metrics in History.steps
+    progress: bool | None = None  # None: bars in a terminal or an interactive notebook, not in run_all.sh
+    checkpoint_every_s: float = 0.0  # at most one checkpoint per this many seconds (0: after every epoch); runs of
+    # many millisecond epochs otherwise spend most of their time writing checkpoints
+    name: str = "run"  # used in progress bars and error messages
 
     def __post_init__(self):
         problems = []
@@ -77,8 +78,9 @@ class TrainConfig:
 
 
 OPTIMIZERS: dict[str, Callable] = {
-    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
-                                             weight_decay=c.weight_decay, nesterov=c.nesterov),
+    "sgd": lambda params, c: torch.optim.SGD(
+        params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, nesterov=c.nesterov
+    ),
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
     "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
 }
@@ -136,8 +138,8 @@ class TrainState:
     device: torch.device
     optimizer: torch.optim.Optimizer | None = None
     scheduler: object = None
-    epoch: int = 0                    # epochs completed
-    step: int = 0                     # optimizer steps completed
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps completed
     history: History = dataclasses.field(default_factory=History)
     stop: bool = False
     last_metrics: dict | None = None  # the metrics of the latest step, as tensors
@@ -176,13 +178,22 @@ def evaluate(model, data, loss_fn=cross_entropy, batch_size: int = 10_000, amp: 
     return {k: (v / len(data)).item() for k, v in totals.items()}
 
 
-def fit(model, train_data, config: TrainConfig, *, test_data=None, loss_fn=cross_entropy,
-        callbacks=(), checkpoint: str | Path | None = None) -> History:
+def fit(
+    model,
+    train_data,
+    config: TrainConfig,
+    *,
+    test_data=None,
+    loss_fn=cross_entropy,
+    callbacks=(),
+    checkpoint: str | Path | None = None,
+) -> History:
     """Train ``model`` on ``train_data`` (a :class:`repronets.data.Split`); see the module docstring."""
     device = resolve_device(config.device)
     amp = config.amp if device.type == "cuda" else "off"
     if config.amp != "off" and device.type != "cuda":
-        warnings.warn(f"run {config.name!r}: amp={config.amp!r} needs CUDA; training in float32 on {device}")
+        message = f"run {config.name!r}: amp={config.amp!r} needs CUDA; training in float32 on {device}"
+        warnings.warn(message, stacklevel=2)
     seed_everything(config.seed)
     state = TrainState(model=model.to(device), config=config, device=device)
     state.rebuild_optimizer()
@@ -192,13 +203,21 @@ def fit(model, train_data, config: TrainConfig, *, test_data=None, loss_fn=cross
     if checkpoint and checkpoint.exists():
         _restore(state, scaler, callbacks, checkpoint)
     elif config.eval_before and test_data is not None:
-        state.history.log(state.history.epochs, {"epoch": 0, **_prefixed("test_", evaluate(
-            state.model, test_data, loss_fn, config.eval_batch_size, amp))})
+        state.history.log(
+            state.history.epochs,
+            {"epoch": 0, **_prefixed("test_", evaluate(state.model, test_data, loss_fn, config.eval_batch_size, amp))},
+        )
 
     started = time.perf_counter() - state.history.wall_time
     last_save = time.perf_counter()
-    bar = tqdm(total=config.epochs, initial=state.epoch, desc=config.name, unit="epoch",
-               disable=not (show_progress() if config.progress is None else config.progress), leave=False)
+    bar = tqdm(
+        total=config.epochs,
+        initial=state.epoch,
+        desc=config.name,
+        unit="epoch",
+        disable=not (show_progress() if config.progress is None else config.progress),
+        leave=False,
+    )
     while state.epoch < config.epochs and not state.stop:
         epoch = state.epoch + 1
         state.model.train()
@@ -232,9 +251,12 @@ def fit(model, train_data, config: TrainConfig, *, test_data=None, loss_fn=cross
                 state.history.steps.setdefault(k, []).extend(v.tolist())
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        row = {"epoch": epoch, "lr": state.optimizer.param_groups[0]["lr"],
-               "train_time": time.perf_counter() - epoch_started,  # the steps only, without evaluation
-               **{f"train_{k}": float(v.mean()) for k, v in steps.items()}}
+        row = {
+            "epoch": epoch,
+            "lr": state.optimizer.param_groups[0]["lr"],
+            "train_time": time.perf_counter() - epoch_started,  # the steps only, without evaluation
+            **{f"train_{k}": float(v.mean()) for k, v in steps.items()},
+        }
         if state.scheduler is not None:
             state.scheduler.step()
         if test_data is not None:
@@ -266,8 +288,10 @@ def _autocast(device, amp: str):
 
 
 def _non_finite(config, step: int, epoch: int, value: float) -> NonFiniteLossError:
-    return NonFiniteLossError(f"run {config.name!r}: loss is {value} at step {step} (epoch {epoch}); "
-                              "lower the learning rate or check the data and the model's initialisation")
+    return NonFiniteLossError(
+        f"run {config.name!r}: loss is {value} at step {step} (epoch {epoch}); "
+        "lower the learning rate or check the data and the model's initialisation"
+    )
 
 
 def _config_fingerprint(config: TrainConfig) -> dict:
@@ -276,27 +300,41 @@ def _config_fingerprint(config: TrainConfig) -> dict:
 
 
 def _save(state: TrainState, scaler, callbacks, path: Path) -> None:
-    fileio.save_torch(path, {
-        "config": _config_fingerprint(state.config),
-        "model": state.model.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
-        "scaler": scaler.state_dict(),
-        "epoch": state.epoch, "step": state.step, "stop": state.stop,
-        "history": dataclasses.asdict(state.history),
-        "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks],
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-    })
+    fileio.save_torch(
+        path,
+        {
+            "config": _config_fingerprint(state.config),
+            "model": state.model.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
+            "scaler": scaler.state_dict(),
+            "epoch": state.epoch,
+            "step": state.step,
+            "stop": state.stop,
+            "history": dataclasses.asdict(state.history),
+            "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks],
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+        },
+    )
 
 
 def _restore(state: TrainState, scaler, callbacks, path: Path) -> None:
     saved = torch.load(path, map_location=state.device, weights_only=False)
     if saved["config"] != _config_fingerprint(state.config):
-        diff = {k: (saved["config"].get(k), v) for k, v in _config_fingerprint(state.config).items()
-                if saved["config"].get(k) != v}
-        raise ValueError(f"run {state.config.name!r}: checkpoint {path} was written with another config "
-                         f"(saved vs now: {diff}); delete it to start over")
+        diff = {
+            k: (saved["config"].get(k), v)
+            for k, v in _config_fingerprint(state.config).items()
+            if saved["config"].get(k) != v
+        }
+        raise ValueError(
+            f"run {state.config.name!r}: checkpoint {path} was written with another config "
+            f"(saved vs now: {diff}); delete it to start over"
+        )
     for cb, cb_state in zip(callbacks, saved["callbacks"]):
         if cb_state is not None and hasattr(cb, "load_state_dict"):
             cb.load_state_dict(cb_state, state)  # may reshape state.model (e.g. re-apply pruning) first

@@ -1,6 +1,7 @@
 """Batch transforms on the device, shared by the papers' experiments: resizing, normalisation, and (in training
 mode) random crops with zero padding and horizontal flips, applied to whole batches of tensors where the data live
 (on the GPU when training there), instead of torchvision's per-sample PIL transforms."""
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,9 @@ class Preprocess:
     horizontal flips, then normalisation: the order of torchvision's Resize → RandomCrop → Flip → Normalize, so
     padding is black in pixel space."""
 
-    def __init__(self, mean, std, pad: int = 0, flip: bool = False, channels_last: bool = False,
-                 size: int | None = None):
+    def __init__(
+        self, mean, std, pad: int = 0, flip: bool = False, channels_last: bool = False, size: int | None = None
+    ):
         self.mean, self.std, self.pad, self.flip = torch.tensor(mean), torch.tensor(std), pad, flip
         self.channels_last, self.size = channels_last, size
 
@@ -41,12 +43,18 @@ def random_crop(x: torch.Tensor, pad: int) -> torch.Tensor:
     dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    return padded[torch.arange(n, device=x.device)[:, None, None, None],
-                  torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+    return padded[
+        torch.arange(n, device=x.device)[:, None, None, None],
+        torch.arange(c, device=x.device)[None, :, None, None],
+        rows,
+        cols,
+    ]
 
 
 def classification_loss(preprocess: Preprocess):
     """train.cross_entropy on preprocessed batches (augmented only while the model is in training mode)."""
+
     def loss_fn(model, x, y):
         return cross_entropy(model, preprocess(x, model.training), y)
+
     return loss_fn

@@ -12,6 +12,7 @@ Features stay raw, as in the original (no scaling); the experiment decides wheth
 ``download=True`` fetches the files from the UCI repository with torchvision's download helper; neither source
 publishes checksums, so none is checked.
 """
+
 from __future__ import annotations
 
 import io
@@ -40,9 +41,16 @@ def pendigits(root: Path, split: str, download: bool) -> Split:
         raise not_found("pendigits", root, str(file))
     table = np.loadtxt(file, delimiter=",", dtype=np.float32, ndmin=2)
     if table.shape[1] != 17:
-        raise ValueError(f"{file}: expected 17 comma-separated columns (16 features and the class), got {table.shape[1]}")
-    return Split("pendigits", split, torch.from_numpy(table[:, :16].copy()), torch.from_numpy(table[:, 16]).long(),
-                 tuple(str(c) for c in range(10)))
+        raise ValueError(
+            f"{file}: expected 17 comma-separated columns (16 features and the class), got {table.shape[1]}"
+        )
+    return Split(
+        "pendigits",
+        split,
+        torch.from_numpy(table[:, :16].copy()),
+        torch.from_numpy(table[:, 16]).long(),
+        tuple(str(c) for c in range(10)),
+    )
 
 
 def _postures_csv(folder: Path, download: bool) -> str:
@@ -86,8 +94,9 @@ def hand_postures(root: Path, split: str, download: bool) -> Split:
     frame.pop("User")
     x = frame.to_numpy(dtype=np.float32)
     y = y - y.min()
-    train, test = train_test_split(np.arange(len(y)), test_size=HAND_POSTURES_TEST_FRACTION,
-                                   random_state=HAND_POSTURES_SPLIT_SEED)
+    train, test = train_test_split(
+        np.arange(len(y)), test_size=HAND_POSTURES_TEST_FRACTION, random_state=HAND_POSTURES_SPLIT_SEED
+    )
     index = np.sort(train if split == "train" else test)
     classes = tuple(str(c) for c in range(int(y.max()) + 1))
     return Split("hand_postures", split, torch.from_numpy(x[index]), torch.from_numpy(y[index]).long(), classes)

@@ -1,4 +1,5 @@
 """Tables and figures of the ContinuousNet notebook, from stored runs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,13 @@ from ..plotting import plt, sns
 from ..results import RunResult
 from .experiment import ROWS
 
-SCHEME_NAMES = {"euler": "Euler", "midpoint": "Midpoint", "rk4_classic": "RK4-classic", "rk4_38": "RK4 (3/8)", None: "–"}
+SCHEME_NAMES = {
+    "euler": "Euler",
+    "midpoint": "Midpoint",
+    "rk4_classic": "RK4-classic",
+    "rk4_38": "RK4 (3/8)",
+    None: "–",
+}
 
 
 def _fmt_params(n: float) -> str:
@@ -27,16 +34,26 @@ def results_table(runs: list[RunResult], table: str, with_reference: bool) -> pd
         spec = ROWS[name]
         acc = np.array([100 * r.result["final_test_acc"] for r in group])
         minutes = np.mean([r.result["train_time_s"] for r in group]) / 60
-        row = {"Model": spec.model, "Units": spec.units,
-               "Refined": ", ".join(map(str, group[0].params["refine_at"])) or "–",
-               "Scheme": SCHEME_NAMES[spec.scheme], "#params": _fmt_params(group[0].result["parameters"]),
-               "Test accuracy": f"{acc.mean():.2f}%" + (f" ± {acc.std(ddof=1):.2f}" if len(acc) > 1 else ""),
-               "Time": f"{minutes:.1f} (m)" if minutes >= 0.1 else f"{60 * minutes:.0f} (s)",
-               "images/s": f"{np.mean([r.result['images_per_s'] for r in group]):.0f}",
-               "T": group[0].params["T"] if group[0].params["T"] is not None else "–", "seeds": len(group)}
+        row = {
+            "Model": spec.model,
+            "Units": spec.units,
+            "Refined": ", ".join(map(str, group[0].params["refine_at"])) or "–",
+            "Scheme": SCHEME_NAMES[spec.scheme],
+            "#params": _fmt_params(group[0].result["parameters"]),
+            "Test accuracy": f"{acc.mean():.2f}%" + (f" ± {acc.std(ddof=1):.2f}" if len(acc) > 1 else ""),
+            "Time": f"{minutes:.1f} (m)" if minutes >= 0.1 else f"{60 * minutes:.0f} (s)",
+            "images/s": f"{np.mean([r.result['images_per_s'] for r in group]):.0f}",
+            "T": group[0].params["T"] if group[0].params["T"] is not None else "–",
+            "seeds": len(group),
+        }
         if with_reference and spec.original:
-            row.update({"#params (original)": spec.original[0], "Test accuracy (original)": f"{spec.original[1]:.2f}%",
-                        "Time (original)": f"{spec.original[2]} (m)"})
+            row.update(
+                {
+                    "#params (original)": spec.original[0],
+                    "Test accuracy (original)": f"{spec.original[1]:.2f}%",
+                    "Time (original)": f"{spec.original[2]} (m)",
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -50,9 +67,17 @@ def manifestation_frame(runs: list[RunResult]) -> pd.DataFrame:
     rows = []
     for r in runs:
         for m in r.result.get("manifestation", []):
-            rows.append({"trained": _label(r), "trained scheme": r.params["scheme"], "evaluated with": m["scheme"],
-                         "steps": m["steps"], "test_acc": m["test_acc"], "seed": r.params["seed"],
-                         "trained steps": r.params["pieces"] * 2 ** len(r.params["refine_at"])})
+            rows.append(
+                {
+                    "trained": _label(r),
+                    "trained scheme": r.params["scheme"],
+                    "evaluated with": m["scheme"],
+                    "steps": m["steps"],
+                    "test_acc": m["test_acc"],
+                    "seed": r.params["seed"],
+                    "trained steps": r.params["pieces"] * 2 ** len(r.params["refine_at"]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -66,10 +91,12 @@ def manifestation_figure(runs: list[RunResult]):
     same["curve"] = same["trained"]
     other["curve"] = other["trained"] + " → " + other["evaluated with"].map(SCHEME_NAMES)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), sharey=True)
-    for ax, sub, title in ((axes[0], same, "evaluated with the training scheme"),
-                           (axes[1], other, "evaluated with another scheme")):
+    for ax, sub, title in (
+        (axes[0], same, "evaluated with the training scheme"),
+        (axes[1], other, "evaluated with another scheme"),
+    ):
         sns.lineplot(data=sub, x="steps", y="test_acc", hue="curve", errorbar="sd", marker="o", markersize=4, ax=ax)
-        for trained, g in same.groupby("trained"):
+        for _, g in same.groupby("trained"):
             at = g[g.steps == g["trained steps"].iloc[0]]
             if ax is axes[0] and len(at):
                 ax.scatter(at.steps.iloc[0], at.test_acc.mean(), s=120, facecolors="none", edgecolors="black", zorder=5)
@@ -114,6 +141,11 @@ def convergence_figure(runs: list[RunResult]):
 def observed_orders(runs: list[RunResult]) -> pd.DataFrame:
     """log2 ratio of the errors at the two finest step counts, per trained model and scheme."""
     df = convergence_frame(runs)
-    out = (df.sort_values("steps").groupby(["trained", "scheme", "seed"])["relative_error"]
-           .apply(lambda e: float(np.log2(e.iloc[-2] / e.iloc[-1]))).rename("observed order").reset_index())
+    out = (
+        df.sort_values("steps")
+        .groupby(["trained", "scheme", "seed"])["relative_error"]
+        .apply(lambda e: float(np.log2(e.iloc[-2] / e.iloc[-1])))
+        .rename("observed order")
+        .reset_index()
+    )
     return out.groupby(["trained", "scheme"])["observed order"].mean().unstack("scheme").reset_index()

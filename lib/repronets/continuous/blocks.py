@@ -1,4 +1,6 @@
-"""ODE blocks whose residual function has weights piecewise constant over depth-time (shared/papers/continuousnet.md §1).
+"""ODE blocks whose residual function has weights piecewise constant over depth-time.
+
+Reference: shared/papers/continuousnet.md §1.
 
 An :class:`ODEBlock` integrates dx/dt = ε·R(x; θ(t)) over t ∈ [0, 1], θ(t) piecewise constant with ``pieces`` pieces,
 in ``pieces × steps_per_piece`` steps of a scheme from :mod:`repronets.continuous.integrators`. With ε = T = pieces and
@@ -7,6 +9,7 @@ one Euler step per piece, each step is exactly a residual unit x ← x + R_k(x).
 Each piece has its own convolution weights and biases and its own BatchNorm (affine parameters and running
 statistics). :meth:`ODEBlock.refine` splits every piece in two (copies, so θ(t) is unchanged) and doubles the steps.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,7 +28,9 @@ class PiecewiseConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, pieces: int):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(pieces, out_channels, in_channels, 3, 3) * math.sqrt(2 / (9 * out_channels)))
+        self.weight = nn.Parameter(
+            torch.randn(pieces, out_channels, in_channels, 3, 3) * math.sqrt(2 / (9 * out_channels))
+        )
         self.bias = nn.Parameter(torch.zeros(pieces, out_channels))
 
     def forward(self, x, piece: int):
@@ -87,8 +92,14 @@ class ResidualFunction(nn.Module):
 class ODEBlock(nn.Module):
     """x(1) of dx/dt = ε·R(x; θ(t)); see the module docstring. ``legacy``: the original's float32 piece selection."""
 
-    def __init__(self, fn: ResidualFunction, epsilon: float, scheme: str = "euler", steps_per_piece: int = 1,
-                 legacy: bool = False):
+    def __init__(
+        self,
+        fn: ResidualFunction,
+        epsilon: float,
+        scheme: str = "euler",
+        steps_per_piece: int = 1,
+        legacy: bool = False,
+    ):
         super().__init__()
         if scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {scheme!r}: choose one of {sorted(SCHEMES)}")
@@ -115,8 +126,16 @@ class Stitch(nn.Module):
     Pre-activation: h = conv(ReLU(BN2(conv_s(ReLU(BN1(x)))))), BN1 over the input channels.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, epsilon: float = 1.0, preact: bool = False,
-                 skipinit: bool = False, use_bn2: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        epsilon: float = 1.0,
+        preact: bool = False,
+        skipinit: bool = False,
+        use_bn2: bool = False,
+    ):
         super().__init__()
         self.preact, self.epsilon, self.use_bn2 = preact, float(epsilon), use_bn2
         self.projection = nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)

@@ -8,6 +8,7 @@ Choices where the original is silent (stated in the notebook too):
 - **CIFAR-100 schedule**: the CIFAR-10 one (120 epochs, decays after 30/60/90); the original states none.
 - **Refinement epochs** scale with the profile's epochs: 25/120 and 30, 50, 70 of 120, rounded.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,7 +21,7 @@ from .. import data, train
 from ..params import CommonParams, param
 from ..results import RunResult, RunStore
 from ..transforms import Preprocess, classification_loss
-from .blocks import ode_blocks, manifestation
+from .blocks import manifestation, ode_blocks
 from .integrators import SCHEMES
 from .models import ContinuousNet, count_parameters, resnet_v2, wide_resnet
 from .training import CIFAR10_MEAN, CIFAR10_STD, Refinement, lr_milestones
@@ -32,10 +33,11 @@ PAPER_EPOCHS = 120
 @dataclasses.dataclass(frozen=True)
 class Row:
     """One row of the original README's tables."""
-    model: str                      # Model column
-    family: str                     # continuous | resnet | wide_continuous | wide_resnet
-    units: str                      # Units column
-    table: str = "cifar10"          # which table: cifar10 or cifar100
+
+    model: str  # Model column
+    family: str  # continuous | resnet | wide_continuous | wide_resnet
+    units: str  # Units column
+    table: str = "cifar10"  # which table: cifar10 or cifar100
     pieces: int = 0
     scheme: str | None = None
     refine_at: tuple[int, ...] = ()  # epochs of a 120-epoch run
@@ -47,21 +49,57 @@ class Row:
 ROWS = {
     "resnet20": Row("ResNet-20 (v2)", "resnet", "2-2-2", depth=20, original=("0.27M", 91.31, 48)),
     "cn2_euler": Row("ContinuousNet", "continuous", "2-2-2", pieces=2, scheme="euler", original=("0.27M", 91.41, 20)),
-    "cn2_rk4": Row("ContinuousNet", "continuous", "2-2-2", pieces=2, scheme="rk4_classic", weight_decay=1e-4,
-                   original=("0.27M", 91.01, 50)),
-    "cn1to2_rk4": Row("ContinuousNet", "continuous", "1-1-1 -> 2-2-2", pieces=1, scheme="rk4_classic",
-                      refine_at=(25,), original=("0.27M", 91.09, 47)),
-    "cn1to2_midpoint": Row("ContinuousNet", "continuous", "1-1-1 -> 2-2-2", pieces=1, scheme="midpoint",
-                           refine_at=(25,), original=("0.27M", 90.67, 29)),
+    "cn2_rk4": Row(
+        "ContinuousNet",
+        "continuous",
+        "2-2-2",
+        pieces=2,
+        scheme="rk4_classic",
+        weight_decay=1e-4,
+        original=("0.27M", 91.01, 50),
+    ),
+    "cn1to2_rk4": Row(
+        "ContinuousNet",
+        "continuous",
+        "1-1-1 -> 2-2-2",
+        pieces=1,
+        scheme="rk4_classic",
+        refine_at=(25,),
+        original=("0.27M", 91.09, 47),
+    ),
+    "cn1to2_midpoint": Row(
+        "ContinuousNet",
+        "continuous",
+        "1-1-1 -> 2-2-2",
+        pieces=1,
+        scheme="midpoint",
+        refine_at=(25,),
+        original=("0.27M", 90.67, 29),
+    ),
     "resnet56": Row("ResNet-56 (v2)", "resnet", "8-8-8", depth=56, original=("0.85M", 93.11, 105)),
     "cn8_euler": Row("ContinuousNet", "continuous", "8-8-8", pieces=8, scheme="euler", original=("0.86M", 93.11, 83)),
-    "cn8_rk4": Row("ContinuousNet", "continuous", "8-8-8", pieces=8, scheme="rk4_classic",
-                   original=("0.86M", 93.29, 279)),
-    "cn1to8_rk4": Row("ContinuousNet", "continuous", "1-1-1 -> 8-8-8", pieces=1, scheme="rk4_classic",
-                      refine_at=(30, 50, 70), original=("0.86M", 93.06, 199)),
+    "cn8_rk4": Row(
+        "ContinuousNet", "continuous", "8-8-8", pieces=8, scheme="rk4_classic", original=("0.86M", 93.29, 279)
+    ),
+    "cn1to8_rk4": Row(
+        "ContinuousNet",
+        "continuous",
+        "1-1-1 -> 8-8-8",
+        pieces=1,
+        scheme="rk4_classic",
+        refine_at=(30, 50, 70),
+        original=("0.86M", 93.06, 199),
+    ),
     "wrn58": Row("WideResNet-58", "wide_resnet", "8-8-8", table="cifar100", depth=58, original=("13.63M", 79.16, 193)),
-    "wcn8_euler": Row("WideContinuousNet", "wide_continuous", "8-8-8", table="cifar100", pieces=8, scheme="euler",
-                      original=("13.63M", 78.45, 159)),
+    "wcn8_euler": Row(
+        "WideContinuousNet",
+        "wide_continuous",
+        "8-8-8",
+        table="cifar100",
+        pieces=8,
+        scheme="euler",
+        original=("13.63M", 78.45, 159),
+    ),
 }
 
 
@@ -103,8 +141,10 @@ def scaled_refinements(epochs: tuple[int, ...], total: int, row_name: str) -> li
     for e in epochs:
         out.append(max(scaled(e, total), out[-1] + 1 if out else 1))
     if out and out[-1] >= total:
-        raise ValueError(f"row {row_name!r} refines {len(epochs)} time(s), which needs more than {out[-1]} epochs; "
-                         f"the profile has {total}")
+        raise ValueError(
+            f"row {row_name!r} refines {len(epochs)} time(s), which needs more than {out[-1]} epochs; "
+            f"the profile has {total}"
+        )
     return out
 
 
@@ -113,17 +153,37 @@ def run_params(p: Params, row_name: str, seed: int) -> dict:
     refine_at = scaled_refinements(row.refine_at, p.epochs, row_name)
     pieces_final = row.pieces * 2 ** len(refine_at)
     T = p.refined_T if refine_at else float(pieces_final)
-    return {"code_version": CODE_VERSION, "row": row_name, "family": row.family, "seed": seed,
-            "dataset": p.wide_dataset if row.table == "cifar100" else p.dataset, "train_limit": p.train_limit,
-            "alpha": p.alpha, "widen_factor": p.widen_factor, "pieces": row.pieces, "scheme": row.scheme,
-            "refine_at": refine_at, "T": T if row.pieces else None, "depth": row.depth,
-            "legacy_pieces": p.legacy_pieces, "carry_optimizer_state": p.carry_optimizer_state and bool(refine_at),
-            "epochs": p.epochs, "batch_size": p.batch_size, "lr": p.lr, "momentum": p.momentum,
-            "weight_decay": row.weight_decay if row.weight_decay is not None else p.weight_decay,
-            "milestones": lr_milestones([scaled(e, p.epochs) for e in p.lr_decay_epochs],
-                                        "resnet" if row.family in ("resnet", "wide_resnet") else "continuousnet"),
-            "augment": p.augment, "amp": p.amp, "manifestation_steps": p.manifestation_steps,
-            "manifestation_schemes": p.manifestation_schemes, "convergence_doublings": p.convergence_doublings}
+    return {
+        "code_version": CODE_VERSION,
+        "row": row_name,
+        "family": row.family,
+        "seed": seed,
+        "dataset": p.wide_dataset if row.table == "cifar100" else p.dataset,
+        "train_limit": p.train_limit,
+        "alpha": p.alpha,
+        "widen_factor": p.widen_factor,
+        "pieces": row.pieces,
+        "scheme": row.scheme,
+        "refine_at": refine_at,
+        "T": T if row.pieces else None,
+        "depth": row.depth,
+        "legacy_pieces": p.legacy_pieces,
+        "carry_optimizer_state": p.carry_optimizer_state and bool(refine_at),
+        "epochs": p.epochs,
+        "batch_size": p.batch_size,
+        "lr": p.lr,
+        "momentum": p.momentum,
+        "weight_decay": row.weight_decay if row.weight_decay is not None else p.weight_decay,
+        "milestones": lr_milestones(
+            [scaled(e, p.epochs) for e in p.lr_decay_epochs],
+            "resnet" if row.family in ("resnet", "wide_resnet") else "continuousnet",
+        ),
+        "augment": p.augment,
+        "amp": p.amp,
+        "manifestation_steps": p.manifestation_steps,
+        "manifestation_schemes": p.manifestation_schemes,
+        "convergence_doublings": p.convergence_doublings,
+    }
 
 
 def build_model(run: dict, in_channels: int, num_classes: int):
@@ -133,8 +193,14 @@ def build_model(run: dict, in_channels: int, num_classes: int):
         return resnet_v2(run["depth"], num_classes, in_channels=in_channels, alpha=run["alpha"])
     if family == "wide_resnet":
         return wide_resnet(run["depth"], run["widen_factor"], num_classes, in_channels=in_channels)
-    common = dict(num_classes=num_classes, pieces=run["pieces"], scheme=run["scheme"], epsilon=run["T"],
-                  in_channels=in_channels, legacy=run["legacy_pieces"])
+    common = dict(
+        num_classes=num_classes,
+        pieces=run["pieces"],
+        scheme=run["scheme"],
+        epsilon=run["T"],
+        in_channels=in_channels,
+        legacy=run["legacy_pieces"],
+    )
     if family == "continuous":
         return ContinuousNet(alpha=run["alpha"], **common)
     k = run["widen_factor"]
@@ -148,12 +214,15 @@ def preprocess_for(split: data.Split, augment: bool, channels_last: bool = False
         mean = split.x.mean((0, 2, 3)).tolist()
         std = split.x.std((0, 2, 3)).tolist()
     pad = max(1, split.x.shape[-1] // 8) if augment else 0  # 4 pixels on 32×32 images, as the original
-    return Preprocess(mean, std, pad, flip=augment and split.name in ("cifar10", "cifar100"), channels_last=channels_last)
+    return Preprocess(
+        mean, std, pad, flip=augment and split.name in ("cifar10", "cifar100"), channels_last=channels_last
+    )
 
 
 def train_one(p: Params, run: dict, checkpoint=None) -> dict:
-    tr, te = data.train_test(run["dataset"], root=p.data_root or None, download=p.download,
-                             train_limit=run["train_limit"])
+    tr, te = data.train_test(
+        run["dataset"], root=p.data_root or None, download=p.download, train_limit=run["train_limit"]
+    )
     device = train.resolve_device(p.device)
     model = build_model(run, tr.input_shape[0], tr.num_classes)
     n_params_initial = count_parameters(model)
@@ -164,22 +233,42 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     preprocess = preprocess_for(tr, run["augment"], p.channels_last)
     loss_fn = classification_loss(preprocess)
     callbacks = [Refinement(run["refine_at"], carry_state=run["carry_optimizer_state"])] if run["refine_at"] else []
-    config = train.TrainConfig(epochs=run["epochs"], batch_size=run["batch_size"], optimizer="sgd", lr=run["lr"],
-                               momentum=run["momentum"], weight_decay=run["weight_decay"], scheduler="multistep",
-                               milestones=tuple(run["milestones"]), gamma=0.1, device=str(device), amp=run["amp"],
-                               seed=run["seed"], eval_batch_size=1000, log_steps=False,
-                               name=f"{run['row']}/{run['dataset']}/seed{run['seed']}")
+    config = train.TrainConfig(
+        epochs=run["epochs"],
+        batch_size=run["batch_size"],
+        optimizer="sgd",
+        lr=run["lr"],
+        momentum=run["momentum"],
+        weight_decay=run["weight_decay"],
+        scheduler="multistep",
+        milestones=tuple(run["milestones"]),
+        gamma=0.1,
+        device=str(device),
+        amp=run["amp"],
+        seed=run["seed"],
+        eval_batch_size=1000,
+        log_steps=False,
+        name=f"{run['row']}/{run['dataset']}/seed{run['seed']}",
+    )
     trained = torch.compile(model) if p.compile else model
     history = train.fit(trained, tr, config, test_data=te, loss_fn=loss_fn, callbacks=callbacks, checkpoint=checkpoint)
     model = model.to(device)
     train_time = sum(history.epochs["train_time"])
-    result = {"epochs": history.epochs, "final_test_acc": history.epochs["test_acc"][-1],
-              "parameters": count_parameters(model), "parameters_initial": n_params_initial,
-              "train_time_s": train_time, "images_per_s": len(tr) * run["epochs"] / train_time,
-              "train_samples": len(tr), "test_samples": len(te), "device": str(device)}
+    result = {
+        "epochs": history.epochs,
+        "final_test_acc": history.epochs["test_acc"][-1],
+        "parameters": count_parameters(model),
+        "parameters_initial": n_params_initial,
+        "train_time_s": train_time,
+        "images_per_s": len(tr) * run["epochs"] / train_time,
+        "train_samples": len(tr),
+        "test_samples": len(te),
+        "device": str(device),
+    }
     if run["pieces"]:
-        result["manifestation"] = manifestation_sweep(model, te, loss_fn, run["manifestation_steps"],
-                                                      run["manifestation_schemes"])
+        result["manifestation"] = manifestation_sweep(
+            model, te, loss_fn, run["manifestation_steps"], run["manifestation_schemes"]
+        )
         result["convergence"] = block_convergence(model, te, preprocess, run["convergence_doublings"])
     return result
 
@@ -197,7 +286,9 @@ def manifestation_sweep(model, test: data.Split, loss_fn, steps: list[int], sche
 
 
 @torch.no_grad()
-def block_convergence(model, test: data.Split, preprocess: Preprocess, doublings: int, samples: int = 256) -> list[dict]:
+def block_convergence(
+    model, test: data.Split, preprocess: Preprocess, doublings: int, samples: int = 256
+) -> list[dict]:
     """Relative error of the first ODE block's output against a fine-grid reference (classic RK4 with
     pieces·2^(doublings+3) steps), for each scheme at steps = pieces·2^j: the discretisation error of the trained
     block as an integrator (eval mode, a fixed batch of test images, float64)."""
@@ -218,10 +309,10 @@ def block_convergence(model, test: data.Split, preprocess: Preprocess, doublings
     rows = []
     for scheme in ("euler", "midpoint", "rk4_classic"):
         for j in range(doublings):
-            with manifestation(block, steps=pieces * 2 ** j, scheme=scheme):
+            with manifestation(block, steps=pieces * 2**j, scheme=scheme):
                 out = block(h)
             error = float((out - reference).norm() / reference.norm())
-            rows.append({"scheme": scheme, "steps": pieces * 2 ** j, "relative_error": error})
+            rows.append({"scheme": scheme, "steps": pieces * 2**j, "relative_error": error})
     return rows
 
 

@@ -18,6 +18,7 @@ piece ⌊τ·pieces⌋ for c_i < 1, and ⌈τ·pieces⌉ − 1 for c_i = 1 (the 
 clamped to the last; then RK4's last stage takes the *next* piece whenever a step ends on a piece boundary (RK4
 drops to first order), and with pieces = 3 piece 2 is never used (2/3 rounds below it).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,12 +42,18 @@ F = Fraction
 SCHEMES: dict[str, Tableau] = {
     "euler": Tableau((F(0),), ((),), (F(1),), 1),
     "midpoint": Tableau((F(0), F(1, 2)), ((), (F(1, 2),)), (F(0), F(1)), 2),
-    "rk4_classic": Tableau((F(0), F(1, 2), F(1, 2), F(1)),
-                           ((), (F(1, 2),), (F(0), F(1, 2)), (F(0), F(0), F(1))),
-                           (F(1, 6), F(1, 3), F(1, 3), F(1, 6)), 4),
-    "rk4_38": Tableau((F(0), F(1, 3), F(2, 3), F(1)),
-                      ((), (F(1, 3),), (F(-1, 3), F(1)), (F(1), F(-1), F(1))),
-                      (F(1, 8), F(3, 8), F(3, 8), F(1, 8)), 4),
+    "rk4_classic": Tableau(
+        (F(0), F(1, 2), F(1, 2), F(1)),
+        ((), (F(1, 2),), (F(0), F(1, 2)), (F(0), F(0), F(1))),
+        (F(1, 6), F(1, 3), F(1, 3), F(1, 6)),
+        4,
+    ),
+    "rk4_38": Tableau(
+        (F(0), F(1, 3), F(2, 3), F(1)),
+        ((), (F(1, 3),), (F(-1, 3), F(1)), (F(1), F(-1), F(1))),
+        (F(1, 8), F(3, 8), F(3, 8), F(1, 8)),
+        4,
+    ),
 }
 
 

@@ -4,6 +4,7 @@ Named factories give the README table's rows: ``continuousnet(pieces=2)`` is "2-
 ``continuousnet(pieces=8)`` is "8-8-8" (857,850), ``wide_continuousnet(pieces=8)`` the CIFAR-100 model (13,630,676),
 ``resnet_v2(20)`` / ``resnet_v2(56)`` (272,474 / 855,770) and ``wide_resnet(58, 4)`` (13,631,108).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,22 +33,37 @@ class ContinuousNet(nn.Module):
     ``preact``: the pre-activation units and stitches; the wide model sets it and adds a final BN.
     """
 
-    def __init__(self, num_classes: int = 10, alpha: int = 16, pieces: int = 2, scheme: str = "euler",
-                 steps_per_piece: int = 1, epsilon: float | None = None, in_channels: int = 3, preact: bool = False,
-                 skipinit: bool = False, legacy: bool = False, widths: tuple[int, int, int] | None = None,
-                 final_bn_momentum: float | None = None):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        alpha: int = 16,
+        pieces: int = 2,
+        scheme: str = "euler",
+        steps_per_piece: int = 1,
+        epsilon: float | None = None,
+        in_channels: int = 3,
+        preact: bool = False,
+        skipinit: bool = False,
+        legacy: bool = False,
+        widths: tuple[int, int, int] | None = None,
+        final_bn_momentum: float | None = None,
+    ):
         super().__init__()
         epsilon = float(pieces if epsilon is None else epsilon)
         stitch_epsilon = epsilon / (pieces * steps_per_piece)
         widths = widths or (alpha, 2 * alpha, 4 * alpha)
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 16 if preact else alpha, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(16 if preact else alpha), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 16 if preact else alpha, 3, padding=1, bias=False),
+            nn.BatchNorm2d(16 if preact else alpha),
+            nn.ReLU(),
+        )
         layers, previous = [], 16 if preact else alpha
         for i, width in enumerate(widths):
             if not (preact and i == 0 and previous == width):  # the wide model skips an identity first stitch
                 layers.append(Stitch(previous, width, 1 if i == 0 else 2, stitch_epsilon, preact, skipinit))
-            layers.append(ODEBlock(ResidualFunction(width, pieces, preact, skipinit), epsilon, scheme,
-                                   steps_per_piece, legacy))
+            layers.append(
+                ODEBlock(ResidualFunction(width, pieces, preact, skipinit), epsilon, scheme, steps_per_piece, legacy)
+            )
             previous = width
         self.stages = nn.Sequential(*layers)
         # The wide model's final BN uses momentum 0.9 in the original (running stats ≈ the last batch: a Keras-style
@@ -68,15 +84,29 @@ def continuousnet(pieces: int = 2, scheme: str = "euler", num_classes: int = 10,
     return ContinuousNet(num_classes=num_classes, pieces=pieces, scheme=scheme, **kw)
 
 
-def wide_continuousnet(pieces: int = 8, scheme: str = "euler", num_classes: int = 100, widen_factor: int = 4,
-                       final_bn_momentum: float = 0.9, **kw) -> ContinuousNet:
+def wide_continuousnet(
+    pieces: int = 8,
+    scheme: str = "euler",
+    num_classes: int = 100,
+    widen_factor: int = 4,
+    final_bn_momentum: float = 0.9,
+    **kw,
+) -> ContinuousNet:
     """The CIFAR-100 WideContinuousNet: pre-activation, widths 64/128/256 for k = 4, a final BN."""
     k = widen_factor
-    return ContinuousNet(num_classes=num_classes, pieces=pieces, scheme=scheme, preact=True,
-                         widths=(16 * k, 32 * k, 64 * k), final_bn_momentum=final_bn_momentum, **kw)
+    return ContinuousNet(
+        num_classes=num_classes,
+        pieces=pieces,
+        scheme=scheme,
+        preact=True,
+        widths=(16 * k, 32 * k, 64 * k),
+        final_bn_momentum=final_bn_momentum,
+        **kw,
+    )
 
 
 # ---------------------------------------------------------------- baselines
+
 
 class _BasicBlockV2(nn.Module):
     """The original's "ResNet v2" unit: conv → ReLU → BN → conv → ReLU → BN, plus a shortcut (1×1 conv + BN when
@@ -90,8 +120,9 @@ class _BasicBlockV2(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut = nn.Identity()
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                          nn.BatchNorm2d(out_channels))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
 
     def forward(self, x):
         h = self.bn2(F.relu(self.conv2(self.bn1(F.relu(self.conv1(x))))))
@@ -106,8 +137,9 @@ class ResNetV2(nn.Module):
         if (depth - 2) % 6:
             raise ValueError(f"ResNet depth {depth} is not 6n+2 (the original asserts it; 'ResNet-52' cannot be built)")
         n = (depth - 2) // 6
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, alpha, 3, padding=1, bias=False), nn.BatchNorm2d(alpha),
-                                  nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, alpha, 3, padding=1, bias=False), nn.BatchNorm2d(alpha), nn.ReLU()
+        )
         layers, previous = [], alpha
         for i, width in enumerate((alpha, 2 * alpha, 4 * alpha)):
             for j in range(n):
@@ -142,8 +174,15 @@ class WideResNet(nn.Module):
     """The original's WideResNet: depth 6n+4, widen factor k, biased convs, final BN (momentum 0.9) → ReLU → pool.
     As in the original, ``conv_init`` is never applied: PyTorch's default initialisation."""
 
-    def __init__(self, depth: int = 58, widen_factor: int = 4, num_classes: int = 100, in_channels: int = 3,
-                 dropout: float = 0.0, final_bn_momentum: float = 0.9):
+    def __init__(
+        self,
+        depth: int = 58,
+        widen_factor: int = 4,
+        num_classes: int = 100,
+        in_channels: int = 3,
+        dropout: float = 0.0,
+        final_bn_momentum: float = 0.9,
+    ):
         super().__init__()
         if (depth - 4) % 6:
             raise ValueError(f"WideResNet depth {depth} is not 6n+4")

@@ -1,5 +1,6 @@
 """Training pieces for ContinuousNet: refinement during training and the LR schedule (augmentation on the device is
 ``repronets.transforms``)."""
+
 from __future__ import annotations
 
 import re

@@ -9,6 +9,7 @@ in two conventions (shared/papers/jeidnn.md §3.1):
   LayerNorm twice. This reproduces the stored CIFAR-10 T2T-ViT-7 costs [5.534 … 12.082, 13.518]×10⁶ (tested), so the
   paper's axes can be redrawn.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,7 +31,9 @@ def _original_ops(module: nn.Module, fn, *args) -> float:
         elif isinstance(m, nn.GELU):
             total[0] += 4 * inputs[0].numel()
 
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Linear, nn.LayerNorm, nn.GELU))]
+    handles = [
+        m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Linear, nn.LayerNorm, nn.GELU))
+    ]
     try:
         with torch.no_grad():
             fn(*args)

@@ -4,6 +4,7 @@ targets, and early-exit inference that really skips the remaining blocks.
 
 Exits are numbered 0 … G: exit l < G is IC l after block l, exit G is the backbone's own head after the last block.
 """
+
 from __future__ import annotations
 
 import torch

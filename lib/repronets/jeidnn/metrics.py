@@ -1,5 +1,6 @@
 """Accuracy, calibration and conformal prediction sets of exit predictions (shared/papers/jeidnn.md §3.1), and the
 10 disjoint test folds the original averages over."""
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,9 @@ def ece(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15, batch_size: i
     Σ_b |acc_b − conf_b|·n_b/N. With ``batch_size`` it is computed per consecutive batch and averaged, as the
     original does for JEI-DNN (which inflates it on small batches)."""
     if batch_size:
-        parts = [ece(probs[i:i + batch_size], labels[i:i + batch_size], bins) for i in range(0, len(labels), batch_size)]
+        parts = [
+            ece(probs[i : i + batch_size], labels[i : i + batch_size], bins) for i in range(0, len(labels), batch_size)
+        ]
         return float(np.mean(parts))
     conf, pred = probs.max(1)
     correct = (pred == labels).double().cpu().numpy()
@@ -57,15 +60,25 @@ def _size_and_miscoverage(sets: torch.Tensor, labels: torch.Tensor) -> dict:
     return {"size": float(sets.sum(1).double().mean()), "miscoverage": float(1 - covered.double().mean())}
 
 
-def conformal(val_probs, val_labels, val_exits, test_probs, test_labels, test_exits, alpha: float,
-              val_exit_probs=None, min_samples: int = 20) -> dict:
+def conformal(
+    val_probs,
+    val_labels,
+    val_exits,
+    test_probs,
+    test_labels,
+    test_exits,
+    alpha: float,
+    val_exit_probs=None,
+    min_samples: int = 20,
+) -> dict:
     """Set size and miscoverage on the test samples for the two variants the original reports:
     ``general`` (one q̂ over all gated validation outputs) and ``gated`` (q̂ per exit from the validation samples
     that exited there, falling back to that exit's classifier over all validation samples when ≤ ``min_samples``
     exited there; ``val_exit_probs`` (N, G+1, C) gives those)."""
     scores = _scores(val_probs, val_labels)
-    out = {"general": _size_and_miscoverage(prediction_sets(test_probs, conformal_quantile(scores, alpha)),
-                                            test_labels)}
+    out = {
+        "general": _size_and_miscoverage(prediction_sets(test_probs, conformal_quantile(scores, alpha)), test_labels)
+    }
     exits = int(max(val_exits.max(), test_exits.max())) + 1
     q = torch.empty(exits, dtype=test_probs.dtype)
     for l in range(exits):
@@ -74,12 +87,16 @@ def conformal(val_probs, val_labels, val_exits, test_probs, test_labels, test_ex
             q[l] = conformal_quantile(scores[mine], alpha)
         else:
             q[l] = conformal_quantile(_scores(val_exit_probs[:, l], val_labels), alpha)
-    out["gated"] = _size_and_miscoverage(prediction_sets(test_probs, q[test_exits.cpu()].to(test_probs.device)),
-                                         test_labels)
+    out["gated"] = _size_and_miscoverage(
+        prediction_sets(test_probs, q[test_exits.cpu()].to(test_probs.device)), test_labels
+    )
     return out
 
 
 def fold_summary(values: list[float]) -> dict:
     array = np.asarray(values, dtype=float)
-    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
-            "folds": array.tolist()}
+    return {
+        "mean": float(array.mean()),
+        "sd": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
+        "folds": array.tolist(),
+    }

@@ -10,6 +10,7 @@ uses), and each performer's random feature matrix ``w`` is a frozen parameter th
 (the quick profile's small backbone is one). ``forward_blocks`` yields the class token after each block, which the
 dynamic network uses for its exits.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,9 +34,13 @@ class TokenPerformer(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(self.emb)
         self.epsilon = 1e-8
-        self.mlp = nn.Sequential(nn.Linear(self.emb, self.emb), nn.GELU(), nn.Linear(self.emb, self.emb), nn.Dropout(dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(self.emb, self.emb), nn.GELU(), nn.Linear(self.emb, self.emb), nn.Dropout(dropout)
+        )
         self.m = int(self.emb * kernel_ratio)
-        self.w = nn.Parameter(nn.init.orthogonal_(torch.empty(self.m, self.emb)) * math.sqrt(self.m), requires_grad=False)
+        self.w = nn.Parameter(
+            nn.init.orthogonal_(torch.empty(self.m, self.emb)) * math.sqrt(self.m), requires_grad=False
+        )
 
     def prm_exp(self, x: torch.Tensor) -> torch.Tensor:
         """exp(wᵀx − |x|²/2)/√m, the positive random features of the softmax kernel."""
@@ -44,10 +49,10 @@ class TokenPerformer(nn.Module):
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         k, q, v = torch.split(self.kqv(x), self.emb, dim=-1)
-        kp, qp = self.prm_exp(k), self.prm_exp(q)                       # (B, T, m)
-        normaliser = (qp @ kp.sum(1).unsqueeze(-1))                      # (B, T, 1)
-        kptv = v.transpose(1, 2) @ kp                                    # (B, emb, m)
-        y = (qp @ kptv.transpose(1, 2)) / (normaliser + self.epsilon)    # (B, T, emb)
+        kp, qp = self.prm_exp(k), self.prm_exp(q)  # (B, T, m)
+        normaliser = qp @ kp.sum(1).unsqueeze(-1)  # (B, T, 1)
+        kptv = v.transpose(1, 2) @ kp  # (B, emb, m)
+        y = (qp @ kptv.transpose(1, 2)) / (normaliser + self.epsilon)  # (B, T, emb)
         return v + self.dp(self.proj(y))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +118,12 @@ class DropPath(nn.Module):
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.fc1, self.act, self.fc2, self.drop = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim), nn.Dropout(0.0)
+        self.fc1, self.act, self.fc2, self.drop = (
+            nn.Linear(dim, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, dim),
+            nn.Dropout(0.0),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
@@ -140,9 +150,18 @@ def sinusoid_table(positions: int, dim: int) -> torch.Tensor:
 
 
 class T2TViT(nn.Module):
-    def __init__(self, img_size: int = 224, in_chans: int = 3, num_classes: int = 1000, embed_dim: int = 256,
-                 depth: int = 7, num_heads: int = 4, mlp_ratio: float = 2.0, token_dim: int = 64,
-                 drop_path_rate: float = 0.1):
+    def __init__(
+        self,
+        img_size: int = 224,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        embed_dim: int = 256,
+        depth: int = 7,
+        num_heads: int = 4,
+        mlp_ratio: float = 2.0,
+        token_dim: int = 64,
+        drop_path_rate: float = 0.1,
+    ):
         super().__init__()
         if img_size % 16:
             raise ValueError(f"img_size must be a multiple of 16 (three soft splits of stride 4, 2, 2), got {img_size}")
@@ -177,7 +196,7 @@ class T2TViT(nn.Module):
         return self.head(self.norm(tokens[:, 0]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for tokens in self.forward_blocks(x):
+        for tokens in self.forward_blocks(x):  # noqa: B007 (the last block's output is the one classified)
             pass
         return self.classify(tokens)
 
@@ -220,8 +239,10 @@ def load_pretrained(model: T2TViT, path: str | Path, keep_head: bool = False) ->
     performers' ``w`` come from the file. Returns what was done: missing/unexpected keys and the resize."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"T2T-ViT checkpoint {path} not found; give the path of the official "
-                                f"71.7_T2T_ViT_7.pth.tar (or your own checkpoint with the same key names)")
+        raise FileNotFoundError(
+            f"T2T-ViT checkpoint {path} not found; give the path of the official "
+            f"71.7_T2T_ViT_7.pth.tar (or your own checkpoint with the same key names)"
+        )
     saved = torch.load(path, map_location="cpu", weights_only=False)
     source = "file"
     if isinstance(saved, dict):
@@ -238,16 +259,23 @@ def load_pretrained(model: T2TViT, path: str | Path, keep_head: bool = False) ->
         state["pos_embed"] = resize_pos_embed(table, model.num_patches)
         report["resized_pos_embed"] = [list(table.shape), list(model.pos_embed.shape)]
     own = model.state_dict()
-    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
-                  if k in own and v.shape != own[k].shape]
+    mismatched = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
     if mismatched:
-        raise ValueError(f"{path}: checkpoint does not fit {type(model).__name__} (shapes differ: {mismatched[:3]}…); "
-                         f"is it the checkpoint of another variant?")
+        raise ValueError(
+            f"{path}: checkpoint does not fit {type(model).__name__} (shapes differ: {mismatched[:3]}…); "
+            f"is it the checkpoint of another variant?"
+        )
     result = model.load_state_dict(state, strict=False)
     unexpected = list(result.unexpected_keys)
     missing = [k for k in result.missing_keys if not k.startswith("head.")]
     if missing or unexpected:
-        raise ValueError(f"{path}: checkpoint does not fit {type(model).__name__} (missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"{path}: checkpoint does not fit {type(model).__name__} (missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]})"
+        )
     report["head_loaded"] = not any(k.startswith("head.") for k in result.missing_keys)
     return report

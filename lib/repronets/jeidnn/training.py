@@ -16,6 +16,7 @@ Options where the original's code and the paper's intent differ (module ``experi
 - ``frozen_features``: ``train`` (faithful: the frozen backbone stays in train mode, so DropPath and the performer's
   dropout act on its features) or ``eval`` (corrected: deterministic features, computed once and cached).
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,7 +28,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..transforms import Preprocess
-from .dynamic import DynamicNet, exit_probabilities, first_exit, exit_scores, gate_targets, oracle_exits, positive_weights
+from .dynamic import (
+    DynamicNet,
+    exit_probabilities,
+    exit_scores,
+    first_exit,
+    gate_targets,
+    oracle_exits,
+    positive_weights,
+)
 
 
 class BackboneTraining(nn.Module):
@@ -51,11 +60,24 @@ class Features:
     """The normalised class token after every block, (N, G+1, E), for a split: computed once and cached when the
     frozen backbone is in eval mode without augmentation; recomputed per batch otherwise (faithful mode)."""
 
-    def __init__(self, model: DynamicNet, preprocess: Preprocess, mode: str, augment: bool, batch_size: int = 256,
-                 val_augmentation: bool = False):
+    def __init__(
+        self,
+        model: DynamicNet,
+        preprocess: Preprocess,
+        mode: str,
+        augment: bool,
+        batch_size: int = 256,
+        val_augmentation: bool = False,
+    ):
         if mode not in ("train", "eval"):
             raise ValueError(f"frozen_features must be train or eval, got {mode!r}")
-        self.model, self.preprocess, self.mode, self.augment, self.batch_size = model, preprocess, mode, augment, batch_size
+        self.model, self.preprocess, self.mode, self.augment, self.batch_size = (
+            model,
+            preprocess,
+            mode,
+            augment,
+            batch_size,
+        )
         self.val_augmentation = val_augmentation
         self._cache: dict[int, torch.Tensor] = {}
 
@@ -70,8 +92,9 @@ class Features:
         """Features of a whole split for evaluation (eval mode, no augmentation), cached."""
         key = id(x)
         if key not in self._cache:
-            self._cache[key] = torch.cat([self._compute(x[i:i + self.batch_size], False)
-                                          for i in range(0, len(x), self.batch_size)])
+            self._cache[key] = torch.cat(
+                [self._compute(x[i : i + self.batch_size], False) for i in range(0, len(x), self.batch_size)]
+            )
         return self._cache[key]
 
     def validation(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +102,7 @@ class Features:
         (the original: its validation images come from the augmented training set), as training batches are."""
         if not self.val_augmentation:
             return self.evaluation(x)
-        return torch.cat([self._compute(x[i:i + self.batch_size], True) for i in range(0, len(x), self.batch_size)])
+        return torch.cat([self._compute(x[i : i + self.batch_size], True) for i in range(0, len(x), self.batch_size)])
 
     def training_batch(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         if self.mode == "eval" and not self.augment:
@@ -125,10 +148,15 @@ class EpochCheckpoint:
             return
         from .. import fileio
 
-        self.saved = {"stage": stage, "values": values, "rng": torch.get_rng_state(),
-                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                      "objects": {k: o.get_state() if isinstance(o, torch.Generator) else o.state_dict()
-                                  for k, o in objects.items()}}
+        self.saved = {
+            "stage": stage,
+            "values": values,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "objects": {
+                k: o.get_state() if isinstance(o, torch.Generator) else o.state_dict() for k, o in objects.items()
+            },
+        }
         fileio.save_torch(self.path, self.saved)
 
 
@@ -166,7 +194,7 @@ class ExitConfig:
     max_warmup_epochs: int = 6
     warmup_patience: int = 2
     alternate_every: int = 200
-    tradeoff: float = 0.1            # λ, ce_ic_tradeoff
+    tradeoff: float = 0.1  # λ, ce_ic_tradeoff
     ic_loss: str = "code"
     pos_weight: str = "exact"
     seed: int = 0
@@ -180,8 +208,18 @@ def _accuracies(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(-1) == y[:, None]).float().mean(0)
 
 
-def warm_up_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig,
-                epochs: int, history: list, ckpt: EpochCheckpoint | None = None) -> None:
+def warm_up_ics(
+    model: DynamicNet,
+    feats: Features,
+    train_x,
+    train_y,
+    val_x,
+    val_y,
+    c: ExitConfig,
+    epochs: int,
+    history: list,
+    ckpt: EpochCheckpoint | None = None,
+) -> None:
     """IC warm-up: loss Σ_l (G+1−l)·CE(IC_l); an IC whose validation accuracy has not improved for
     ``warmup_patience`` epochs gets its best weights back and is frozen; stops when all are frozen or after
     ``epochs``; then every IC is trainable again."""
@@ -192,8 +230,12 @@ def warm_up_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val
     generator = torch.Generator().manual_seed(c.seed)
     objects = {"ics": model.ics, "optimizer": optimizer, "generator": generator}
     values = ckpt.restore("warmup", objects) or {
-        "best": [(-1.0, copy.deepcopy(ic.state_dict())) for ic in model.ics], "stale": [0] * G, "frozen": [False] * G,
-        "epoch": 0, "history": list(history)}
+        "best": [(-1.0, copy.deepcopy(ic.state_dict())) for ic in model.ics],
+        "stale": [0] * G,
+        "frozen": [False] * G,
+        "epoch": 0,
+        "history": list(history),
+    }
     best, stale, frozen = values["best"], values["stale"], values["frozen"]
     history[:] = values["history"]
     for ic, f in zip(model.ics, frozen):
@@ -222,13 +264,23 @@ def warm_up_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val
                     ic.load_state_dict(best[l][1])
                     ic.requires_grad_(False)
                     frozen[l] = True
-        ckpt.save("warmup", objects, {"best": best, "stale": stale, "frozen": frozen, "epoch": epoch + 1,
-                                      "history": history})
+        ckpt.save(
+            "warmup", objects, {"best": best, "stale": stale, "frozen": frozen, "epoch": epoch + 1, "history": history}
+        )
     model.ics.requires_grad_(True)
 
 
-def train_jeidnn(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, costs: torch.Tensor,
-                 c: ExitConfig, checkpoint=None) -> dict:
+def train_jeidnn(
+    model: DynamicNet,
+    feats: Features,
+    train_x,
+    train_y,
+    val_x,
+    val_y,
+    costs: torch.Tensor,
+    c: ExitConfig,
+    checkpoint=None,
+) -> dict:
     """Phases 1–3 of JEI-DNN: ICs and gates trained on the frozen backbone; the state with the best validation gated
     accuracy (after the warm-up) is kept. Returns the history. With ``checkpoint`` (a path) it resumes."""
     ckpt = EpochCheckpoint(checkpoint)
@@ -241,14 +293,25 @@ def train_jeidnn(model: DynamicNet, feats: Features, train_x, train_y, val_x, va
         warm_up_ics(model, feats, train_x, train_y, val_x, val_y, c, warm, history, ckpt)
     ic_opt, gate_opt = _sgd(model.ics.parameters(), c), _sgd(model.gates.parameters(), c)
     remaining = max(c.epochs - warm, 1)
-    schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=remaining, eta_min=c.eta_min)
-                  for o in (ic_opt, gate_opt)]
+    schedulers = [
+        torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=remaining, eta_min=c.eta_min) for o in (ic_opt, gate_opt)
+    ]
     generator = torch.Generator().manual_seed(c.seed + 1)
-    objects = {"ics": model.ics, "gates": model.gates, "ic_opt": ic_opt, "gate_opt": gate_opt,
-               "ic_schedule": schedulers[0], "gate_schedule": schedulers[1], "generator": generator}
+    objects = {
+        "ics": model.ics,
+        "gates": model.gates,
+        "ic_opt": ic_opt,
+        "gate_opt": gate_opt,
+        "ic_schedule": schedulers[0],
+        "gate_schedule": schedulers[1],
+        "generator": generator,
+    }
     values = ckpt.restore("joint", objects) or {
-        "pos_weight": torch.ones(G), "epoch": 0, "history": history,
-        "best": (-1.0, copy.deepcopy({"ics": model.ics.state_dict(), "gates": model.gates.state_dict()}))}
+        "pos_weight": torch.ones(G),
+        "epoch": 0,
+        "history": history,
+        "best": (-1.0, copy.deepcopy({"ics": model.ics.state_dict(), "gates": model.gates.state_dict()})),
+    }
     pos_weight, best, history = values["pos_weight"].to(train_x.device), values["best"], values["history"]
     for epoch in range(values["epoch"], remaining):
         for b, (index, f) in enumerate(epoch_batches(feats, train_x, c.batch_size, generator)):
@@ -278,19 +341,35 @@ def train_jeidnn(model: DynamicNet, feats: Features, train_x, train_y, val_x, va
             acc = float((gated.argmax(1) == val_y).float().mean())
             oracle = oracle_exits(exit_losses(logits, val_y), costs, c.tradeoff)
             pos_weight = positive_weights(oracle, G, c.pos_weight).to(train_x.device)
-        history.append({"phase": "joint", "epoch": warm + epoch + 1, "val_gated_acc": acc,
-                        "val_mean_exit": float(exits.float().mean())})
+        history.append(
+            {
+                "phase": "joint",
+                "epoch": warm + epoch + 1,
+                "val_gated_acc": acc,
+                "val_mean_exit": float(exits.float().mean()),
+            }
+        )
         if acc > best[0]:
             best = (acc, copy.deepcopy({"ics": model.ics.state_dict(), "gates": model.gates.state_dict()}))
-        ckpt.save("joint", objects, {"pos_weight": pos_weight.cpu(), "epoch": epoch + 1, "history": history,
-                                     "best": best})
+        ckpt.save(
+            "joint", objects, {"pos_weight": pos_weight.cpu(), "epoch": epoch + 1, "history": history, "best": best}
+        )
     model.ics.load_state_dict(best[1]["ics"])
     model.gates.load_state_dict(best[1]["gates"])
     return {"history": history, "best_val_gated_acc": best[0]}
 
 
-def train_boosted(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig,
-                  reweight: float = 0.5, checkpoint=None) -> dict:
+def train_boosted(
+    model: DynamicNet,
+    feats: Features,
+    train_x,
+    train_y,
+    val_x,
+    val_y,
+    c: ExitConfig,
+    reweight: float = 0.5,
+    checkpoint=None,
+) -> dict:
     """BoostNet-style ICs: stage s is trained on CE(o_s + r·stopgrad(F_{s−1})), F_s = o_s + r·F_{s−1}, so training
     matches the ensemble used at inference; the last stage is the frozen head. Selected on the validation accuracy
     of the last ensemble."""
@@ -300,8 +379,11 @@ def train_boosted(model: DynamicNet, feats: Features, train_x, train_y, val_x, v
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.epochs, eta_min=c.eta_min)
     generator = torch.Generator().manual_seed(c.seed + 2)
     objects = {"ics": model.ics, "optimizer": optimizer, "schedule": scheduler, "generator": generator}
-    values = ckpt.restore("boosted", objects) or {"best": (-1.0, copy.deepcopy(model.ics.state_dict())),
-                                                  "history": [], "epoch": 0}
+    values = ckpt.restore("boosted", objects) or {
+        "best": (-1.0, copy.deepcopy(model.ics.state_dict())),
+        "history": [],
+        "epoch": 0,
+    }
     best, history = values["best"], values["history"]
     for epoch in range(values["epoch"], c.epochs):
         for index, f in epoch_batches(feats, train_x, c.batch_size, generator):
@@ -337,7 +419,7 @@ class WeightNet(nn.Module):
 
 def target_distribution(p: float, exits: int) -> torch.Tensor:
     """The budget levels' target share of samples per exit, ∝ p^l (MSDNet's; L2W-DEN's meta-objective too)."""
-    q = torch.tensor([p ** l for l in range(exits)], dtype=torch.float64)
+    q = torch.tensor([p**l for l in range(exits)], dtype=torch.float64)
     return q / q.sum()
 
 
@@ -359,8 +441,19 @@ def confidence_rank_assignment(probs: torch.Tensor, p: float) -> torch.Tensor:
     return assigned
 
 
-def train_l2w(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig,
-              meta_every: int = 100, meta_p: float = 0.75, meta_lr: float = 1e-4, checkpoint=None) -> dict:
+def train_l2w(
+    model: DynamicNet,
+    feats: Features,
+    train_x,
+    train_y,
+    val_x,
+    val_y,
+    c: ExitConfig,
+    meta_every: int = 100,
+    meta_p: float = 0.75,
+    meta_lr: float = 1e-4,
+    checkpoint=None,
+) -> dict:
     """L2W-DEN (Han et al., ECCV 2022) on the frozen backbone, as the original's port: the ICs minimise
     Σ_l w_il·CE_il with per-sample weights from :class:`WeightNet`; every ``meta_every`` batches a meta-step updates
     the weight net: a virtual SGD step of the ICs on one half of the batch with the weighted loss, then the
@@ -377,18 +470,36 @@ def train_l2w(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.epochs, eta_min=c.eta_min)
     ckpt = EpochCheckpoint(checkpoint)
     generator = torch.Generator().manual_seed(c.seed + 3)
-    objects = {"ics": model.ics, "weight_net": weight_net, "optimizer": optimizer, "meta_optimizer": meta_opt,
-               "schedule": scheduler, "generator": generator}
-    values = ckpt.restore("l2w", objects) or {"best": (-1.0, copy.deepcopy(model.ics.state_dict())), "history": [],
-                                              "epoch": 0, "step": 0}
+    objects = {
+        "ics": model.ics,
+        "weight_net": weight_net,
+        "optimizer": optimizer,
+        "meta_optimizer": meta_opt,
+        "schedule": scheduler,
+        "generator": generator,
+    }
+    values = ckpt.restore("l2w", objects) or {
+        "best": (-1.0, copy.deepcopy(model.ics.state_dict())),
+        "history": [],
+        "epoch": 0,
+        "step": 0,
+    }
     best, history = values["best"], values["history"]
 
     def ic_logits(f, params=None):
         if params is None:
             return torch.stack([ic(f[:, l]) for l, ic in enumerate(model.ics)], 1)
-        return torch.stack([functional_call(model.ics[l], {k.split(".", 1)[1]: v for k, v in params.items()
-                                                            if k.startswith(f"{l}.")}, (f[:, l],))
-                            for l in range(G)], 1)
+        return torch.stack(
+            [
+                functional_call(
+                    model.ics[l],
+                    {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"{l}.")},
+                    (f[:, l],),
+                )
+                for l in range(G)
+            ],
+            1,
+        )
 
     step = values["step"]
     for epoch in range(values["epoch"], c.epochs):
@@ -436,13 +547,24 @@ def boosted_logits(logits: torch.Tensor, reweight: float = 0.5, detach: bool = F
     return torch.stack(out, 1)
 
 
-def train_confidence_ics(model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig,
-                         checkpoint=None) -> dict:
+def train_confidence_ics(
+    model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig, checkpoint=None
+) -> dict:
     """The confidence-threshold baseline's ICs: the warm-up loss only, for the whole budget of epochs."""
     torch.manual_seed(c.seed)
     history: list[dict] = []
-    warm_up_ics(model, feats, train_x, train_y, val_x, val_y, dataclasses.replace(c, warmup_patience=c.epochs + 1),
-                c.epochs, history, EpochCheckpoint(checkpoint))
+    warm_up_ics(
+        model,
+        feats,
+        train_x,
+        train_y,
+        val_x,
+        val_y,
+        dataclasses.replace(c, warmup_patience=c.epochs + 1),
+        c.epochs,
+        history,
+        EpochCheckpoint(checkpoint),
+    )
     return {"history": history}
 
 

@@ -1,4 +1,5 @@
 """Tables and figures of the SSS notebook, from stored runs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +19,9 @@ def model_label(key: str) -> str:
 
 def model_order(keys) -> list[str]:
     keys = set(keys)
-    return [k for k in ("standard_nn", *sorted((k for k in keys if state_dim(k)), key=state_dim), "rank_1") if k in keys]
+    return [
+        k for k in ("standard_nn", *sorted((k for k in keys if state_dim(k)), key=state_dim), "rank_1") if k in keys
+    ]
 
 
 def palette(keys) -> dict[str, object]:
@@ -34,10 +37,23 @@ def frame(runs: list[RunResult]) -> pd.DataFrame:
     rows = []
     for r in runs:
         q, res = r.params, r.result
-        rows.append({"dataset": q["dataset"], "share": q["share"], "model": model_label(q["model"]), "key": q["model"],
-                     "width": q["width"], "repeat": q["repeat"], "loss": q["loss"], "test_accuracy": res["test_accuracy"],
-                     "parameters": res["nb_model_parameters"], "epochs": res["epochs"], "train_samples": res["train_samples"],
-                     "train_time_s": res["train_time_s"], "final_train_loss": res["training_loss_history"][-1]})
+        rows.append(
+            {
+                "dataset": q["dataset"],
+                "share": q["share"],
+                "model": model_label(q["model"]),
+                "key": q["model"],
+                "width": q["width"],
+                "repeat": q["repeat"],
+                "loss": q["loss"],
+                "test_accuracy": res["test_accuracy"],
+                "parameters": res["nb_model_parameters"],
+                "epochs": res["epochs"],
+                "train_samples": res["train_samples"],
+                "train_time_s": res["train_time_s"],
+                "final_train_loss": res["training_loss_history"][-1],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -48,8 +64,9 @@ def accuracy_figure(df: pd.DataFrame):
     panels, losses = sorted(df.panel.unique()), [l for l in LOSS_NAMES if l in set(df.loss)]
     order = [model_label(k) for k in model_order(df.key)]
     colours = palette(df.key)
-    fig, axes = plt.subplots(len(panels), len(losses), figsize=(5.2 * len(losses), 3.6 * len(panels)),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(panels), len(losses), figsize=(5.2 * len(losses), 3.6 * len(panels)), squeeze=False, sharex=True
+    )
     for i, panel in enumerate(panels):
         for j, loss in enumerate(losses):
             ax = axes[i][j]
@@ -62,9 +79,18 @@ def accuracy_figure(df: pd.DataFrame):
                 if not len(m):
                     continue
                 x = m.share * 10 ** offsets[model]
-                ax.errorbar(x, m["mean"], yerr=m["std"].fillna(0), label=model, color=colours[model], marker="o",
-                            ms=4, lw=1.4 if model in ("dense", "rank 1") else 1.1, capsize=2,
-                            ls="--" if model == "rank 1" else "-")
+                ax.errorbar(
+                    x,
+                    m["mean"],
+                    yerr=m["std"].fillna(0),
+                    label=model,
+                    color=colours[model],
+                    marker="o",
+                    ms=4,
+                    lw=1.4 if model in ("dense", "rank 1") else 1.1,
+                    capsize=2,
+                    ls="--" if model == "rank 1" else "-",
+                )
             ax.set_xscale("log")
             ax.set_xticks(shares, [f"{s:g}" for s in shares])
             ax.minorticks_off()
@@ -86,8 +112,13 @@ def results_table(df: pd.DataFrame) -> pd.DataFrame:
     for (dataset, loss, width), g in df.groupby(["dataset", "loss", "width"], sort=True):
         for key in model_order(g.key):
             m = g[g.key == key]
-            row = {"dataset": dataset, "loss": loss, "h": width, "model": model_label(key),
-                   "parameters": int(m.parameters.iloc[0])}
+            row = {
+                "dataset": dataset,
+                "loss": loss,
+                "h": width,
+                "model": model_label(key),
+                "parameters": int(m.parameters.iloc[0]),
+            }
             for share, s in m.groupby("share"):
                 row[f"acc @ {share:g}"] = _mean_sd(s.test_accuracy)
             row["epochs"] = f"{m.epochs.mean():.0f}"
@@ -108,15 +139,24 @@ def comparison(df: pd.DataFrame) -> pd.DataFrame:
         best = max(sss, key=lambda k: mean[k])
         fewer = [k for k in sss if params[k] <= params["standard_nn"]]
         best_fewer = max(fewer, key=lambda k: mean[k]) if fewer else None
-        rows.append({"dataset": dataset, "loss": loss, "share": share, "dense": round(mean["standard_nn"], 4),
-                     "rank 1": round(mean.get("rank_1", np.nan), 4), "best SSS": model_label(best),
-                     "best SSS acc": round(mean[best], 4),
-                     "best SSS with ≤ dense params": model_label(best_fewer) if best_fewer else "–",
-                     "its acc": round(mean[best_fewer], 4) if best_fewer else np.nan})
+        rows.append(
+            {
+                "dataset": dataset,
+                "loss": loss,
+                "share": share,
+                "dense": round(mean["standard_nn"], 4),
+                "rank 1": round(mean.get("rank_1", np.nan), 4),
+                "best SSS": model_label(best),
+                "best SSS acc": round(mean[best], 4),
+                "best SSS with ≤ dense params": model_label(best_fewer) if best_fewer else "–",
+                "its acc": round(mean[best_fewer], 4) if best_fewer else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------ complexity
+
 
 def complexity_frame(result: dict) -> pd.DataFrame:
     df = pd.DataFrame(result["rows"])
@@ -138,9 +178,15 @@ def crossovers(df: pd.DataFrame) -> pd.DataFrame:
                 n_cross = float(np.exp(np.log(n0) + t * (np.log(n1) - np.log(n0))))
         if n_cross is None and len(ratio) and ratio.iloc[0] < 1:
             n_cross = float(ratio.index[0])  # faster already at the smallest size measured
-        rows.append({"state_dim": int(s), "crossover_n": round(n_cross) if n_cross else None, "largest_n": int(ratio.index[-1]),
-                     "time_ratio_at_largest_n": float(ratio.iloc[-1]),
-                     "time_ratio_at_smallest_n": float(ratio.iloc[0])})
+        rows.append(
+            {
+                "state_dim": int(s),
+                "crossover_n": round(n_cross) if n_cross else None,
+                "largest_n": int(ratio.index[-1]),
+                "time_ratio_at_largest_n": float(ratio.iloc[-1]),
+                "time_ratio_at_smallest_n": float(ratio.iloc[0]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -163,12 +209,27 @@ def complexity_figure(df: pd.DataFrame):
     for _, row in crossovers(df).iterrows():
         if row.crossover_n:
             y = np.exp(np.interp(np.log(row.crossover_n), np.log(dense.index), np.log(dense.values * 1e3)))
-            ax_t.plot([row.crossover_n], [y], marker="X", ms=10, color=colours[f"SSS s={int(row.state_dim)}"],
-                      mec="white", zorder=5)
+            ax_t.plot(
+                [row.crossover_n],
+                [y],
+                marker="X",
+                ms=10,
+                color=colours[f"SSS s={int(row.state_dim)}"],
+                mec="white",
+                zorder=5,
+            )
             lines.append(f"s={int(row.state_dim)}: n ≈ {row.crossover_n:.0f}")
     if lines:
-        ax_t.text(0.97, 0.04, "faster than dense from\n" + "\n".join(lines), transform=ax_t.transAxes,
-                  ha="right", va="bottom", fontsize=8, bbox={"facecolor": "white", "edgecolor": "0.8"})
+        ax_t.text(
+            0.97,
+            0.04,
+            "faster than dense from\n" + "\n".join(lines),
+            transform=ax_t.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            bbox={"facecolor": "white", "edgecolor": "0.8"},
+        )
     for ax in (ax_t, ax_m):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")

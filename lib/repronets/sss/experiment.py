@@ -20,6 +20,7 @@ Where this departs from the original, by necessity or as an option (stated in th
 - ``inputs``: ``raw`` (faithful: pixels 0–255, features as in the files) or ``scaled`` (pixels in [0, 1], features
   standardised with the training part's mean and standard deviation).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,8 +31,8 @@ import numpy as np
 import torch
 
 from .. import data, fileio, train
-from ..params import CommonParams, param
 from ..macs import count_macs
+from ..params import CommonParams, param
 from ..results import RunResult, RunStore
 from . import models
 from .layer import SSSLinear
@@ -42,8 +43,7 @@ LOSSES = ("double_softmax", "logits")
 INPUTS = ("raw", "scaled")
 DATASETS = data.DATASETS + data.TABULAR_DATASETS
 # The value range of each dataset as loaded (images in [0, 1]) → the original's raw range.
-RAW_SCALE = {"digits": 16.0, "mnist": 255.0, "fashion_mnist": 255.0, "cifar10": 255.0, "cifar100": 255.0,
-             "svhn": 255.0}
+RAW_SCALE = {"digits": 16.0, "mnist": 255.0, "fashion_mnist": 255.0, "cifar10": 255.0, "cifar100": 255.0, "svhn": 255.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +78,9 @@ class OriginalStopping:
     """The original's per-epoch evaluation and stopping rule (module docstring), as a ``train.fit`` callback; its
     histories are part of the checkpoint, so a resumed run continues them."""
 
-    def __init__(self, train_part: data.Split, validation: data.Split, min_epochs: int, patience: int,
-                 min_improvement: float):
+    def __init__(
+        self, train_part: data.Split, validation: data.Split, min_epochs: int, patience: int, min_improvement: float
+    ):
         self.train_part, self.validation = train_part, validation
         self.min_epochs, self.patience, self.min_improvement = min_epochs, patience, min_improvement
         self.history = {"training_loss_history": [], "accuracy_history": [], "val_accuracy_history": []}
@@ -109,7 +110,7 @@ def share_of(split: data.Split, share: float, seed: int) -> data.Split:
     """The first ⌊share·N⌋ samples of the split shuffled once with ``seed`` (nested across shares, as the original's
     shuffle-then-train_test_split(shuffle=False))."""
     order = np.random.default_rng(seed).permutation(len(split))
-    return split.subset(order[:max(1, math.floor(share * len(split)))])
+    return split.subset(order[: max(1, math.floor(share * len(split)))])
 
 
 def validation_split(split: data.Split, fraction: float, seed: int) -> tuple[data.Split, data.Split]:
@@ -135,17 +136,38 @@ def prepare_inputs(train_part: data.Split, others: list[data.Split], inputs: str
 
 
 def run_params(p: Params, dataset: str, share: float, key: str, width: int, repeat: int, loss: str) -> dict:
-    return {"code_version": CODE_VERSION, "dataset": dataset, "share": share, "model": key, "width": width,
-            "repeat": repeat, "seed": p.seed + repeat, "loss": loss, "inputs": p.inputs, "split_seed": p.split_seed,
-            "validation_fraction": p.validation_fraction, "lr": p.lr, "batch_size": p.batch_size,
-            "min_epochs": p.min_epochs, "max_epochs": p.max_epochs, "patience": p.patience,
-            "min_improvement": p.min_improvement}
+    return {
+        "code_version": CODE_VERSION,
+        "dataset": dataset,
+        "share": share,
+        "model": key,
+        "width": width,
+        "repeat": repeat,
+        "seed": p.seed + repeat,
+        "loss": loss,
+        "inputs": p.inputs,
+        "split_seed": p.split_seed,
+        "validation_fraction": p.validation_fraction,
+        "lr": p.lr,
+        "batch_size": p.batch_size,
+        "min_epochs": p.min_epochs,
+        "max_epochs": p.max_epochs,
+        "patience": p.patience,
+        "min_improvement": p.min_improvement,
+    }
 
 
 def grid(p: Params) -> list[dict]:
     """In the original's loop order: dataset, share, model, width, repeat (then our loss variants)."""
-    return [run_params(p, d, share, key, w, r, loss) for d in p.datasets for share in p.training_set_shares
-            for key in p.models for w in p.widths for r in range(p.repeats) for loss in p.losses]
+    return [
+        run_params(p, d, share, key, w, r, loss)
+        for d in p.datasets
+        for share in p.training_set_shares
+        for key in p.models
+        for w in p.widths
+        for r in range(p.repeats)
+        for loss in p.losses
+    ]
 
 
 def load_dataset(p: Params, name: str) -> tuple[data.Split, data.Split]:
@@ -161,16 +183,32 @@ def train_one(p: Params, run: dict, checkpoint=None, dataset=None) -> dict:
     output = "softmax" if run["loss"] == "double_softmax" else "logits"
     model = models.build(run["model"], train_part.input_shape, full.num_classes, run["width"], output, run["seed"])
     stopping = OriginalStopping(train_part, validation, run["min_epochs"], run["patience"], run["min_improvement"])
-    config = train.TrainConfig(epochs=run["max_epochs"], batch_size=run["batch_size"], optimizer="adam", lr=run["lr"],
-                               device=p.device, seed=run["seed"], eval_batch_size=100_000, log_steps=False,
-                               checkpoint_every_s=30.0,
-                               name=f"{run['dataset']}/{run['share']}/{run['model']}/r{run['repeat']}/{run['loss']}")
+    config = train.TrainConfig(
+        epochs=run["max_epochs"],
+        batch_size=run["batch_size"],
+        optimizer="adam",
+        lr=run["lr"],
+        device=p.device,
+        seed=run["seed"],
+        eval_batch_size=100_000,
+        log_steps=False,
+        checkpoint_every_s=30.0,
+        name=f"{run['dataset']}/{run['share']}/{run['model']}/r{run['repeat']}/{run['loss']}",
+    )
     history = train.fit(model, train_part, config, callbacks=[stopping], checkpoint=checkpoint)
     tested = train.evaluate(model, test.to(next(model.parameters()).device), batch_size=100_000)
-    result = {**stopping.history, "test_loss": tested["loss"], "test_accuracy": tested["acc"],
-              "nb_model_parameters": models.count_parameters(model), "epochs": len(history.epochs["epoch"]),
-              "train_time_s": sum(history.epochs["train_time"]), "train_samples": len(train_part),
-              "validation_samples": len(validation), "test_samples": len(test), "device": str(train.resolve_device(p.device))}
+    result = {
+        **stopping.history,
+        "test_loss": tested["loss"],
+        "test_accuracy": tested["acc"],
+        "nb_model_parameters": models.count_parameters(model),
+        "epochs": len(history.epochs["epoch"]),
+        "train_time_s": sum(history.epochs["train_time"]),
+        "train_samples": len(train_part),
+        "validation_samples": len(validation),
+        "test_samples": len(test),
+        "device": str(train.resolve_device(p.device)),
+    }
     hidden = model.head.hidden if isinstance(model, models.ConvNet) else model.hidden
     if isinstance(hidden, SSSLinear):
         result["hankel_ranks_after_training"] = list(models.hankel_ranks(hidden.dense(), hidden.stages))
@@ -186,17 +224,27 @@ def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
     out = []
     for name in p.datasets:
         dataset = load_dataset(p, name)
-        out += [store.run("sss", g, lambda g, ckpt: train_one(p, g, ckpt, dataset), device=p.device)
-                for g in grid(p) if g["dataset"] == name]
+        out += [
+            store.run("sss", g, lambda g, ckpt, dataset=dataset: train_one(p, g, ckpt, dataset), device=p.device)
+            for g in grid(p)
+            if g["dataset"] == name
+        ]
     return out
 
 
 # ------------------------------------------------------------------ complexity
 
+
 def complexity_params(p: Params) -> dict:
-    return {"code_version": COMPLEXITY_VERSION, "sizes": p.complexity_sizes, "states": p.complexity_states,
-            "batch": p.complexity_batch, "min_time": p.complexity_min_time, "device": p.device,
-            "threads": torch.get_num_threads()}
+    return {
+        "code_version": COMPLEXITY_VERSION,
+        "sizes": p.complexity_sizes,
+        "states": p.complexity_states,
+        "batch": p.complexity_batch,
+        "min_time": p.complexity_min_time,
+        "device": p.device,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def counted_macs(module: torch.nn.Module, u: torch.Tensor) -> int:
@@ -229,10 +277,17 @@ def measure_complexity(params: dict, checkpoint=None) -> dict:
             timer = benchmark.Timer("layer(u).sum().backward()", globals={"layer": layer, "u": u})
             seconds = timer.blocked_autorange(min_run_time=params["min_time"]).median
             s = None if name == "dense" else int(name.split("_")[1])
-            rows.append({"n": n, "layer": name, "state_dim": s, "seconds": seconds,
-                         "macs_per_sample": counted_macs(layer, u.detach()),
-                         "minimal_macs_per_sample": n * n if s is None else generator_macs(n, s),
-                         "chunk": None if s is None else layer.chunk_size()})
+            rows.append(
+                {
+                    "n": n,
+                    "layer": name,
+                    "state_dim": s,
+                    "seconds": seconds,
+                    "macs_per_sample": counted_macs(layer, u.detach()),
+                    "minimal_macs_per_sample": n * n if s is None else generator_macs(n, s),
+                    "chunk": None if s is None else layer.chunk_size(),
+                }
+            )
     return {"rows": rows, "device": str(device)}
 
 
@@ -257,23 +312,45 @@ def complexity(p: Params, store: RunStore | None = None) -> RunResult:
 
 # ------------------------------------------------------------------ the original's results file
 
+
 def original_results(runs: list[RunResult]) -> dict:
     """The original's ``benchmark_results.p`` structure (sss.md §4.4) as JSON: shares and widths become string keys;
     runs with the corrected loss go under ``"<model>@logits"`` so the faithful keys stay the original's."""
     first = runs[0].params if runs else {}
-    out = {"dataset_names": sorted({r.params["dataset"] for r in runs}),
-           "nb_iterations": 1 + max((r.params["repeat"] for r in runs), default=-1),
-           "nb_neurons_list": sorted({r.params["width"] for r in runs}), "batch_size": first.get("batch_size"),
-           "min_accuracy_improvement": first.get("min_improvement"), "patience": first.get("patience"),
-           "training_set_shares": sorted({r.params["share"] for r in runs})}
+    out = {
+        "dataset_names": sorted({r.params["dataset"] for r in runs}),
+        "nb_iterations": 1 + max((r.params["repeat"] for r in runs), default=-1),
+        "nb_neurons_list": sorted({r.params["width"] for r in runs}),
+        "batch_size": first.get("batch_size"),
+        "min_accuracy_improvement": first.get("min_improvement"),
+        "patience": first.get("patience"),
+        "training_set_shares": sorted({r.params["share"] for r in runs}),
+    }
     for r in runs:
         q, res = r.params, r.result
         key = q["model"] if q["loss"] == "double_softmax" else f"{q['model']}@logits"
-        entry = {k: res[k] for k in ("training_loss_history", "accuracy_history", "val_accuracy_history",
-                                     "test_loss", "test_accuracy", "nb_model_parameters")}
-        entry["provenance"] = {"run": f"{r.kind}/{r.key}", "seed": q["seed"], **{k: r.meta.get(k) for k in ("git", "wall_time_s")}}
-        (out.setdefault(q["dataset"], {}).setdefault(str(q["share"]), {}).setdefault(key, {})
-         .setdefault(str(q["width"]), {}))[str(q["repeat"])] = entry
+        entry = {
+            k: res[k]
+            for k in (
+                "training_loss_history",
+                "accuracy_history",
+                "val_accuracy_history",
+                "test_loss",
+                "test_accuracy",
+                "nb_model_parameters",
+            )
+        }
+        entry["provenance"] = {
+            "run": f"{r.kind}/{r.key}",
+            "seed": q["seed"],
+            **{k: r.meta.get(k) for k in ("git", "wall_time_s")},
+        }
+        (
+            out.setdefault(q["dataset"], {})
+            .setdefault(str(q["share"]), {})
+            .setdefault(key, {})
+            .setdefault(str(q["width"]), {})
+        )[str(q["repeat"])] = entry
     return out
 
 

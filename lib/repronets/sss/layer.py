@@ -27,6 +27,7 @@ times faster than a per-stage loop; see README (paper 3) and bench/bench_sss.py.
 within-chunk products underflow to subnormal floats, which CPUs process very slowly; ``torch.set_flush_denormal(True)``
 avoids that if it happens (it does not at the Hankel-SVD initialisation, whose A_k have spectral norm 1).
 """
+
 from __future__ import annotations
 
 import math
@@ -114,9 +115,17 @@ def default_chunk(stages: int, m_in: int, m_out: int, state_dim: int) -> int:
 class SSSLinear(nn.Module):
     """y = T·u + b with T in SSS form (see the module docstring). ``stages`` defaults to ``in_features`` (m = 1)."""
 
-    def __init__(self, in_features: int, out_features: int | None = None, state_dim: int = 1, stages: int | None = None,
-                 bias: bool = True, init: str = "hankel_svd", generator: np.random.Generator | None = None,
-                 chunk: int | None = None):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int | None = None,
+        state_dim: int = 1,
+        stages: int | None = None,
+        bias: bool = True,
+        init: str = "hankel_svd",
+        generator: np.random.Generator | None = None,
+        chunk: int | None = None,
+    ):
         super().__init__()
         if chunk is not None and (chunk < 1 or chunk & (chunk - 1)):
             raise ValueError(f"chunk must be a power of two, got {chunk}")
@@ -124,8 +133,9 @@ class SSSLinear(nn.Module):
         out_features = out_features or in_features
         stages = stages or min(in_features, out_features)
         if in_features % stages or out_features % stages:
-            raise ValueError(f"{stages} stages must divide both in_features ({in_features}) and out_features "
-                             f"({out_features})")
+            raise ValueError(
+                f"{stages} stages must divide both in_features ({in_features}) and out_features ({out_features})"
+            )
         self.in_features, self.out_features, self.state_dim, self.stages = in_features, out_features, state_dim, stages
         mi, mo = in_features // stages, out_features // stages
         self.m_in, self.m_out = mi, mo
@@ -138,7 +148,7 @@ class SSSLinear(nn.Module):
         self.B = _Packed([(d[k + 1], mi) for k in range(N)], s, mi)
         self.C = _Packed([(mo, d[k]) for k in range(N)], mo, s)
         self.D = _Packed([(mo, mi) for _ in range(N)], mo, mi)
-        self.E = _Packed([(e[j], e[j + 1]) for j in range(N)], s, s)      # z_{j−1} = E_j z_j + F_j u_j
+        self.E = _Packed([(e[j], e[j + 1]) for j in range(N)], s, s)  # z_{j−1} = E_j z_j + F_j u_j
         self.F = _Packed([(e[j], mi) for j in range(N)], s, mi)
         self.G = _Packed([(mo, e[j + 1]) for j in range(N)], mo, s)
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
@@ -161,7 +171,7 @@ class SSSLinear(nn.Module):
         self.A.set(A)
         self.B.set(B)
         self.C.set(C)
-        self.D.set([T0[k * mo:(k + 1) * mo, k * mi:(k + 1) * mi] for k in range(N)])
+        self.D.set([T0[k * mo : (k + 1) * mo, k * mi : (k + 1) * mi] for k in range(N)])
         # The upper part of T0 is the lower part of T0ᵀ transposed: G_i = Bᵗ_iᵀ, E_k = Aᵗ_kᵀ, F_j = Cᵗ_jᵀ.
         self.E.set([At[j].T for j in range(N)])
         self.F.set([Ct[j].T for j in range(N)])
@@ -198,8 +208,9 @@ class SSSLinear(nn.Module):
         # The anticausal system is the causal one in reversed stage order: stacked with the causal system, both go
         # through one set of doublings; its operators are brought back to the original order by flipping the chunks
         # and the stages inside each chunk (not the entries inside a stage's block).
-        lower, K, P, Ob = _chunk_operators(torch.stack([A, E.flip(0)]), torch.stack([B, F.flip(0)]),
-                                           torch.stack([C, G.flip(0)]), chunk)
+        lower, K, P, Ob = _chunk_operators(
+            torch.stack([A, E.flip(0)]), torch.stack([B, F.flip(0)]), torch.stack([C, G.flip(0)]), chunk
+        )
         up = lower[1].view(nC, chunk, mo, chunk, mi).flip(0, 1, 3)
         diag = torch.diag_embed(D.view(nC, chunk, mo, mi).permute(0, 2, 3, 1)).permute(0, 3, 1, 4, 2)
         local = lower[0] + (up + diag).reshape(nC, chunk * mo, chunk * mi)
@@ -213,7 +224,7 @@ class SSSLinear(nn.Module):
         padded = 1 << (nC - 1).bit_length()
         P = torch.nn.functional.pad(P, (0, 0, 0, 0, 0, padded - nC))
         eye = torch.eye(s, dtype=P.dtype, device=P.device).expand_as(P)
-        M = _chunk_operators(P, eye, eye, padded)[0][:, 0, :nC * s, :nC * s]
+        M = _chunk_operators(P, eye, eye, padded)[0][:, 0, : nC * s, : nC * s]
         M = torch.stack([M[0], M[1].view(nC, s, nC, s).flip(0, 2).reshape(nC * s, nC * s)])
         return local, K, M, Ob
 
@@ -236,12 +247,12 @@ class SSSLinear(nn.Module):
         # to a much slower kernel
         uc = uc.transpose(0, 1).contiguous()
         y = torch.bmm(uc, local.transpose(1, 2))
-        ends = torch.bmm(uc, K.transpose(1, 2))                                     # (chunks, batch, 2s)
-        ends = ends.view(nC, -1, 2, s).permute(2, 1, 0, 3).reshape(2, -1, nC * s)   # (2, batch, chunks·s)
+        ends = torch.bmm(uc, K.transpose(1, 2))  # (chunks, batch, 2s)
+        ends = ends.view(nC, -1, 2, s).permute(2, 1, 0, 3).reshape(2, -1, nC * s)  # (2, batch, chunks·s)
         starts = torch.bmm(ends, M.transpose(1, 2))
         starts = starts.view(2, -1, nC, s).permute(2, 1, 0, 3).reshape(nC, -1, 2 * s)
         y = torch.baddbmm(y, starts, Ob.transpose(1, 2))
-        y = y.transpose(0, 1).reshape(-1, nC * chunk * mo)[:, :self.out_features]
+        y = y.transpose(0, 1).reshape(-1, nC * chunk * mo)[:, : self.out_features]
         y = y.reshape(*lead, self.out_features)
         return y + self.bias if self.bias is not None else y
 
@@ -249,11 +260,13 @@ class SSSLinear(nn.Module):
         """The matrix T (out × in), assembled from the generators in log₂ N merge steps (differentiable)."""
         chunk = 1 << max(0, (self.stages - 1).bit_length())
         local = self.chunk_blocks(chunk)[0][0]
-        return local[:self.out_features, :self.in_features]
+        return local[: self.out_features, : self.in_features]
 
     def extra_repr(self) -> str:
-        return (f"in={self.in_features}, out={self.out_features}, state_dim={self.state_dim}, stages={self.stages}, "
-                f"blocks={self.m_out}×{self.m_in}")
+        return (
+            f"in={self.in_features}, out={self.out_features}, state_dim={self.state_dim}, stages={self.stages}, "
+            f"blocks={self.m_out}×{self.m_in}"
+        )
 
 
 def realise_lower(T: np.ndarray, stages: int, dims: list[int]):
@@ -264,8 +277,8 @@ def realise_lower(T: np.ndarray, stages: int, dims: list[int]):
     N = stages
     O, R = {}, {}
     for k in range(1, N):
-        rows = T[k * mo:, :k * mi]
-        H = np.concatenate([rows[:, (j - 1) * mi:j * mi] for j in range(k, 0, -1)], axis=1)  # columns k−1 … 0
+        rows = T[k * mo :, : k * mi]
+        H = np.concatenate([rows[:, (j - 1) * mi : j * mi] for j in range(k, 0, -1)], axis=1)  # columns k−1 … 0
         U, S, Vt = np.linalg.svd(H, full_matrices=False)
         r = dims[k]
         root = np.sqrt(S[:r])

@@ -10,6 +10,7 @@ again (the "double softmax": the loss cannot go below log(1 + (K−1)/e) and gra
 unaffected). ``output="softmax"`` keeps that (faithful); ``output="logits"`` ends in the linear layer, so the same
 loss is the ordinary cross-entropy (corrected).
 """
+
 from __future__ import annotations
 
 import math
@@ -95,8 +96,15 @@ class ConvFeatures(nn.Module):
 
     def __init__(self, input_shape: tuple[int, int, int]):
         super().__init__()
-        self.layers = nn.Sequential(nn.Conv2d(input_shape[0], 5, 5, stride=2), nn.ReLU(), nn.AvgPool2d(2),
-                                    nn.Conv2d(5, 10, 5), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten())
+        self.layers = nn.Sequential(
+            nn.Conv2d(input_shape[0], 5, 5, stride=2),
+            nn.ReLU(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(5, 10, 5),
+            nn.ReLU(),
+            nn.AvgPool2d(2),
+            nn.Flatten(),
+        )
         with torch.no_grad():
             self.out_features = self.layers(torch.zeros(1, *input_shape)).shape[1]
 
@@ -121,8 +129,9 @@ def uses_conv(input_shape: tuple[int, ...]) -> bool:
     return len(input_shape) == 3 and min(input_shape[1:]) >= 28
 
 
-def build(key: str, input_shape: tuple[int, ...], num_classes: int, width: int = 50, output: str = "softmax",
-          seed: int = 0) -> nn.Module:
+def build(
+    key: str, input_shape: tuple[int, ...], num_classes: int, width: int = 50, output: str = "softmax", seed: int = 0
+) -> nn.Module:
     """Model ``key`` for inputs of ``input_shape``; torch's and numpy's initialisations both seeded by ``seed``
     (the original seeded neither)."""
     torch.manual_seed(seed)
@@ -145,6 +154,6 @@ def hankel_ranks(matrix: torch.Tensor, stages: int, tol: float = 1e-5) -> tuple[
     mo, mi = T.shape[0] // stages, T.shape[1] // stages
     lower = upper = 0
     for k in range(1, stages):
-        lower = max(lower, int(torch.linalg.matrix_rank(T[k * mo:, :k * mi], rtol=tol)))
-        upper = max(upper, int(torch.linalg.matrix_rank(T[:k * mo, k * mi:], rtol=tol)))
+        lower = max(lower, int(torch.linalg.matrix_rank(T[k * mo :, : k * mi], rtol=tol)))
+        upper = max(upper, int(torch.linalg.matrix_rank(T[: k * mo, k * mi :], rtol=tol)))
     return lower, upper

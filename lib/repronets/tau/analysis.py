@@ -1,4 +1,5 @@
 """Tables and figures of the τ notebook, from stored runs."""
+
 from __future__ import annotations
 
 import math
@@ -29,11 +30,22 @@ def summary(runs: list[RunResult], thresholds: list[float]) -> pd.DataFrame:
     rows = []
     for r in runs:
         p, res = r.params, r.result
-        row = {"architecture": p["architecture"], "dataset": p["dataset"], "T": p["T"], "curve": curve_label(p),
-               "l1": p["l1"], "horizon": p["horizon"], "dependent_last": p["dependent_last"], "pruning": p["pruning"],
-               "seed": p["seed"], "final_test_acc": res["final_test_acc"], "best_test_acc": max(res["test_accs"]),
-               "blocks_removed": len(res["pruning_events"]), "parameters": res["parameters"],
-               "train_s": res["wall_time_train_s"]}
+        row = {
+            "architecture": p["architecture"],
+            "dataset": p["dataset"],
+            "T": p["T"],
+            "curve": curve_label(p),
+            "l1": p["l1"],
+            "horizon": p["horizon"],
+            "dependent_last": p["dependent_last"],
+            "pruning": p["pruning"],
+            "seed": p["seed"],
+            "final_test_acc": res["final_test_acc"],
+            "best_test_acc": max(res["test_accs"]),
+            "blocks_removed": len(res["pruning_events"]),
+            "parameters": res["parameters"],
+            "train_s": res["wall_time_train_s"],
+        }
         for t in thresholds:
             row[f"epochs_to_{t:g}"] = epochs_to(res["test_accs"], t)
         rows.append(row)
@@ -69,13 +81,39 @@ def speedup_table(frame: pd.DataFrame, thresholds: list[float], with_reference: 
 
 def accuracy_curves(runs: list[RunResult], datasets: list[str], T_values: list[float]):
     """Test accuracy against epoch, one panel per (T, dataset), bands of ±1 sd over seeds, the original's colours."""
-    curves = pd.DataFrame([{"epoch": epoch, "test_acc": acc, "dataset": r.params["dataset"], "T": r.params["T"],
-                            "seed": r.params["seed"], "curve": curve_label(r.params)}
-                           for r in runs if is_plain(r.params) for epoch, acc in enumerate(r.result["test_accs"])])
-    fig, axes = plt.subplots(len(T_values), len(datasets), figsize=(4.6 * len(datasets), 3.0 * len(T_values) + 0.6),
-                             squeeze=False, sharey=True)
-    order = [c for c in ["FracDNN τ fixed", "FracDNN τ variable", "ResNet τ fixed", "ResNet τ variable",
-                         "ResNet τ fixed (all)"] if c in set(curves.curve)]
+    curves = pd.DataFrame(
+        [
+            {
+                "epoch": epoch,
+                "test_acc": acc,
+                "dataset": r.params["dataset"],
+                "T": r.params["T"],
+                "seed": r.params["seed"],
+                "curve": curve_label(r.params),
+            }
+            for r in runs
+            if is_plain(r.params)
+            for epoch, acc in enumerate(r.result["test_accs"])
+        ]
+    )
+    fig, axes = plt.subplots(
+        len(T_values),
+        len(datasets),
+        figsize=(4.6 * len(datasets), 3.0 * len(T_values) + 0.6),
+        squeeze=False,
+        sharey=True,
+    )
+    order = [
+        c
+        for c in [
+            "FracDNN τ fixed",
+            "FracDNN τ variable",
+            "ResNet τ fixed",
+            "ResNet τ variable",
+            "ResNet τ fixed (all)",
+        ]
+        if c in set(curves.curve)
+    ]
     for i, T in enumerate(T_values):
         for j, dataset in enumerate(datasets):
             ax = axes[i][j]
@@ -110,8 +148,9 @@ def _plot_taus(ax, r: RunResult) -> int:
 
 def tau_trajectories(runs: list[RunResult], T: float):
     """Every τ over training for the variable-τ runs of the figure (first seed), one panel per (model, dataset)."""
-    chosen = _first_seed(runs, lambda p: is_plain(p) and p["tau_trainable"] and p["T"] == T,
-                         lambda p: (p["architecture"], p["dataset"]))
+    chosen = _first_seed(
+        runs, lambda p: is_plain(p) and p["tau_trainable"] and p["T"] == T, lambda p: (p["architecture"], p["dataset"])
+    )
     keys = sorted(chosen)
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -141,11 +180,18 @@ def pruning_plot(runs: list[RunResult]):
         for i, e in enumerate(r.result["pruning_events"]):
             ax.axvline(e["epoch"], color="black", ls="--", lw=0.8)
             # Removals often come a few epochs apart: stagger the labels so they stay readable.
-            ax.annotate(f"−τ{e['block']}", (e["epoch"], top * (0.97 - 0.09 * (i % 4))), ha="left", va="top",
-                        fontsize=7, xytext=(2, 0), textcoords="offset points")
+            ax.annotate(
+                f"−τ{e['block']}",
+                (e["epoch"], top * (0.97 - 0.09 * (i % 4))),
+                ha="left",
+                va="top",
+                fontsize=7,
+                xytext=(2, 0),
+                textcoords="offset points",
+            )
         dataset, T, l1, horizon = key
         ax.set(title=f"{dataset}, T = {T:g}, L1 {l1:g}, horizon {horizon:g}", xlabel="epoch", ylabel="τ")
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7, ncol=2)
     return fig

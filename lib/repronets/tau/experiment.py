@@ -8,6 +8,7 @@ both datasets and T ∈ {1, 6} that is 44 + 24 = 68 runs per seed and fixed mode
 figure's subset (τ trainable vs fixed, both architectures, no regulariser) plus one pruning configuration
 (ResNet, trainable τ, L1, adaptive pruning), so the pruning plot has something to show.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,9 @@ class Params(CommonParams):
     architectures: list[str] = param(choices=ARCHITECTURES)
     T_values: list[float] = param(gt=0.0, doc="time horizons; every τ starts at T/(blocks+1)")
     figure_T: float = param(gt=0.0, doc="the T drawn in the main figure (the original does not say which)")
-    fixed_modes: list[str] = param(choices=FIXED_MODES, doc="what a ResNet 'τ fixed' run freezes: first (as "
-                                   "released) and/or all (corrected)")
+    fixed_modes: list[str] = param(
+        choices=FIXED_MODES, doc="what a ResNet 'τ fixed' run freezes: first (as released) and/or all (corrected)"
+    )
     pruning_rule: str = param(choices=PRUNING_RULES, doc="smallest_share (corrected) or signed_min (faithful)")
     prune_crit: float = param(gt=0.0, lt=1.0, doc="prune when a τ's share of Σ|τ| falls below this")
     memory: str = param(choices=MEMORY_MODES, doc="FracDNN memory coefficients: detached (faithful) or autograd")
@@ -59,17 +61,42 @@ class Params(CommonParams):
             raise ValueError(f"figure_T {self.figure_T} must be one of T_values {self.T_values}")
 
 
-def run_params(p: Params, architecture: str, dataset: str, seed: int, T: float, trainable: bool,
-               fixed: str | None = None, l1: bool = False, horizon: bool = False, dependent: bool = False,
-               pruning: bool = False) -> dict:
+def run_params(
+    p: Params,
+    architecture: str,
+    dataset: str,
+    seed: int,
+    T: float,
+    trainable: bool,
+    fixed: str | None = None,
+    l1: bool = False,
+    horizon: bool = False,
+    dependent: bool = False,
+    pruning: bool = False,
+) -> dict:
     """One run's key: everything that determines its numbers (not where the data lives, nor the device)."""
-    run = {"code_version": CODE_VERSION, "architecture": architecture, "dataset": dataset, "seed": seed, "T": T,
-           "tau_trainable": trainable, "fixed": fixed if (architecture == "resnet" and not trainable) else None,
-           "l1": p.l1 if l1 else 0.0, "horizon": p.horizon if horizon else 0.0, "l2": 0.0,
-           "dependent_last": dependent, "pruning": pruning,
-           "pruning_rule": p.pruning_rule if pruning else None, "prune_crit": p.prune_crit if pruning else None,
-           "width": p.width, "blocks": p.blocks, "epochs": p.epochs, "batch_size": p.batch_size, "lr": p.lr,
-           "train_limit": p.train_limit}
+    run = {
+        "code_version": CODE_VERSION,
+        "architecture": architecture,
+        "dataset": dataset,
+        "seed": seed,
+        "T": T,
+        "tau_trainable": trainable,
+        "fixed": fixed if (architecture == "resnet" and not trainable) else None,
+        "l1": p.l1 if l1 else 0.0,
+        "horizon": p.horizon if horizon else 0.0,
+        "l2": 0.0,
+        "dependent_last": dependent,
+        "pruning": pruning,
+        "pruning_rule": p.pruning_rule if pruning else None,
+        "prune_crit": p.prune_crit if pruning else None,
+        "width": p.width,
+        "blocks": p.blocks,
+        "epochs": p.epochs,
+        "batch_size": p.batch_size,
+        "lr": p.lr,
+        "train_limit": p.train_limit,
+    }
     if architecture == "fracdnn":
         run.update(memory=p.memory, gamma=p.gamma, eps=p.eps)
     return run
@@ -96,9 +123,11 @@ def grid(p: Params) -> list[dict]:
                 configs.append(dict(trainable=True, l1=True, pruning=True))
         else:
             flags = itertools.product((True, False), repeat=5)
-            configs = [dict(trainable=t, l1=l1, horizon=h, dependent=d, pruning=pr)
-                       for t, l1, h, d, pr in flags
-                       if is_of_interest(t, l1, h, d, pr) and not (arch == "fracdnn" and pr)]
+            configs = [
+                dict(trainable=t, l1=l1, horizon=h, dependent=d, pruning=pr)
+                for t, l1, h, d, pr in flags
+                if is_of_interest(t, l1, h, d, pr) and not (arch == "fracdnn" and pr)
+            ]
         for config, T, seed in itertools.product(configs, p.T_values, p.seeds):
             fixed_modes = p.fixed_modes if (arch == "resnet" and not config["trainable"]) else [None]
             for fixed in fixed_modes:
@@ -109,15 +138,34 @@ def grid(p: Params) -> list[dict]:
 def build_model(run: dict, in_features: int, num_classes: int):
     torch.manual_seed(run["seed"])
     if run["architecture"] == "resnet":
-        return TauResNet(in_features, run["width"], run["blocks"], num_classes, run["T"], run["tau_trainable"],
-                         run["fixed"] or "first", run["dependent_last"])
-    return FracDNN(in_features, run["width"], run["blocks"] + 1, num_classes, run["T"], run["tau_trainable"],
-                   run["gamma"], run["eps"], run["memory"], run["dependent_last"])
+        return TauResNet(
+            in_features,
+            run["width"],
+            run["blocks"],
+            num_classes,
+            run["T"],
+            run["tau_trainable"],
+            run["fixed"] or "first",
+            run["dependent_last"],
+        )
+    return FracDNN(
+        in_features,
+        run["width"],
+        run["blocks"] + 1,
+        num_classes,
+        run["T"],
+        run["tau_trainable"],
+        run["gamma"],
+        run["eps"],
+        run["memory"],
+        run["dependent_last"],
+    )
 
 
 def train_one(p: Params, run: dict, checkpoint=None) -> dict:
-    tr, te = data.train_test(run["dataset"], root=p.data_root or None, download=p.download,
-                             train_limit=run["train_limit"])
+    tr, te = data.train_test(
+        run["dataset"], root=p.data_root or None, download=p.download, train_limit=run["train_limit"]
+    )
     in_features = math.prod(tr.input_shape)
     model = build_model(run, in_features, tr.num_classes)
     tracker = TauTracker(len(model.tau_tensors()))
@@ -125,29 +173,64 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     pruner = AdaptivePruning(run["prune_crit"], run["pruning_rule"]) if run["pruning"] else None
     if pruner:
         callbacks.append(pruner)
-    name = f"{run['architecture']}/{run['dataset']}/T{run['T']:g}/" + \
-        ("var" if run["tau_trainable"] else f"fix-{run['fixed'] or 'all'}") + f"/seed{run['seed']}"
-    config = train.TrainConfig(epochs=run["epochs"], batch_size=run["batch_size"], optimizer="sgd", lr=run["lr"],
-                               seed=run["seed"], device=p.device, eval_before=True, name=name)
-    history = train.fit(model, tr, config, test_data=te, callbacks=callbacks, checkpoint=checkpoint,
-                        loss_fn=objective(run["T"], run["horizon"], run["l1"], run["l2"]))
+    name = (
+        f"{run['architecture']}/{run['dataset']}/T{run['T']:g}/"
+        + ("var" if run["tau_trainable"] else f"fix-{run['fixed'] or 'all'}")
+        + f"/seed{run['seed']}"
+    )
+    config = train.TrainConfig(
+        epochs=run["epochs"],
+        batch_size=run["batch_size"],
+        optimizer="sgd",
+        lr=run["lr"],
+        seed=run["seed"],
+        device=p.device,
+        eval_before=True,
+        name=name,
+    )
+    history = train.fit(
+        model,
+        tr,
+        config,
+        test_data=te,
+        callbacks=callbacks,
+        checkpoint=checkpoint,
+        loss_fn=objective(run["T"], run["horizon"], run["l1"], run["l2"]),
+    )
     T = int(run["T"]) if float(run["T"]).is_integer() else run["T"]
     return {
         # The original's keys (tau.md §4); the per-step series are stored as tensors (see original_record).
-        "test_losses": history.epochs["test_loss"], "test_accs": history.epochs["test_acc"],
-        "lr": run["lr"], "n_epochs": run["epochs"], "batch_size": run["batch_size"],
-        "tau_is_trainable": run["tau_trainable"], "adaptive_pruning": run["pruning"],
-        "dependent_last_tau": run["dependent_last"], "l1_reg": run["l1"], "l2_reg": run["l2"],
-        "tau_sum_factor": run["horizon"], "T": T, "internal_dimension": run["width"],
+        "test_losses": history.epochs["test_loss"],
+        "test_accs": history.epochs["test_acc"],
+        "lr": run["lr"],
+        "n_epochs": run["epochs"],
+        "batch_size": run["batch_size"],
+        "tau_is_trainable": run["tau_trainable"],
+        "adaptive_pruning": run["pruning"],
+        "dependent_last_tau": run["dependent_last"],
+        "l1_reg": run["l1"],
+        "l2_reg": run["l2"],
+        "tau_sum_factor": run["horizon"],
+        "T": T,
+        "internal_dimension": run["width"],
         # The original records 5 for the ResNet but its incremented count, 6, for the FracDNN.
         "number_of_tau_blocks": run["blocks"] + (run["architecture"] == "fracdnn"),
         # Ours.
-        "architecture": run["architecture"], "dataset": run["dataset"], "fixed": run["fixed"],
-        "final_test_acc": history.epochs["test_acc"][-1], "final_taus": model.taus().tolist(),
-        "parameters": count_parameters(model), "pruning_events": pruner.events if pruner else [],
-        "train_samples": len(tr), "test_samples": len(te), "wall_time_train_s": history.wall_time,
-        "tensors": {"losses": torch.tensor(history.steps["loss"]), "clean_losses": torch.tensor(history.steps["ce"]),
-                    "tau_tracking": tracker.table()},
+        "architecture": run["architecture"],
+        "dataset": run["dataset"],
+        "fixed": run["fixed"],
+        "final_test_acc": history.epochs["test_acc"][-1],
+        "final_taus": model.taus().tolist(),
+        "parameters": count_parameters(model),
+        "pruning_events": pruner.events if pruner else [],
+        "train_samples": len(tr),
+        "test_samples": len(te),
+        "wall_time_train_s": history.wall_time,
+        "tensors": {
+            "losses": torch.tensor(history.steps["loss"]),
+            "clean_losses": torch.tensor(history.steps["ce"]),
+            "tau_tracking": tracker.table(),
+        },
     }
 
 
@@ -158,14 +241,18 @@ def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
 
 # ---------------------------------------------------------------- the original's result files
 
+
 def original_filename(run: dict) -> str:
     """The original's path, e.g. resnet/mnist/tau_trainable__l1_reg_for_taus_None__..._seed_0.json."""
     arch = "resnet" if run["architecture"] == "resnet" else "frac_dnn"
     dataset = {"fashion_mnist": "fmnist"}.get(run["dataset"], run["dataset"])
     none_or = lambda v: "None" if not v else f"{v:g}"  # noqa: E731
     T = f"{run['T']:g}"
-    parts = ["tau_trainable" if run["tau_trainable"] else "tau_not_trainable", f"l1_reg_for_taus_{none_or(run['l1'])}",
-             f"tau_l2_factor_{none_or(run['horizon'])}"]
+    parts = [
+        "tau_trainable" if run["tau_trainable"] else "tau_not_trainable",
+        f"l1_reg_for_taus_{none_or(run['l1'])}",
+        f"tau_l2_factor_{none_or(run['horizon'])}",
+    ]
     if arch == "resnet":
         parts.append(f"adaptive_pruning_{run['pruning']}")
     parts += [f"T_{T}", f"dependent_tau_{run['dependent_last']}"]
@@ -178,11 +265,31 @@ def original_record(r: RunResult) -> dict:
     """A run in the original's JSON schema (per-step lists included), plus our provenance."""
     t = r.tensors()
     tracking = [[v for v in row if not math.isnan(v)] for row in t["tau_tracking"].tolist()]
-    record = {k: r.result[k] for k in ("test_losses", "test_accs", "lr", "n_epochs", "batch_size", "tau_is_trainable",
-                                       "adaptive_pruning", "dependent_last_tau", "l1_reg", "l2_reg", "tau_sum_factor",
-                                       "T", "internal_dimension", "number_of_tau_blocks")}
-    record.update(losses=t["losses"].tolist(), clean_losses=t["clean_losses"].tolist(), tau_tracking=tracking,
-                  provenance={"run_key": r.key, "params": r.params, **r.meta})
+    record = {
+        k: r.result[k]
+        for k in (
+            "test_losses",
+            "test_accs",
+            "lr",
+            "n_epochs",
+            "batch_size",
+            "tau_is_trainable",
+            "adaptive_pruning",
+            "dependent_last_tau",
+            "l1_reg",
+            "l2_reg",
+            "tau_sum_factor",
+            "T",
+            "internal_dimension",
+            "number_of_tau_blocks",
+        )
+    }
+    record.update(
+        losses=t["losses"].tolist(),
+        clean_losses=t["clean_losses"].tolist(),
+        tau_tracking=tracking,
+        provenance={"run_key": r.key, "params": r.params, **r.meta},
+    )
     return record
 
 

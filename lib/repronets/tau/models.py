@@ -12,6 +12,7 @@ and τ consume no random numbers, so under one seed both start from identical we
 The original's bugs are options, each documented where it is defined: ``fixed`` (which τ a "fixed τ" ResNet
 freezes) and ``memory`` (whether the FracDNN's memory coefficients carry gradients).
 """
+
 from __future__ import annotations
 
 import math
@@ -61,8 +62,17 @@ class TauResNet(nn.Module):
     (see :class:`repronets.tau.training.DependentLastTau`).
     """
 
-    def __init__(self, in_features: int = 784, width: int = 100, num_blocks: int = 5, num_classes: int = 10,
-                 T: float = 1.0, tau_trainable: bool = True, fixed: str = "first", dependent_last: bool = False):
+    def __init__(
+        self,
+        in_features: int = 784,
+        width: int = 100,
+        num_blocks: int = 5,
+        num_classes: int = 10,
+        T: float = 1.0,
+        tau_trainable: bool = True,
+        fixed: str = "first",
+        dependent_last: bool = False,
+    ):
         super().__init__()
         if fixed not in FIXED_MODES:
             raise ValueError(f"fixed={fixed!r}: choose one of {FIXED_MODES}")
@@ -71,8 +81,9 @@ class TauResNet(nn.Module):
         blocks = [TauBlock(in_features, width, tau0, tau_trainable, shortcut=False)]
         for k in range(num_blocks):
             last = k == num_blocks - 1
-            blocks.append(TauBlock(width, width, tau0, residual_trainable and not (last and dependent_last),
-                                   shortcut=True))
+            blocks.append(
+                TauBlock(width, width, tau0, residual_trainable and not (last and dependent_last), shortcut=True)
+            )
         self.blocks = nn.ModuleList(blocks)
         self.classifier = nn.Linear(width, num_classes, bias=False)
         self.T, self.dependent_last = float(T), dependent_last
@@ -115,16 +126,27 @@ class FracDNN(nn.Module):
     All τ are frozen when ``tau_trainable`` is False (the FracDNN has no "first only" bug).
     """
 
-    def __init__(self, in_features: int = 784, width: int = 100, num_layers: int = 6, num_classes: int = 10,
-                 T: float = 1.0, tau_trainable: bool = True, gamma: float = 0.5, eps: float = 1e-4,
-                 memory: str = "detached", dependent_last: bool = False):
+    def __init__(
+        self,
+        in_features: int = 784,
+        width: int = 100,
+        num_layers: int = 6,
+        num_classes: int = 10,
+        T: float = 1.0,
+        tau_trainable: bool = True,
+        gamma: float = 0.5,
+        eps: float = 1e-4,
+        memory: str = "detached",
+        dependent_last: bool = False,
+    ):
         super().__init__()
         if memory not in MEMORY_MODES:
             raise ValueError(f"memory={memory!r}: choose one of {MEMORY_MODES}")
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma={gamma}: the scheme needs 0 < γ ≤ 1")
-        self.linears = nn.ModuleList([nn.Linear(in_features, width)] +
-                                     [nn.Linear(width, width) for _ in range(num_layers - 1)])
+        self.linears = nn.ModuleList(
+            [nn.Linear(in_features, width)] + [nn.Linear(width, width) for _ in range(num_layers - 1)]
+        )
         self.classifier = nn.Linear(width, num_classes, bias=False)
         tau0 = T / num_layers
         for i in range(num_layers):
@@ -156,9 +178,9 @@ class FracDNN(nn.Module):
         """a(n, j) for j = 0..n−1 (see the class docstring)."""
         one_minus = 1.0 - self.gamma
         tail = taus[: n + 1].flip(0).cumsum(0).flip(0)  # tail[j] = Σ_{k=j..n} τ_k
-        upper = tail[:n]                                 # Σ_{k=j..n}
-        lower = tail[1 : n + 1]                          # Σ_{k=j+1..n}
-        return taus[n] ** self.gamma / taus[:n] * (upper ** one_minus - lower ** one_minus)
+        upper = tail[:n]  # Σ_{k=j..n}
+        lower = tail[1 : n + 1]  # Σ_{k=j+1..n}
+        return taus[n] ** self.gamma / taus[:n] * (upper**one_minus - lower**one_minus)
 
     def forward(self, x):
         self.clamp_taus_()

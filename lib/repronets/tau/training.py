@@ -7,6 +7,7 @@
 - :class:`TauTracker`: every τ after every step (after the projection), as the original's ``tau_tracking``.
 - :class:`AdaptivePruning`: once per epoch, after the test evaluation, removes at most one residual block.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,7 +28,7 @@ def tau_penalty(taus: torch.Tensor, T: float, horizon: float = 0.0, l1: float = 
     if l1:
         penalty = penalty + l1 * taus.abs().sum()
     if l2:
-        penalty = penalty + l2 * (taus ** 2).sum()
+        penalty = penalty + l2 * (taus**2).sum()
     return penalty
 
 
@@ -37,6 +38,7 @@ def objective(T: float, horizon: float = 0.0, l1: float = 0.0, l2: float = 0.0):
         ce = F.cross_entropy(logits, y)
         loss = ce + tau_penalty(model.taus(), T, horizon, l1, l2)
         return loss, {"ce": ce.detach(), "acc": (logits.argmax(1) == y).float().mean()}
+
     return loss_fn
 
 
@@ -55,7 +57,7 @@ class TauTracker:
 
     def __init__(self, num_taus: int):
         self.num_taus = num_taus
-        self.rows: list[torch.Tensor] = []      # this epoch's steps, on the training device
+        self.rows: list[torch.Tensor] = []  # this epoch's steps, on the training device
         self.tracking: list[torch.Tensor] = []  # finished epochs, on the CPU
 
     def after_step(self, state) -> None:
@@ -126,11 +128,19 @@ class AdaptivePruning:
             return
         block_id = state.model.block_ids[position]
         if position == 0:
-            raise PruningError(f"epoch {state.epoch}: the faithful 'signed_min' rule removes the input layer "
-                               f"(τ0 = {float(state.model.blocks[0].tau.detach()):.4g}); the network cannot run without it. "
-                               "Use pruning_rule: smallest_share.")
-        self.events.append({"epoch": state.epoch, "step": state.step, "block": block_id,
-                            "tau": float(state.model.blocks[position].tau.detach())})
+            raise PruningError(
+                f"epoch {state.epoch}: the faithful 'signed_min' rule removes the input layer "
+                f"(τ0 = {float(state.model.blocks[0].tau.detach()):.4g}); the network cannot run without it. "
+                "Use pruning_rule: smallest_share."
+            )
+        self.events.append(
+            {
+                "epoch": state.epoch,
+                "step": state.step,
+                "block": block_id,
+                "tau": float(state.model.blocks[position].tau.detach()),
+            }
+        )
         state.model.remove_block(position)
         state.rebuild_optimizer()
 
