@@ -17,10 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import torch.utils.benchmark as torch_benchmark
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 from repronets import fileio, provenance  # noqa: E402
+from repronets.timing import benchmark_timer  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,7 +49,7 @@ class Suite:
             raise ValueError(f"suite {self.name!r} needs exactly one baseline case")
         rows = []
         for case in self.cases:
-            m = torch_benchmark.Timer(
+            m = benchmark_timer(
                 stmt="fn()", globals={"fn": case.fn}, label=self.name, description=case.label
             ).blocked_autorange(min_run_time=self.min_run_time)
             rows.append(

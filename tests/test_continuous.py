@@ -11,12 +11,12 @@ from repronets.continuous.integrators import odeint, stage_pieces
 from repronets.continuous.models import (
     ContinuousNet,
     continuousnet,
-    count_parameters,
     resnet_v2,
     wide_continuousnet,
     wide_resnet,
 )
 from repronets.continuous.training import Refinement, lr_milestones
+from repronets.counting import count_parameters
 from repronets.transforms import random_crop
 
 SCHEMES = ["euler", "midpoint", "rk4_classic", "rk4_38"]
@@ -180,24 +180,29 @@ def test_manifestation_changes_steps_and_scheme_but_never_the_weights():
 
 
 def test_parameter_counts_equal_the_reference():
-    assert [count_parameters(continuousnet(d)) for d in (1, 2, 4, 8)] == [175_770, 273_210, 468_090, 857_850]
-    assert all(count_parameters(continuousnet(d)) == 78_330 + 97_440 * d for d in (1, 2, 3, 5))
-    assert count_parameters(continuousnet(2, skipinit=True)) == 273_219
-    assert count_parameters(continuousnet(2, num_classes=100)) == 273_210 + 5_850
-    assert count_parameters(wide_continuousnet(8)) == 13_630_676
-    assert count_parameters(resnet_v2(20)) == 272_474
-    assert count_parameters(resnet_v2(56)) == 855_770
-    assert count_parameters(wide_resnet(58, 4)) == 13_631_108
+    assert [count_parameters(continuousnet(d), trainable_only=False) for d in (1, 2, 4, 8)] == [
+        175_770,
+        273_210,
+        468_090,
+        857_850,
+    ]
+    assert all(count_parameters(continuousnet(d), trainable_only=False) == 78_330 + 97_440 * d for d in (1, 2, 3, 5))
+    assert count_parameters(continuousnet(2, skipinit=True), trainable_only=False) == 273_219
+    assert count_parameters(continuousnet(2, num_classes=100), trainable_only=False) == 273_210 + 5_850
+    assert count_parameters(wide_continuousnet(8), trainable_only=False) == 13_630_676
+    assert count_parameters(resnet_v2(20), trainable_only=False) == 272_474
+    assert count_parameters(resnet_v2(56), trainable_only=False) == 855_770
+    assert count_parameters(wide_resnet(58, 4), trainable_only=False) == 13_631_108
     with pytest.raises(ValueError, match="not 6n\\+2"):
         resnet_v2(52)
 
 
 def test_refining_the_model_gives_the_reference_sizes():
     model = continuousnet(1, "rk4_classic")
-    sizes = [count_parameters(model)]
+    sizes = [count_parameters(model, trainable_only=False)]
     for _ in range(3):
         refine(model)
-        sizes.append(count_parameters(model))
+        sizes.append(count_parameters(model, trainable_only=False))
     assert sizes == [175_770, 273_210, 468_090, 857_850]
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from repronets import data, params
+from repronets.counting import count_parameters
 from repronets.results import RunStore
 from repronets.sss import experiment, models
 from repronets.sss.layer import SSSLinear
@@ -25,16 +26,18 @@ REFERENCE_COUNTS = {
     "shape, classes", list(REFERENCE_COUNTS), ids=["pendigits", "hand_postures", "mnist", "cifar10"]
 )
 def test_model_parameter_counts_of_the_reference(shape, classes):
-    got = tuple(models.count_parameters(models.build(k, shape, classes, 50)) for k in models.model_keys())
+    got = tuple(
+        count_parameters(models.build(k, shape, classes, 50), trainable_only=False) for k in models.model_keys()
+    )
     assert got == REFERENCE_COUNTS[(shape, classes)]
 
 
 def test_conv_features_and_rank1_layer():
     for shape, conv_params in (((1, 28, 28), 1390), ((3, 32, 32), 1640)):
         f = models.ConvFeatures(shape)
-        assert f.out_features == 10 and models.count_parameters(f) == conv_params
+        assert f.out_features == 10 and count_parameters(f, trainable_only=False) == conv_params
     layer = models.Rank1Linear(50, np.random.default_rng(0))
-    assert models.count_parameters(layer) == 150
+    assert count_parameters(layer, trainable_only=False) == 150
     assert float(layer.v1.detach().abs().max()) <= math.sqrt(6 / 51)
     assert float(layer.bias.detach().abs().max()) <= math.sqrt(6 / 50)
     x = torch.randn(3, 50)
@@ -197,7 +200,9 @@ def test_original_results_file(smoke_runs, tmp_path):
         "provenance",
     }
     assert "ss_2_dim@logits" in out["digits"][share]
-    assert entry["nb_model_parameters"] == models.count_parameters(models.build("ss_2_dim", (1, 8, 8), 10, p.widths[0]))
+    assert entry["nb_model_parameters"] == count_parameters(
+        models.build("ss_2_dim", (1, 8, 8), 10, p.widths[0]), trainable_only=False
+    )
 
 
 def test_training_is_deterministic(smoke_runs):

@@ -8,10 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from repronets import data, params, train
+from repronets.counting import count_parameters as _count
 from repronets.results import RunStore
 from repronets.tau import experiment as E
-from repronets.tau.models import FracDNN, TauResNet, count_parameters
+from repronets.tau.models import FracDNN, TauResNet
 from repronets.tau.training import AdaptivePruning, DependentLastTau, PruningError, TauTracker, objective, tau_penalty
+
+
+def count_parameters(model):
+    """The τ paper counts trainable parameters (a frozen τ is not one)."""
+    return _count(model, trainable_only=True)
 
 
 def smoke_params(**kw):

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from . import data, train
+from .counting import count_parameters
 from .params import CommonParams, param
 from .results import RunStore
 
@@ -103,7 +104,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
         "epochs": history.epochs,
         "final_test_acc": history.epochs["test_acc"][-1],
         "final_test_loss": history.epochs["test_loss"][-1],
-        "parameters": sum(q.numel() for q in model.parameters()),
+        "parameters": count_parameters(model, trainable_only=False),
         "train_samples": len(tr),
         "test_samples": len(te),
     }

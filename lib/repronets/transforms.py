@@ -4,6 +4,8 @@ mode) random crops with zero padding and horizontal flips, applied to whole batc
 
 from __future__ import annotations
 
+from typing import Mapping, NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -49,6 +51,34 @@ def random_crop(x: torch.Tensor, pad: int) -> torch.Tensor:
         rows,
         cols,
     ]
+
+
+class ChannelStats(NamedTuple):
+    """Per-channel mean and standard deviation of a dataset's images in [0, 1]."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def of(cls, x: torch.Tensor) -> ChannelStats:
+        """The statistics of a batch of images (N, C, H, W)."""
+        return cls(tuple(x.mean((0, 2, 3)).tolist()), tuple(x.std((0, 2, 3)).tolist()))
+
+
+def preprocess_for(
+    split,
+    statistics: Mapping[str, ChannelStats],
+    *,
+    pad: int = 0,
+    flip: bool = False,
+    size: int | None = None,
+    channels_last: bool = False,
+) -> Preprocess:
+    """The batch transform of a training split (a :class:`repronets.data.Split`): normalised with
+    ``statistics[split.name]`` where an original code base publishes them (each paper's own values: ContinuousNet
+    and JEI-DNN normalise CIFAR-10 with different standard deviations), else with the split's own statistics."""
+    stats = statistics.get(split.name) or ChannelStats.of(split.x)
+    return Preprocess(stats.mean, stats.std, pad=pad, flip=flip, channels_last=channels_last, size=size)
 
 
 def classification_loss(preprocess: Preprocess):

@@ -1,26 +1,27 @@
-"""Paper 2: ContinuousNet, continuous-in-depth ResNets (Queiruga et al., arXiv 2008.02389)."""
+"""Paper 2: ContinuousNet, continuous-in-depth ResNets (Queiruga et al., arXiv 2008.02389).
+
+ODE blocks with weights piecewise constant over depth-time, fixed-step integrators, refinement and manifestation,
+and the paper's networks and baselines: torch only. The table experiments are in
+:mod:`repronets.continuous.experiment`.
+"""
 
 from .blocks import ODEBlock, manifestation, ode_blocks, refine
-from .experiment import ROWS, Params, run, train_one
 from .integrators import SCHEMES, odeint, stage_pieces
-from .models import ContinuousNet, continuousnet, count_parameters, resnet_v2, wide_continuousnet, wide_resnet
+from .models import ContinuousNet, continuousnet, resnet_v2, wide_continuousnet, wide_resnet
+from .training import Refinement
 
 __all__ = [
     "ODEBlock",
     "manifestation",
     "ode_blocks",
     "refine",
-    "ROWS",
-    "Params",
-    "run",
-    "train_one",
+    "Refinement",
     "SCHEMES",
     "odeint",
     "stage_pieces",
     "ContinuousNet",
     "continuousnet",
-    "count_parameters",
-    "resnet_v2",
     "wide_continuousnet",
+    "resnet_v2",
     "wide_resnet",
 ]

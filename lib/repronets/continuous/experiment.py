@@ -17,14 +17,15 @@ import math
 
 import torch
 
-from .. import data, train
+from .. import data, train, transforms
+from ..counting import count_parameters
 from ..params import CommonParams, param
 from ..results import RunResult, RunStore
-from ..transforms import Preprocess, classification_loss
+from ..transforms import ChannelStats, Preprocess, classification_loss
 from .blocks import manifestation, ode_blocks
 from .integrators import SCHEMES
-from .models import ContinuousNet, count_parameters, resnet_v2, wide_resnet
-from .training import CIFAR10_MEAN, CIFAR10_STD, Refinement, lr_milestones
+from .models import ContinuousNet, resnet_v2, wide_resnet
+from .training import Refinement, lr_milestones
 
 CODE_VERSION = 2  # 2: block convergence in float64
 PAPER_EPOCHS = 120
@@ -207,15 +208,19 @@ def build_model(run: dict, in_channels: int, num_classes: int):
     return ContinuousNet(preact=True, widths=(16 * k, 32 * k, 64 * k), final_bn_momentum=0.9, **common)
 
 
+# The original's Normalize values.
+NORMALISATION = {"cifar10": ChannelStats((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))}
+
+
 def preprocess_for(split: data.Split, augment: bool, channels_last: bool = False) -> Preprocess:
-    if split.name == "cifar10":
-        mean, std = CIFAR10_MEAN, CIFAR10_STD
-    else:  # the training split's own channel statistics
-        mean = split.x.mean((0, 2, 3)).tolist()
-        std = split.x.std((0, 2, 3)).tolist()
-    pad = max(1, split.x.shape[-1] // 8) if augment else 0  # 4 pixels on 32×32 images, as the original
-    return Preprocess(
-        mean, std, pad, flip=augment and split.name in ("cifar10", "cifar100"), channels_last=channels_last
+    """The original's CIFAR-10 normalisation (else the split's own); when augmenting, crops with padding 4 on 32×32
+    images (as the original) and flips on CIFAR."""
+    return transforms.preprocess_for(
+        split,
+        NORMALISATION,
+        pad=max(1, split.x.shape[-1] // 8) if augment else 0,
+        flip=augment and split.name in ("cifar10", "cifar100"),
+        channels_last=channels_last,
     )
 
 
@@ -225,7 +230,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     )
     device = train.resolve_device(p.device)
     model = build_model(run, tr.input_shape[0], tr.num_classes)
-    n_params_initial = count_parameters(model)
+    n_params_initial = count_parameters(model, trainable_only=False)
     if p.channels_last:  # ordinary convolutions; the rank-5 piecewise weights are sliced per call instead
         for m in model.modules():
             if isinstance(m, torch.nn.Conv2d):
@@ -257,7 +262,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     result = {
         "epochs": history.epochs,
         "final_test_acc": history.epochs["test_acc"][-1],
-        "parameters": count_parameters(model),
+        "parameters": count_parameters(model, trainable_only=False),
         "parameters_initial": n_params_initial,
         "train_time_s": train_time,
         "images_per_s": len(tr) * run["epochs"] / train_time,

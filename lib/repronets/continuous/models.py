@@ -208,7 +208,3 @@ def resnet_v2(depth: int = 20, num_classes: int = 10, **kw) -> ResNetV2:
 
 def wide_resnet(depth: int = 58, widen_factor: int = 4, num_classes: int = 100, **kw) -> WideResNet:
     return WideResNet(depth, widen_factor, num_classes, **kw)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -9,8 +9,6 @@ import torch
 
 from .blocks import refine
 
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # the original's Normalize values
-
 
 def lr_milestones(decay_epochs: list[int], convention: str) -> list[int]:
     """MultiStepLR milestones (decays after that many completed epochs) for the originals' two conventions.

@@ -19,10 +19,11 @@ import dataclasses
 
 import torch
 
-from .. import data, train
+from .. import data, train, transforms
+from ..counting import count_parameters
 from ..params import CommonParams, param
 from ..results import RunResult, RunStore
-from ..transforms import Preprocess, classification_loss
+from ..transforms import ChannelStats, Preprocess, classification_loss
 from . import cost as cost_mod
 from . import metrics
 from .dynamic import DynamicNet, exit_scores, first_exit, oracle_exits
@@ -44,12 +45,13 @@ from .training import (
 CODE_VERSION = 1
 ARCHITECTURES = (*VARIANTS, "small")
 BASELINES = ("confidence", "boosted", "l2w")
-MEANS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.24703, 0.24348, 0.26158)),
-    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
-    "cifar100_lt": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
-    "svhn": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-}  # SVHN: ToTensor only, no normalisation (as the original)
+# The original's Normalize values; SVHN: ToTensor only, no normalisation (as the original).
+NORMALISATION = {
+    "cifar10": ChannelStats((0.4914, 0.4822, 0.4465), (0.24703, 0.24348, 0.26158)),
+    "cifar100": ChannelStats((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+    "cifar100_lt": ChannelStats((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+    "svhn": ChannelStats((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+}
 # The original's per-dataset settings (shared/papers/jeidnn.md §2.7, §5)
 ORIGINAL_SETTINGS = {
     "cifar10": {"img_size": 224, "augment": True, "val_size": 5000, "exit_batch_size": 64},
@@ -178,10 +180,9 @@ def splits(p: Setting):
 def preprocess_for(p: Setting, split: data.Split) -> Preprocess:
     """Resize to img_size, normalise (the original's statistics, else the training split's), and when augmenting
     crop with padding img_size/8 (28 px at 224, as the original) and flip CIFAR images."""
-    mean, std = MEANS.get(split.name, (tuple(split.x.mean((0, 2, 3)).tolist()), tuple(split.x.std((0, 2, 3)).tolist())))
-    return Preprocess(
-        mean,
-        std,
+    return transforms.preprocess_for(
+        split,
+        NORMALISATION,
         pad=p.img_size // 8 if p.augment else 0,
         flip=p.augment and split.name.startswith("cifar"),
         size=p.img_size,
@@ -241,7 +242,7 @@ def train_backbone(p: Setting, run: dict, checkpoint=None, data_splits=None) -> 
         "history": history.epochs,
         "loaded": loaded,
         "test_acc": history.epochs["test_acc"][-1] if history.epochs.get("test_acc") else None,
-        "parameters": sum(q.numel() for q in backbone.parameters()),
+        "parameters": count_parameters(backbone, trainable_only=False),
         "tensors": {k: v.cpu() for k, v in backbone.state_dict().items()},
     }
     return result

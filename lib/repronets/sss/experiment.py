@@ -31,9 +31,10 @@ import numpy as np
 import torch
 
 from .. import data, fileio, train
-from ..macs import count_macs
+from ..counting import count_macs, count_parameters
 from ..params import CommonParams, param
 from ..results import RunResult, RunStore
+from ..timing import benchmark_timer
 from . import models
 from .layer import SSSLinear
 
@@ -201,7 +202,7 @@ def train_one(p: Params, run: dict, checkpoint=None, dataset=None) -> dict:
         **stopping.history,
         "test_loss": tested["loss"],
         "test_accuracy": tested["acc"],
-        "nb_model_parameters": models.count_parameters(model),
+        "nb_model_parameters": count_parameters(model, trainable_only=False),
         "epochs": len(history.epochs["epoch"]),
         "train_time_s": sum(history.epochs["train_time"]),
         "train_samples": len(train_part),
@@ -257,14 +258,12 @@ def counted_macs(module: torch.nn.Module, u: torch.Tensor) -> int:
 def generator_macs(n: int, s: int) -> int:
     """The minimum for the recursions (m = 1): one multiply-add per generator entry and sample, §1.3."""
     layer = SSSLinear(n, state_dim=s, bias=False, init="zeros")
-    return sum(q.numel() for q in layer.parameters())
+    return count_parameters(layer, trainable_only=False)
 
 
 def measure_complexity(params: dict, checkpoint=None) -> dict:
     """Forward + backward time (median, torch.utils.benchmark) and counted multiply-adds per sample of the SSS layer
     (random generators at the initialisation's scale) and of nn.Linear, for each n and s."""
-    import torch.utils.benchmark as benchmark
-
     device = train.resolve_device(params["device"])
     rows = []
     for n in params["sizes"]:
@@ -274,7 +273,7 @@ def measure_complexity(params: dict, checkpoint=None) -> dict:
             layers[f"sss_{s}"] = random_sss(n, s)
         for name, layer in layers.items():
             layer = layer.to(device)
-            timer = benchmark.Timer("layer(u).sum().backward()", globals={"layer": layer, "u": u})
+            timer = benchmark_timer("layer(u).sum().backward()", globals={"layer": layer, "u": u})
             seconds = timer.blocked_autorange(min_run_time=params["min_time"]).median
             s = None if name == "dense" else int(name.split("_")[1])
             rows.append(

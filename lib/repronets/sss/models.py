@@ -142,11 +142,6 @@ def build(
     return ConvNet(features, net) if features else net
 
 
-def count_parameters(model: nn.Module) -> int:
-    """All parameters, biases included, as the original's get_nb_model_parameters (zero-size ones count 0)."""
-    return sum(p.numel() for p in model.parameters())
-
-
 def hankel_ranks(matrix: torch.Tensor, stages: int, tol: float = 1e-5) -> tuple[int, int]:
     """The largest numerical rank over the strictly lower and strictly upper Hankel cuts T[k·m:, :k·m] and
     T[:k·m, k·m:]: at most s for an SSS matrix, before and after training."""

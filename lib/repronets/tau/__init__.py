@@ -1,21 +1,17 @@
-"""Paper 1: time-variable learning, ResNets and fractional DNNs whose step sizes τ are trained."""
+"""Paper 1: time-variable learning, ResNets and fractional DNNs whose step sizes τ are trained.
 
-from .experiment import Params, epochs_to, export, grid, original_record, run, train_one
-from .models import FracDNN, TauBlock, TauResNet, count_parameters
+E. Herberg, R. Herzog, F. Köhne, arXiv 2306.16111 (building on arXiv 2204.08528). The models and the pieces of the
+method (regulariser, projection of a dependent last τ, adaptive pruning) need torch only; the experiments of the
+paper (grid, runs, the original's result files) are in :mod:`repronets.tau.experiment`.
+"""
+
+from .models import FracDNN, TauBlock, TauResNet
 from .training import AdaptivePruning, DependentLastTau, PruningError, TauTracker, objective, tau_penalty
 
 __all__ = [
-    "Params",
-    "run",
-    "grid",
-    "train_one",
-    "export",
-    "original_record",
-    "epochs_to",
     "TauResNet",
     "FracDNN",
     "TauBlock",
-    "count_parameters",
     "objective",
     "tau_penalty",
     "DependentLastTau",

@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 from .. import data, fileio, train
+from ..counting import count_parameters
 from ..params import CommonParams, param
 from ..results import RunResult, RunStore
-from .models import FIXED_MODES, MEMORY_MODES, FracDNN, TauResNet, count_parameters
+from .models import FIXED_MODES, MEMORY_MODES, FracDNN, TauResNet
 from .training import PRUNING_RULES, AdaptivePruning, DependentLastTau, TauTracker, objective
 
 ARCHITECTURES = ("resnet", "fracdnn")
@@ -221,7 +222,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
         "fixed": run["fixed"],
         "final_test_acc": history.epochs["test_acc"][-1],
         "final_taus": model.taus().tolist(),
-        "parameters": count_parameters(model),
+        "parameters": count_parameters(model, trainable_only=True),
         "pruning_events": pruner.events if pruner else [],
         "train_samples": len(tr),
         "test_samples": len(te),

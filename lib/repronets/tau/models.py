@@ -203,7 +203,3 @@ class FracDNN(nn.Module):
             differences.append(new - u if same_dim else new)
             u = new
         return self.classifier(u)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
