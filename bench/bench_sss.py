@@ -6,14 +6,8 @@ cut, O(N·n³), which takes minutes beyond n ≈ 1000."""
 
 import torch
 from repronets.sss.experiment import random_sss
-from repronets.sss.layer import SSSLinear, per_stage_forward
+from repronets.sss.layer import per_stage_forward
 from runner import Suite
-
-
-def random_layer(n: int, state: int, seed: int = 0) -> SSSLinear:
-    """Generators at the scale of the Hankel-SVD initialisation. Scale matters for timing: with A entries of 0.1 the
-    products over a chunk underflow to subnormal floats, which the CPU handles 50× slower (measured)."""
-    return random_sss(n, state, seed)
 
 
 def suites():
@@ -36,10 +30,10 @@ def suites():
         dense = torch.nn.Linear(n, n)
         s.add(f"nn.Linear {n}×{n}", step(dense), baseline=True)
         for state in (1, 2, 4):
-            layer = random_layer(n, state)
+            layer = random_sss(n, state)
             s.add(f"SSS s={state} (chunked)", step(layer))
         if n <= 1024:
-            loop_layer = random_layer(n, 4)
+            loop_layer = random_sss(n, 4)
             s.add("SSS s=4, per-stage loop (as the original)", step(lambda v, m=loop_layer: per_stage_forward(m, v)))
         out.append(s)
     return out

@@ -2,12 +2,14 @@ import gzip
 import hashlib
 import pickle
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 import torchvision
-from repronets import data
+from repronets import data, uci
 
 
 def md5(path):
@@ -59,6 +61,13 @@ def test_unknown_names_are_rejected():
         data.load("imagenet")
     with pytest.raises(ValueError, match="unknown split 'val'"):
         data.load("digits", "val")
+
+
+def test_the_uci_readers_do_not_import_the_data_module():
+    # one-way dependency: data serves uci's tables as splits, uci knows nothing of splits
+    code = "import sys, repronets.uci; print('repronets.data' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+    assert data.TABULAR_DATASETS == tuple(uci.READERS)
 
 
 def test_data_root_precedence(tmp_path, monkeypatch):

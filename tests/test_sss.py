@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from repronets.counting import count_parameters
+from repronets.sss import reference
 from repronets.sss.layer import SSSLinear, causal_dims, per_stage_forward
 
 
@@ -51,16 +53,15 @@ def test_gradients_are_those_of_the_dense_product():
 
 
 def test_parameter_counts_of_the_reference():
-    counts = [sum(p.numel() for p in SSSLinear(50, state_dim=s).parameters()) for s in range(1, 6)]
-    assert counts == [392, 860, 1488, 2260, 3160]  # bias included
-    for n, expected in ((64, (440, 1048, 2896)), (256, (1784, 4312, 12304)), (1024, (7160, 17368, 49936))):
-        got = [
-            sum(p.numel() for p in SSSLinear(n, state_dim=s, bias=False, init="zeros").parameters()) for s in (1, 2, 4)
-        ]
-        assert tuple(got) == expected
-    assert sum(p.numel() for p in SSSLinear(37, state_dim=1).parameters()) == 8 * 37 - 8
-    assert sum(p.numel() for p in SSSLinear(100, state_dim=1).parameters()) == 792
-    assert sum(p.numel() for p in SSSLinear(100, state_dim=3, stages=10).parameters()) == 2324
+    for s, expected in reference.LAYER_PARAMETERS_N50.items():  # bias included
+        assert count_parameters(SSSLinear(50, state_dim=s), trainable_only=False) == expected, s
+    for n, by_state in reference.LAYER_WEIGHTS.items():
+        for s, expected in by_state.items():
+            layer = SSSLinear(n, state_dim=s, bias=False, init="zeros")
+            assert count_parameters(layer, trainable_only=False) == expected, (n, s)
+    for (n, s, stages), expected in reference.LAYER_PARAMETERS.items():
+        assert count_parameters(SSSLinear(n, state_dim=s, stages=stages), trainable_only=False) == expected
+    assert count_parameters(SSSLinear(37, state_dim=1), trainable_only=False) == 8 * 37 - 8  # m = s = 1: 8n − 8
 
 
 def test_state_dimension_profile():
@@ -73,7 +74,7 @@ def test_hankel_svd_initialisation():
     T = layer.dense().detach().double().numpy()
     assert np.abs(T - T0).max() < 1e-5  # s large enough: the realisation reproduces T0
     assert np.array_equal(layer.D.values.detach().numpy(), np.diag(T0).astype(np.float32))  # D_k: T0's diagonal
-    ratios = {s: [] for s in (1, 3, 5)}
+    ratios = {s: [] for s in reference.INIT_NORM_RATIOS}
     for seed in range(5):
         for s in ratios:
             layer = SSSLinear(50, state_dim=s)
@@ -83,8 +84,7 @@ def test_hankel_svd_initialisation():
             # every off-diagonal Hankel block of the initial matrix has rank at most s
             k = 25
             assert np.linalg.matrix_rank(T[k:, :k], tol=1e-5) <= s
-    reference = {1: (0.29, 0.96), 3: (0.50, 0.86), 5: (0.64, 0.77)}
-    for s, (norm, error) in reference.items():
+    for s, (norm, error) in reference.INIT_NORM_RATIOS.items():
         mean = np.mean(ratios[s], axis=0)
         assert mean[0] == pytest.approx(norm, abs=0.05) and mean[1] == pytest.approx(error, abs=0.05)
     bound = np.sqrt(6 / 50)

@@ -8,34 +8,36 @@ import numpy as np
 import pytest
 import torch
 from repronets import data, params
-from repronets.counting import count_parameters
+from repronets.counting import count_macs, count_parameters
 from repronets.results import RunStore
-from repronets.sss import experiment, models
-from repronets.sss.layer import SSSLinear
-
-# sss.md §4.4: whole-model parameter counts at h = 50, in the order standard, ss_1 … ss_5, rank_1
-REFERENCE_COUNTS = {
-    ((16,), 10): (3910, 1752, 2220, 2848, 3620, 4520, 1510),  # pendigits
-    ((36,), 5): (4655, 2497, 2965, 3593, 4365, 5265, 2255),  # hand postures
-    ((1, 28, 28), 10): (5000, 2842, 3310, 3938, 4710, 5610, 2600),  # MNIST (conv)
-    ((3, 32, 32), 10): (5250, 3092, 3560, 4188, 4960, 5860, 2850),  # CIFAR-10 (conv)
-}
+from repronets.sss import experiment, models, reference
+from repronets.sss.layer import SSSLinear, per_stage_forward
 
 
-@pytest.mark.parametrize(
-    "shape, classes", list(REFERENCE_COUNTS), ids=["pendigits", "hand_postures", "mnist", "cifar10"]
-)
-def test_model_parameter_counts_of_the_reference(shape, classes):
-    got = tuple(
-        count_parameters(models.build(k, shape, classes, 50), trainable_only=False) for k in models.model_keys()
-    )
-    assert got == REFERENCE_COUNTS[(shape, classes)]
+@pytest.mark.parametrize("dataset", list(reference.MODEL_PARAMETERS))
+def test_model_parameter_counts_of_the_reference(dataset):
+    shape, classes = reference.MODEL_INPUTS[dataset]
+    got = {k: count_parameters(models.build(k, shape, classes, 50), trainable_only=False) for k in models.model_keys()}
+    assert got == reference.MODEL_PARAMETERS[dataset]
+
+
+def test_hidden_layers_are_named_factories_in_the_originals_order():
+    assert models.HIDDEN_LAYERS.names() == models.model_keys(models.STATE_DIMS)  # standard_nn, ss_1_dim …, rank_1
+    rng = np.random.default_rng(0)
+    assert type(models.HIDDEN_LAYERS.create("standard_nn", 12, rng)) is torch.nn.Linear
+    assert type(models.HIDDEN_LAYERS.create("rank_1", 12, rng)) is models.Rank1Linear
+    for s in models.STATE_DIMS:
+        layer = models.HIDDEN_LAYERS.create(f"ss_{s}_dim", 12, rng)
+        assert isinstance(layer, SSSLinear) and layer.state_dim == s and layer.stages == 12
+    hidden = models.build("ss_3_dim", (16,), 10, 12).hidden
+    assert isinstance(hidden, SSSLinear) and hidden.state_dim == 3
 
 
 def test_conv_features_and_rank1_layer():
-    for shape, conv_params in (((1, 28, 28), 1390), ((3, 32, 32), 1640)):
+    for shape, conv_params in reference.CONV_PARAMETERS.items():
         f = models.ConvFeatures(shape)
-        assert f.out_features == 10 and count_parameters(f, trainable_only=False) == conv_params
+        assert f.out_features == reference.CONV_FEATURES
+        assert count_parameters(f, trainable_only=False) == conv_params
     layer = models.Rank1Linear(50, np.random.default_rng(0))
     assert count_parameters(layer, trainable_only=False) == 150
     assert float(layer.v1.detach().abs().max()) <= math.sqrt(6 / 51)
@@ -53,7 +55,7 @@ def test_outputs_double_softmax_or_logits():
     assert torch.allclose(probs.sum(1), torch.ones(4)) and torch.allclose(probs, torch.softmax(logits, 1))
     with pytest.raises(ValueError, match="output"):
         models.build("standard_nn", (16,), 10, 20, "probabilities")
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(KeyError, match="unknown model 'ss_x_dim'"):
         models.build("ss_x_dim", (16,), 10, 20)
 
 
@@ -63,7 +65,9 @@ def test_builds_are_seeded():
 
 
 def test_stopping_rule_is_the_originals():
-    rule = experiment.OriginalStopping(None, None, min_epochs=200, patience=20, min_improvement=5e-4)
+    rule = experiment.OriginalStopping(
+        None, None, min_epochs=200, patience=20, min_improvement=5e-4, eval_batch_size=100_000
+    )
     flat = [0.5] * 300
     assert not rule.should_stop(flat[:200])  # never before epoch 201
     assert rule.should_stop(flat[:201])  # no improvement at all: stops at 201
@@ -71,21 +75,21 @@ def test_stopping_rule_is_the_originals():
     assert not rule.should_stop(rising)  # still improving by more than 5e-4 within the window
     tiny = [0.5] * 230 + [0.5004] * 20  # an improvement below min_improvement does not count
     assert rule.should_stop(tiny)
-    small = experiment.OriginalStopping(None, None, min_epochs=0, patience=5, min_improvement=5e-4)
+    small = experiment.OriginalStopping(None, None, min_epochs=0, patience=5, min_improvement=5e-4, eval_batch_size=1)
     assert not small.should_stop([0.1] * 10)  # epochs must exceed 2·patience
     assert small.should_stop([0.1] * 11)
 
 
 def test_shares_are_nested_and_validation_is_15_percent():
-    split = data.Split(
-        "pendigits", "train", torch.arange(7494.0)[:, None], torch.arange(7494) % 10, tuple("0123456789")
-    )
+    n = reference.PENDIGITS_TRAIN_SAMPLES
+    split = data.Split("pendigits", "train", torch.arange(float(n))[:, None], torch.arange(n) % 10, tuple("0123456789"))
+    expected = reference.PENDIGITS_SHARE_0_1
     tenth = experiment.share_of(split, 0.1, seed=0)
-    assert len(tenth) == 749  # ⌊0.1·7494⌋, as sklearn's train_test_split(train_size=0.1)
+    assert len(tenth) == expected["samples"]  # ⌊0.1·7494⌋, as sklearn's train_test_split(train_size=0.1)
     half = experiment.share_of(split, 0.5, seed=0)
     assert set(tenth.x[:, 0].tolist()) <= set(half.x[:, 0].tolist())
     train_part, val = experiment.validation_split(tenth, 0.15, seed=0)
-    assert (len(train_part), len(val)) == (636, 113)  # the reference's numbers for pendigits at share 0.1
+    assert (len(train_part), len(val)) == (expected["train"], expected["validation"])
     assert not set(train_part.x[:, 0].tolist()) & set(val.x[:, 0].tolist())
 
 
@@ -134,6 +138,8 @@ def test_hand_postures_reader(tmp_path):
     assert not (tr.x == 0).all(1).any()  # the all-zero row was skipped
     again = data.load("hand_postures", "train", root=tmp_path)
     assert torch.equal(tr.x, again.x)  # the split is seeded
+    with pytest.raises(data.DatasetNotFound, match="'hand_postures' not found .*Postures.csv or .*Postures.zip"):
+        data.load("hand_postures", "train", root=tmp_path / "nowhere")
 
 
 def test_raw_and_scaled_inputs():
@@ -219,15 +225,25 @@ def test_complexity_counts(tmp_path):
     n = p.complexity_sizes[-1]
     assert rows[(n, "dense")]["macs_per_sample"] == n * n
     for s in p.complexity_states:
-        assert rows[(n, f"sss_{s}")]["minimal_macs_per_sample"] == sum(
-            q.numel() for q in SSSLinear(n, state_dim=s, bias=False, init="zeros").parameters()
-        )
+        assert rows[(n, f"sss_{s}")]["minimal_macs_per_sample"] == experiment.generator_macs(n, s)
     # the chunked formulation's count grows linearly in n at fixed s and chunk: doubling n doubles it
     layer_a, layer_b = experiment.random_sss(1024, 2), experiment.random_sss(2048, 2)
     layer_a.chunk = layer_b.chunk = 32
     a = experiment.counted_macs(layer_a, torch.randn(1, 1024))
     b = experiment.counted_macs(layer_b, torch.randn(1, 2048))
     assert 1.9 < b / a < 2.3
+
+
+def test_generator_macs_are_the_references_and_the_per_stage_loops():
+    # one multiply-add per generator entry (sss.md §1.3): the reference's weight counts (§1.4) ...
+    for n, by_state in reference.LAYER_WEIGHTS.items():
+        for s, expected in by_state.items():
+            assert experiment.generator_macs(n, s) == expected, (n, s)
+    # ... and what the original's stage-by-stage recursions multiply, counted (m = 1; the bias adds no product)
+    for n, s in ((7, 1), (16, 2), (33, 3), (40, 5)):
+        layer = experiment.random_sss(n, s)
+        u = torch.randn(3, n)
+        assert count_macs(per_stage_forward, layer, u) == 3 * experiment.generator_macs(n, s), (n, s)
 
 
 def test_missing_data_is_named_before_any_training(tmp_path):

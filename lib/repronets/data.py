@@ -1,9 +1,10 @@
 """Datasets by name, held as tensors in memory.
 
-``load("digits", "train")`` returns a :class:`Split`: images as float32 in [0, 1] shaped (N, C, H, W) and
-integer labels. Small datasets live whole in memory (on the GPU when training there) instead of being decoded
-sample by sample from PIL images: the τ paper's MNIST runs take 120,000 steps each, and per-sample decoding
-dominates such a run (see ``bench/``).
+``load("digits", "train")`` returns a :class:`Split`: images as float32 in [0, 1] shaped (N, C, H, W), or for
+the UCI tables of paper 3 (read by :mod:`repronets.uci`) feature vectors (N, F) with their raw values, and integer
+labels. Small datasets live whole in memory (on the GPU when training there) instead of being decoded sample by
+sample from PIL images: the τ paper's MNIST runs take 120,000 steps each, and per-sample decoding dominates such a
+run (see ``bench/``).
 
 ``digits`` is embedded (scikit-learn's ``load_digits``, shipped inside the wheel) and needs no download.
 The torchvision sets are read from a data root: the ``data_root`` parameter, else ``$REPRONETS_DATA``,
@@ -20,8 +21,10 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from . import uci
+
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "cifar100_lt")
-TABULAR_DATASETS = ("pendigits", "hand_postures")  # feature vectors (N, F), raw values: paper 3's UCI sets
+TABULAR_DATASETS = tuple(uci.READERS)  # feature vectors (N, F), raw values: paper 3's UCI sets
 SPLITS = ("train", "test")
 DIGITS_TEST_FRACTION = 0.25
 DIGITS_SPLIT_SEED = 0
@@ -33,7 +36,8 @@ class DatasetNotFound(FileNotFoundError):
 
 @dataclasses.dataclass
 class Split:
-    """One split of a dataset: ``x`` (N, C, H, W) float32 in [0, 1], ``y`` (N,) int64."""
+    """One split of a dataset: ``x`` float32, images (N, C, H, W) in [0, 1] or feature vectors (N, F) with the
+    table's raw values (``TABULAR_DATASETS``); ``y`` (N,) int64."""
 
     name: str
     split: str
@@ -129,9 +133,7 @@ def load(name: str, split: str = "train", *, root=None, download: bool = False, 
     if name == "digits":
         data = _digits(split)
     elif name in TABULAR_DATASETS:
-        from . import uci
-
-        data = uci.READERS[name](data_root(root), split, download)
+        data = _table(name, data_root(root), split, download)
     else:
         data = _TORCHVISION[name](data_root(root), split == "train", download)
     return data.to(device)
@@ -160,6 +162,14 @@ def _digits(split: str) -> Split:
         torch.from_numpy(bunch.target[index]).long(),
         tuple(str(c) for c in range(10)),
     )
+
+
+def _table(name: str, root: Path, split: str, download: bool) -> Split:
+    try:
+        table = uci.READERS[name](root, split, download)
+    except uci.MissingFile as e:
+        raise not_found(name, root, e.expected) from e
+    return Split(name, split, table.x, table.y, table.classes)
 
 
 def _images(array, channels_last: bool) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The two UCI tables of paper 3 (shared/papers/sss.md §4.1), read from a data root like the other datasets.
+"""The two UCI tables of paper 3 (shared/papers/sss.md §4.1), read from a data root into tensors; :mod:`repronets.data`
+serves them by name as splits (this module does not import it: the dependency runs one way, data → uci).
 
 - ``pendigits``: ``<root>/pendigits/pendigits.tra`` and ``pendigits.tes`` (the official split; 16 integer features
   0–100 and the digit, comma-separated).
@@ -18,11 +19,10 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-
-from .data import Split, not_found
 
 PENDIGITS_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/pendigits/"
 HAND_POSTURES_URL = "https://archive.ics.uci.edu/static/public/391/motion+capture+hand+postures.zip"
@@ -30,7 +30,23 @@ HAND_POSTURES_SPLIT_SEED = 0
 HAND_POSTURES_TEST_FRACTION = 0.2
 
 
-def pendigits(root: Path, split: str, download: bool) -> Split:
+class Table(NamedTuple):
+    """One split of a table: ``x`` (N, F) float32 feature values as in the file, ``y`` (N,) int64 classes from 0."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: tuple[str, ...]
+
+
+class MissingFile(FileNotFoundError):
+    """A table's file is not under the data root (and was not downloaded); ``expected`` says what was looked for."""
+
+    def __init__(self, expected: str):
+        super().__init__(f"expected {expected}")
+        self.expected = expected
+
+
+def pendigits(root: Path, split: str, download: bool) -> Table:
     folder = root / "pendigits"
     file = folder / ("pendigits.tra" if split == "train" else "pendigits.tes")
     if not file.is_file() and download:
@@ -38,18 +54,14 @@ def pendigits(root: Path, split: str, download: bool) -> Split:
 
         download_url(PENDIGITS_URL + file.name, str(folder), file.name)
     if not file.is_file():
-        raise not_found("pendigits", root, str(file))
+        raise MissingFile(str(file))
     table = np.loadtxt(file, delimiter=",", dtype=np.float32, ndmin=2)
     if table.shape[1] != 17:
         raise ValueError(
             f"{file}: expected 17 comma-separated columns (16 features and the class), got {table.shape[1]}"
         )
-    return Split(
-        "pendigits",
-        split,
-        torch.from_numpy(table[:, :16].copy()),
-        torch.from_numpy(table[:, 16]).long(),
-        tuple(str(c) for c in range(10)),
+    return Table(
+        torch.from_numpy(table[:, :16].copy()), torch.from_numpy(table[:, 16]).long(), tuple(str(c) for c in range(10))
     )
 
 
@@ -64,7 +76,7 @@ def _postures_csv(folder: Path, download: bool) -> str:
         return csv.read_text()
     if archive.is_file():
         return _find_in_zip(zipfile.ZipFile(archive), "Postures.csv", archive)
-    raise not_found("hand_postures", folder.parent, f"{csv} or {folder / 'Postures.zip'}")
+    raise MissingFile(f"{csv} or {folder / 'Postures.zip'}")
 
 
 def _find_in_zip(archive: zipfile.ZipFile, name: str, path) -> str:
@@ -81,7 +93,7 @@ def _find_in_zip(archive: zipfile.ZipFile, name: str, path) -> str:
     raise FileNotFoundError(f"{path} holds no {name}")
 
 
-def hand_postures(root: Path, split: str, download: bool) -> Split:
+def hand_postures(root: Path, split: str, download: bool) -> Table:
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
@@ -99,7 +111,7 @@ def hand_postures(root: Path, split: str, download: bool) -> Split:
     )
     index = np.sort(train if split == "train" else test)
     classes = tuple(str(c) for c in range(int(y.max()) + 1))
-    return Split("hand_postures", split, torch.from_numpy(x[index]), torch.from_numpy(y[index]).long(), classes)
+    return Table(torch.from_numpy(x[index]), torch.from_numpy(y[index]).long(), classes)
 
 
 READERS = {"pendigits": pendigits, "hand_postures": hand_postures}

@@ -5,6 +5,27 @@ torch and numpy only; the benchmark grid and protocol are in :mod:`repronets.sss
 """
 
 from .layer import SSSLinear, causal_dims, per_stage_forward
-from .models import Rank1Linear, build, hankel_ranks, model_keys
+from .models import (
+    HIDDEN_LAYERS,
+    ConvFeatures,
+    ConvNet,
+    Rank1Linear,
+    TwoHiddenLayerNet,
+    build,
+    hankel_ranks,
+    model_keys,
+)
 
-__all__ = ["SSSLinear", "Rank1Linear", "build", "causal_dims", "hankel_ranks", "model_keys", "per_stage_forward"]
+__all__ = [
+    "SSSLinear",
+    "Rank1Linear",
+    "HIDDEN_LAYERS",
+    "TwoHiddenLayerNet",
+    "ConvFeatures",
+    "ConvNet",
+    "build",
+    "model_keys",
+    "causal_dims",
+    "hankel_ranks",
+    "per_stage_forward",
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -55,6 +57,11 @@ def frame(runs: list[RunResult]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def training_samples(df: pd.DataFrame) -> pd.Series:
+    """The number of training samples (after the validation split) per dataset and share."""
+    return df.groupby(["dataset", "share"]).train_samples.first()
 
 
 def accuracy_figure(df: pd.DataFrame):
@@ -190,10 +197,10 @@ def crossovers(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def complexity_figure(df: pd.DataFrame):
+def complexity_figure(df: pd.DataFrame, batch: int):
     """Left: measured forward + backward time against n (log-log), crossovers with the dense layer marked.
     Right: multiply-adds per sample and forward pass, counted by torch.utils.flop_counter (solid) and the minimum of
-    the recursions, one per generator entry (dotted), against dense n²."""
+    the recursions, one per generator entry (dotted), against dense n². ``batch``: the batch that was measured."""
     labels = ["dense (nn.Linear)", *sorted(l for l in df.label.unique() if l.startswith("SSS"))]
     ramp = sns.color_palette("crest", len(labels) - 1)
     colours = {"dense (nn.Linear)": "black", **{l: ramp[i] for i, l in enumerate(labels[1:])}}
@@ -234,10 +241,45 @@ def complexity_figure(df: pd.DataFrame):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("n (square layer, m = 1)")
-    batch = int(df.attrs.get("batch", 0)) or None
-    ax_t.set_ylabel("ms per forward + backward" + (f" (batch {batch})" if batch else ""))
+    ax_t.set_ylabel(f"ms per forward + backward (batch {batch})")
     ax_t.set_title("measured time (× = crossover with dense)", fontsize=10)
-    ax_m.set_ylabel("multiply-adds per sample (forward" + (f", batch {batch})" if batch else ")"))
+    ax_m.set_ylabel(f"multiply-adds per sample (forward, batch {batch})")
     ax_m.set_title("counted (solid) and minimal (dotted) multiply-adds", fontsize=10)
     ax_t.legend(fontsize=8)
     return fig
+
+
+# ------------------------------------------------------------------ the notebook's summary
+
+
+def double_softmax_floor(classes: int) -> float:
+    """The lowest cross-entropy a softmax output fed to CrossEntropyLoss can reach: log(1 + (K − 1)/e)."""
+    return math.log(1 + (classes - 1) / math.e)
+
+
+def summary(df: pd.DataFrame, cmp: pd.DataFrame, cross: pd.DataFrame) -> list[str]:
+    """What a run shows, one line each: per dataset and loss, at how many shares SSS beats dense (any SSS model, and
+    one with no more parameters) and rank 1 falls below it (from :func:`comparison`); the lowest final training loss
+    under the double softmax against its floor for 10 classes; and each s's crossover (from :func:`crossovers`)."""
+    lines = []
+    for (dataset, loss), g in cmp.groupby(["dataset", "loss"]):
+        wins = (g["best SSS acc"] > g["dense"]).sum()
+        fair = (g["its acc"] > g["dense"]).sum()
+        lines.append(
+            f"{dataset}, {loss}: best SSS beats dense at {wins}/{len(g)} shares; an SSS model with no more parameters "
+            f"than dense beats it at {fair}/{len(g)}; rank 1 is below dense at "
+            f"{(g['rank 1'] < g['dense']).sum()}/{len(g)}"
+        )
+    if (df.loss == "double_softmax").any():
+        floor = df[df.loss == "double_softmax"].final_train_loss.min()
+        lines.append(
+            f"lowest final training loss with the double softmax: {floor:.4f} "
+            f"(bound for 10 classes: {double_softmax_floor(10):.4f})"
+        )
+    for _, row in cross.iterrows():
+        where = f"from n ≈ {row.crossover_n:.0f}" if row.crossover_n else "nowhere in the measured range"
+        lines.append(
+            f"SSS s={row.state_dim}: faster than dense {where}; time ratio {row.time_ratio_at_largest_n:.2f} at "
+            f"n = {row.largest_n}"
+        )
+    return lines

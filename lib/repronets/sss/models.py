@@ -3,7 +3,8 @@ h × h hidden-to-hidden matrix is structured (dense, SSS with state dimension s,
 layers are dense ``nn.Linear`` with PyTorch's default initialisation. Image data goes through a small convolutional
 feature extractor first (10 features for 28×28 and 32×32 inputs), trained end to end.
 
-Model keys are the original's: ``standard_nn``, ``ss_<s>_dim``, ``rank_1``. ``build(key, …)`` makes one.
+Model keys are the original's: ``standard_nn``, ``ss_<s>_dim``, ``rank_1``; ``HIDDEN_LAYERS`` maps each to the
+factory of its hidden layer, and ``build(key, …)`` makes the whole model.
 
 The original's models end in a softmax and their output is fed to ``CrossEntropyLoss``, which applies a log-softmax
 again (the "double softmax": the loss cannot go below log(1 + (K−1)/e) and gradients are damped; argmax accuracy is
@@ -13,16 +14,20 @@ loss is the ordinary cross-entropy (corrected).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..registry import Registry
 from .layer import SSSLinear
 
 OUTPUTS = ("softmax", "logits")
+STATE_DIMS = range(1, 9)
 
 
 def model_keys(state_dims=range(1, 6)) -> tuple[str, ...]:
@@ -60,15 +65,30 @@ class Rank1Linear(nn.Module):
         return (self.v1 @ self.v2).T
 
 
-def hidden_layer(key: str, width: int, generator: np.random.Generator) -> nn.Module:
-    if key == "standard_nn":
-        return nn.Linear(width, width)
-    if key == "rank_1":
-        return Rank1Linear(width, generator)
-    s = state_dim(key)
-    if s is None:
-        raise ValueError(f"unknown model {key!r}: standard_nn, rank_1 or ss_<s>_dim")
-    return SSSLinear(width, state_dim=s, generator=generator)
+# The hidden h × h layer of each model key, as a factory (width, numpy generator) → module, registered in the
+# original's training order. The original ran s = 1 … 5; the registry holds s up to 8.
+HIDDEN_LAYERS: Registry[Callable[[int, np.random.Generator], nn.Module]] = Registry("model")
+
+
+@HIDDEN_LAYERS.register("standard_nn")
+def dense(width: int, generator: np.random.Generator) -> nn.Module:
+    """A dense ``nn.Linear(h, h)``, PyTorch's initialisation (drawn from torch's RNG; ``generator`` unused)."""
+    return nn.Linear(width, width)
+
+
+def sss(width: int, generator: np.random.Generator, state_dim: int) -> nn.Module:
+    """An ``SSSLinear(h, state_dim=s)`` with m = 1, Hankel-SVD initialised from ``generator``."""
+    return SSSLinear(width, state_dim=state_dim, generator=generator)
+
+
+for state in STATE_DIMS:
+    HIDDEN_LAYERS.register(f"ss_{state}_dim", functools.partial(sss, state_dim=state))
+
+
+@HIDDEN_LAYERS.register("rank_1")
+def rank_1(width: int, generator: np.random.Generator) -> nn.Module:
+    """A ``Rank1Linear(h)``, initialised from ``generator``."""
+    return Rank1Linear(width, generator)
 
 
 class TwoHiddenLayerNet(nn.Module):
@@ -138,7 +158,7 @@ def build(
     rng = np.random.default_rng(seed)
     features = ConvFeatures(input_shape) if uses_conv(input_shape) else None
     in_features = features.out_features if features else math.prod(input_shape)
-    net = TwoHiddenLayerNet(in_features, num_classes, width, hidden_layer(key, width, rng), output)
+    net = TwoHiddenLayerNet(in_features, num_classes, width, HIDDEN_LAYERS.create(key, width, rng), output)
     return ConvNet(features, net) if features else net
 
 
