@@ -2,7 +2,7 @@ import json
 
 import pandas as pd
 import pytest
-from repronets import fileio, plotting, provenance, session
+from repronets import fileio, params, plotting, provenance, session
 from repronets.plotting import plt
 
 
@@ -41,7 +41,10 @@ def test_session_records_provenance_of_each_output(tmp_path):
         "hidden": 4,
         "epochs": 1,
         "batch_size": 10,
+        "optimizer": "sgd",
         "lr": 0.1,
+        "momentum": 0.0,
+        "weight_decay": 0.0,
         "seeds": [0],
         "samples_per_class": 2,
     }
@@ -58,7 +61,11 @@ def test_session_records_provenance_of_each_output(tmp_path):
 
 def test_bad_parameters_stop_the_session_before_any_output(tmp_path):
     ns = {"profile": "quick", "output_dir": str(tmp_path / "out"), "epochs": 0}
-    with pytest.raises(Exception, match="missing keys"):
+    with pytest.raises(
+        params.ParamsError,
+        match=r"^notebook '00_data_and_baselines' parameters \(profile 'quick'\): missing keys \['device', .*'seeds', "
+        r"'samples_per_class'\] for notebook '00_data_and_baselines'$",
+    ):
         session.start("00_data_and_baselines", ns)
     assert not (tmp_path / "out").exists()
 

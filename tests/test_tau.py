@@ -4,12 +4,15 @@ import dataclasses
 import json
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from repronets import data, params, train
 from repronets.counting import count_parameters as _count
 from repronets.results import RunStore
+from repronets.tau import ARCHITECTURES, analysis, reference
 from repronets.tau import experiment as E
 from repronets.tau.models import FracDNN, TauResNet
 from repronets.tau.training import AdaptivePruning, DependentLastTau, PruningError, TauTracker, objective, tau_penalty
@@ -149,6 +152,34 @@ def test_tau_is_clamped_to_eps_before_every_forward_pass():
     model(torch.rand(2, 784))
     assert float(model.tau3.detach()) == pytest.approx(1e-4)
     assert float(model.taus().detach().min()) >= float(torch.tensor(1e-4))  # eps as float32
+
+
+def test_the_registry_builds_each_architecture_with_blocks_plus_one_tau():
+    assert ARCHITECTURES.names() == ("resnet", "fracdnn")
+    resnet = ARCHITECTURES.create("resnet", 784, 10, width=100, blocks=5, T=1.0, tau_trainable=False, fixed="all")
+    frac = ARCHITECTURES.create("fracdnn", 784, 10, width=100, blocks=5, T=1.0, gamma=0.25, memory="autograd")
+    assert isinstance(resnet, TauResNet) and count_parameters(resnet) == 130_000
+    assert isinstance(frac, FracDNN) and len(frac.taus()) == 6 and (frac.gamma, frac.memory) == (0.25, "autograd")
+    with pytest.raises(KeyError, match="unknown τ architecture 'odenet'; known: resnet, fracdnn"):
+        ARCHITECTURES.create("odenet", 784, 10, width=100, blocks=5, T=1.0)
+
+
+@pytest.mark.parametrize(
+    "arch, fixed, make",
+    [
+        ("resnet", "first", lambda: TauResNet(64, 100, 5, 10, 6.0, False, "first")),
+        ("resnet", "all", lambda: TauResNet(64, 100, 5, 10, 6.0, False, "all")),
+        ("fracdnn", None, lambda: FracDNN(64, 100, 6, 10, 6.0, False, 0.5, 1e-4, "detached")),
+    ],
+)
+def test_an_experiment_builds_the_run_s_model_from_its_seed_and_options(arch, fixed, make):
+    p = smoke_params(fixed_modes=[fixed or "first"])
+    run = E.run_params(p, arch, "digits", 4, 6.0, False, fixed=fixed)
+    built = E.build_model(run, 64, 10)
+    torch.manual_seed(4)
+    expected = make()
+    assert type(built) is type(expected) and count_parameters(built) == count_parameters(expected)
+    assert all(torch.equal(a, b) for a, b in zip(built.state_dict().values(), expected.state_dict().values()))
 
 
 # ---------------------------------------------------------------- objective
@@ -350,6 +381,64 @@ def test_a_run_keeps_the_original_json_schema(tmp_path):
     assert frac_rec["l1_reg"] == 0.01 and plain_rec["test_accs"][0] < 0.3
 
 
+def test_the_optimizer_settings_of_the_profile_reach_the_training(tmp_path):
+    p = smoke_params(epochs=1, train_limit=200, batch_size=50)
+    plain = E.run_params(p, "resnet", "digits", 0, 1.0, True)
+    assert (plain["optimizer"], plain["momentum"], plain["weight_decay"]) == ("sgd", 0.0, 0.0)
+    heavy = E.run_params(dataclasses.replace(p, momentum=0.9), "resnet", "digits", 0, 1.0, True)
+    taus = [E.train_one(p, run)["final_taus"] for run in (plain, heavy)]
+    assert taus[0] != taus[1]
+
+
 def test_epochs_to_threshold():
     assert E.epochs_to([0.1, 0.5, 0.9, 0.95], 0.9) == 2
     assert E.epochs_to([0.1, 0.5], 0.9) is None
+
+
+# ---------------------------------------------------------------- analysis
+
+
+def speed_frame(rows):
+    """A table shaped as analysis.speedup_table makes it: (dataset, T, curve, final acc, epochs to 0.5, to 0.9)."""
+    columns = ["dataset", "T", "curve", "final acc", "epochs to 0.5", "epochs to 0.9"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_the_speedup_summary_reads_the_highest_threshold_reached_and_the_fixed_curve_s_delay():
+    speed = speed_frame(
+        [
+            ("digits", 1.0, "ResNet τ fixed", 0.45, 30.0, np.nan),
+            ("digits", 1.0, "ResNet τ variable", 0.92, 10.0, 40.0),
+            ("digits", 1.0, "FracDNN τ variable", 0.60, 20.0, np.nan),
+            ("digits", 6.0, "ResNet τ fixed", 0.40, np.nan, np.nan),
+        ]
+    )
+    assert analysis.speedup_summary(speed, [0.5, 0.9], epochs=100).splitlines() == [
+        "digits, T = 1: final accuracy ResNet τ fixed: 0.450, ResNet τ variable: 0.920, FracDNN τ variable: 0.600",
+        "  ResNet: τ variable reaches 0.9 after 40 epochs; τ fixed not within 100 epochs",
+        "digits, T = 6: final accuracy ResNet τ fixed: 0.400",
+    ]
+    speed.loc[0, "epochs to 0.9"] = 120.0
+    assert "τ fixed after 120 (3.0× later)" in analysis.speedup_summary(speed, [0.5, 0.9], epochs=200)
+
+
+def test_the_speedup_table_reads_the_published_curve_by_dataset_and_label():
+    frame = pd.DataFrame(
+        {
+            "dataset": ["mnist", "digits"],
+            "T": [1.0, 1.0],
+            "curve": ["FracDNN τ fixed", "FracDNN τ fixed"],
+            "l1": [0.0, 0.0],
+            "horizon": [0.0, 0.0],
+            "dependent_last": [False, False],
+            "pruning": [False, False],
+            "final_test_acc": [0.9, 0.8],
+            "epochs_to_0.95": [50, 60],
+        }
+    )
+    assert analysis.has_reference(["digits", "mnist"]) and not analysis.has_reference(["digits"])
+    table = analysis.speedup_table(frame, [0.95], with_reference=True).set_index("dataset")
+    published = reference.FIGURE[("mnist", "FracDNN τ fixed")]
+    assert table.loc["mnist", "final acc (original)"] == published.final_accuracy == 0.97
+    assert table.loc["mnist", "epochs to 0.95 (original)"] == published.epochs_to[0.95] == 78
+    assert np.isnan(table.loc["digits", "final acc (original)"])

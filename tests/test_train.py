@@ -1,7 +1,6 @@
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import pytest
 import torch
@@ -179,14 +178,23 @@ def test_bad_config_and_unavailable_device_are_clear():
             train.resolve_device("cuda")
 
 
-def test_amp_on_cpu_warns_and_trains_in_float32(digits):
-    tr, _ = digits
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        h = train.fit(mlp(), tr, config(epochs=1, amp="bf16", eval_before=False))
-    if not torch.cuda.is_available():
-        assert any("needs CUDA" in str(w.message) for w in caught)
-    assert len(h.epochs["epoch"]) == 1
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_on_cpu_warns_and_trains_in_float32(digits, amp):
+    tr, te = digits
+    seen = set()
+
+    def recording(model, x, y):  # the dtypes of what the step computes, in training and in evaluation
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        seen.update({logits.dtype, loss.dtype})
+        return loss, {}
+
+    model = mlp()
+    # config() forces the CPU, so the warning is due whether or not this machine has CUDA.
+    with pytest.warns(UserWarning, match=f"amp='{amp}' needs CUDA; training in float32 on cpu"):
+        h = train.fit(model, tr, config(epochs=1, amp=amp), test_data=te, loss_fn=recording)
+    assert len(h.epochs["epoch"]) == 2 and seen == {torch.float32}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
 def test_evaluate_weights_by_batch_size(digits):

@@ -8,42 +8,57 @@ augmentation, pixels in [0, 1]). Run them without Jupyter with ``python -m repro
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import sys
 
+import pandas as pd
 import torch
 from torch import nn
 
 from . import data, train
 from .counting import count_parameters
 from .params import CommonParams, param
-from .results import RunStore
+from .registry import Registry
+from .results import RunResult, RunStore, long_frame
 
-MODELS = ("softmax", "mlp")
+KIND = "baselines"  # the runs' folder in the run store
 # Part of every run's key: bump it when a change alters these runs' numbers, so finished runs made by the
 # older code are not reused (they stay in the run store, under their old keys).
 CODE_VERSION = 1
+
+
+MODELS = Registry("baseline")
+
+
+@MODELS.register("softmax")
+def softmax(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Softmax regression: one linear layer on the flattened image."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
+
+
+@MODELS.register("mlp")
+def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: int) -> nn.Module:
+    """One hidden ReLU layer of width ``hidden``."""
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(math.prod(input_shape), hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class Params(CommonParams):
     datasets: list[str] = param(choices=data.DATASETS, doc="datasets to describe and train on")
     train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all of it")
-    models: list[str] = param(choices=MODELS, doc="baselines to train")
+    models: list[str] = param(choices=MODELS.names(), doc="baselines to train")
     hidden: int = param(ge=1, doc="width of the MLP's hidden layer")
     epochs: int = param(ge=1)
     batch_size: int = param(ge=1)
-    lr: float = param(gt=0.0, doc="SGD learning rate")
+    optimizer: str = param(choices=tuple(train.OPTIMIZERS), doc="sgd: the τ paper's protocol, see train.py")
+    lr: float = param(gt=0.0, doc="learning rate")
+    momentum: float = param(ge=0.0, lt=1.0, doc="sgd's momentum; 0 in the τ paper's protocol")
+    weight_decay: float = param(ge=0.0, doc="0 in the τ paper's protocol")
     seeds: list[int] = param(ge=0, doc="one run per seed; bands show their spread")
     samples_per_class: int = param(ge=1, le=20, doc="images per class in the sample grid")
-
-
-def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, hidden: int) -> nn.Module:
-    features = int(torch.tensor(input_shape).prod())
-    if name == "softmax":
-        return nn.Sequential(nn.Flatten(), nn.Linear(features, num_classes))
-    if name == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
-    raise ValueError(f"unknown baseline {name!r}: choose one of {MODELS}")
 
 
 def load_splits(p: Params, name: str):
@@ -79,20 +94,25 @@ def run_params(p: Params, dataset: str, model: str, seed: int) -> dict:
         "hidden": p.hidden if model == "mlp" else None,
         "epochs": p.epochs,
         "batch_size": p.batch_size,
-        "optimizer": "sgd",
+        "optimizer": p.optimizer,
         "lr": p.lr,
+        "momentum": p.momentum,
+        "weight_decay": p.weight_decay,
     }
 
 
 def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     tr, te = load_splits(p, run["dataset"])
     torch.manual_seed(run["seed"])
-    model = build_model(run["model"], tr.input_shape, tr.num_classes, p.hidden)
+    options = {"hidden": run["hidden"]} if run["hidden"] is not None else {}  # the MLP's width, None otherwise
+    model = MODELS.create(run["model"], tr.input_shape, tr.num_classes, **options)
     config = train.TrainConfig(
         epochs=run["epochs"],
         batch_size=run["batch_size"],
         optimizer=run["optimizer"],
         lr=run["lr"],
+        momentum=run["momentum"],
+        weight_decay=run["weight_decay"],
         seed=run["seed"],
         device=p.device,
         eval_before=True,
@@ -110,11 +130,61 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     }
 
 
-def run(p: Params, store: RunStore | None = None):
+def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
     """Every (dataset, model, seed) run of the profile; finished runs are loaded, the rest trained."""
     store = store or RunStore()
     grid = [run_params(p, d, m, s) for d in p.datasets for m in p.models for s in p.seeds]
-    return [store.run("baselines", g, lambda g, ckpt: train_one(p, g, ckpt), device=p.device) for g in grid]
+    return store.sweep(KIND, grid, functools.partial(train_one, p), device=p.device)
+
+
+# ---------------------------------------------------------------- notebook 00's tables and figure
+
+
+def dataset_cards(p: Params) -> pd.DataFrame:
+    """One :func:`describe` row per dataset of the profile."""
+    return pd.DataFrame([describe(p, name) for name in p.datasets])
+
+
+def learning_curves(runs: list[RunResult], datasets: list[str]):
+    """Test accuracy against epoch, one panel per dataset, bands of ±1 sd over seeds."""
+    from .plotting import mean_band, plt  # matplotlib only where a figure is drawn, not for the command line
+
+    curves = long_frame(runs, "test_acc", param_keys=["dataset", "model", "seed"])
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.2), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], datasets):
+        mean_band(ax, curves[curves.dataset == name], x="epoch", y="test_acc", hue="model")
+        ax.set(title=name, xlabel="epoch", ylabel="test accuracy", ylim=(0, 1))
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    return fig
+
+
+def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model), from :meth:`RunStore.frame`'s rows: parameters, seeds, final test accuracy (mean and
+    standard deviation over seeds) and seconds per run."""
+    return (
+        frame.groupby(["dataset", "model"])
+        .agg(
+            parameters=("parameters", "first"),
+            seeds=("seed", "count"),
+            test_acc_mean=("final_test_acc", "mean"),
+            test_acc_sd=("final_test_acc", "std"),
+            seconds_per_run=("wall_time_s", "mean"),
+        )
+        .reset_index()
+    )
+
+
+def summary_lines(table: pd.DataFrame) -> str:
+    """Per dataset of :func:`accuracy_table`: the best baseline, and every baseline's accuracy ± sd (0 for one seed)."""
+    lines = []
+    for name, group in table.groupby("dataset"):
+        best = group.sort_values("test_acc_mean").iloc[-1]
+        gaps = ", ".join(
+            f"{r.model} {r.test_acc_mean:.3f} ± {0 if pd.isna(r.test_acc_sd) else r.test_acc_sd:.3f}"
+            for r in group.itertuples()
+        )
+        lines.append(f"{name}: best baseline {best.model} ({best.test_acc_mean:.3f}); all: {gaps}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import seaborn as sns
 from . import fileio
 
 FIGURE_FORMATS = ("png", "pdf")
-TABLE_FORMATS = ("md", "tex", "csv")
 
 
 def use_style() -> None:

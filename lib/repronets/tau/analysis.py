@@ -1,4 +1,7 @@
-"""Tables and figures of the τ notebook, from stored runs."""
+"""Tables, figures and the written summary of the τ notebook, from stored runs.
+
+Each figure function returns the figure and the runs it draws (for the figure's provenance record).
+"""
 
 from __future__ import annotations
 
@@ -62,25 +65,64 @@ def grid_table(frame: pd.DataFrame, thresholds: list[float]) -> pd.DataFrame:
     return table.reset_index()
 
 
+def has_reference(datasets: list[str]) -> bool:
+    """Whether the original figure shows any of these datasets (then the speedup table has its numbers)."""
+    return any(d in reference.DATASETS for d in datasets)
+
+
 def speedup_table(frame: pd.DataFrame, thresholds: list[float], with_reference: bool) -> pd.DataFrame:
     """Epochs to each threshold for the figure's curves, per T, and the original's numbers where known."""
     plain = frame[~frame[["l1", "horizon"]].any(axis=1) & ~frame.dependent_last & ~frame.pruning]
     rows = []
     for (dataset, T, curve), g in plain.groupby(["dataset", "T", "curve"]):
         row = {"dataset": dataset, "T": T, "curve": curve, "final acc": g.final_test_acc.mean()}
+        published = reference.FIGURE.get((dataset, curve))
         if with_reference:
-            row["final acc (original)"] = reference.FINAL_ACCURACY.get(dataset, {}).get(curve, np.nan)
+            row["final acc (original)"] = published.final_accuracy if published else np.nan
         for t in thresholds:
             reached = g[f"epochs_to_{t:g}"].dropna()
             row[f"epochs to {t:g}"] = reached.mean() if len(reached) == len(g) else np.nan
             if with_reference:
-                row[f"epochs to {t:g} (original)"] = reference.EPOCHS_TO.get((dataset, t), {}).get(curve, np.nan)
+                row[f"epochs to {t:g} (original)"] = published.epochs_to.get(t, np.nan) if published else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def speedup_summary(speed: pd.DataFrame, thresholds: list[float], epochs: int) -> str:
+    """The speedup table in words, per (dataset, T): every curve's final accuracy, then, at the highest threshold
+    that some curve reached, when each architecture's τ-variable curve reached it and how much later τ fixed did."""
+    lines = []
+    for (dataset, T), g in speed.groupby(["dataset", "T"]):
+        acc = g.set_index("curve")["final acc"]
+        reached = [thr for thr in thresholds if not g[f"epochs to {thr:g}"].isna().all()]
+        t = max(reached) if reached else None
+        parts = [f"{c}: {acc[c]:.3f}" for c in acc.index]
+        lines.append(f"{dataset}, T = {T:g}: final accuracy " + ", ".join(parts))
+        if t is not None:
+            e = g.set_index("curve")[f"epochs to {t:g}"]
+            for arch in ("ResNet", "FracDNN"):
+                var, fix = e.get(f"{arch} τ variable"), e.get(f"{arch} τ fixed")
+                if var is not None and pd.notna(var):
+                    lines.append(
+                        f"  {arch}: τ variable reaches {t:g} after {var:.0f} epochs; τ fixed "
+                        + (
+                            f"after {fix:.0f} ({fix / max(var, 1):.1f}× later)"
+                            if fix is not None and pd.notna(fix)
+                            else f"not within {epochs} epochs"
+                        )
+                    )
+    return "\n".join(lines)
+
+
+def pruning_summary(frame: pd.DataFrame) -> str:
+    """How many pruning runs there are and how many blocks each removed."""
+    pruned = frame[frame.pruning]
+    return f"{len(pruned)} pruning run(s); blocks removed per run: {pruned.blocks_removed.tolist()}"
+
+
 def accuracy_curves(runs: list[RunResult], datasets: list[str], T_values: list[float]):
     """Test accuracy against epoch, one panel per (T, dataset), bands of ±1 sd over seeds, the original's colours."""
+    shown = [r for r in runs if is_plain(r.params)]
     curves = pd.DataFrame(
         [
             {
@@ -91,8 +133,7 @@ def accuracy_curves(runs: list[RunResult], datasets: list[str], T_values: list[f
                 "seed": r.params["seed"],
                 "curve": curve_label(r.params),
             }
-            for r in runs
-            if is_plain(r.params)
+            for r in shown
             for epoch, acc in enumerate(r.result["test_accs"])
         ]
     )
@@ -103,17 +144,7 @@ def accuracy_curves(runs: list[RunResult], datasets: list[str], T_values: list[f
         squeeze=False,
         sharey=True,
     )
-    order = [
-        c
-        for c in [
-            "FracDNN τ fixed",
-            "FracDNN τ variable",
-            "ResNet τ fixed",
-            "ResNet τ variable",
-            "ResNet τ fixed (all)",
-        ]
-        if c in set(curves.curve)
-    ]
+    order = [c for c in reference.COLORS if c in set(curves.curve)]  # the original's legend order
     for i, T in enumerate(T_values):
         for j, dataset in enumerate(datasets):
             ax = axes[i][j]
@@ -124,7 +155,7 @@ def accuracy_curves(runs: list[RunResult], datasets: list[str], T_values: list[f
             letter = chr(97 + i * len(datasets) + j)
             ax.set(title=f"({letter}) {dataset}, T = {T:g}", xlabel="epoch", ylabel="test accuracy", ylim=(0, 1))
     fig.legend(handles, labels, loc="outside lower center", ncol=len(order), fontsize=8)
-    return fig
+    return fig, shown
 
 
 def _first_seed(runs: list[RunResult], select, key) -> dict:
@@ -160,7 +191,7 @@ def tau_trajectories(runs: list[RunResult], T: float):
     axes[0][-1].legend(fontsize=7, ncol=2)
     seed = chosen[keys[-1]].params["seed"]
     fig.suptitle(f"Trained step sizes (T = {T:g}; dotted: the initial T/{n_taus}; seed {seed})", fontsize=10)
-    return fig
+    return fig, [chosen[key] for key in keys]
 
 
 def pruning_plot(runs: list[RunResult]):
@@ -169,7 +200,7 @@ def pruning_plot(runs: list[RunResult]):
     chosen = _first_seed(runs, lambda p: p["pruning"], lambda p: (p["dataset"], p["T"], p["l1"], p["horizon"]))
     keys = sorted(chosen)
     if not keys:
-        return None
+        return None, []
     cols = min(len(keys), 4)
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.1 * rows), squeeze=False)
@@ -194,4 +225,4 @@ def pruning_plot(runs: list[RunResult]):
     for ax in list(axes.flat)[len(keys) :]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7, ncol=2)
-    return fig
+    return fig, [chosen[key] for key in keys]

@@ -12,6 +12,7 @@ figure's subset (τ trainable vs fixed, both architectures, no regulariser) plus
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from pathlib import Path
@@ -22,10 +23,9 @@ from .. import data, fileio, train
 from ..counting import count_parameters
 from ..params import CommonParams, param
 from ..results import RunResult, RunStore
-from .models import FIXED_MODES, MEMORY_MODES, FracDNN, TauResNet
+from .models import ARCHITECTURES, FIXED_MODES, MEMORY_MODES
 from .training import PRUNING_RULES, AdaptivePruning, DependentLastTau, TauTracker, objective
 
-ARCHITECTURES = ("resnet", "fracdnn")
 GRIDS = ("figure", "original")
 # Part of every run's key: bump it when a change alters these runs' numbers.
 CODE_VERSION = 1
@@ -36,7 +36,7 @@ class Params(CommonParams):
     datasets: list[str] = param(choices=data.DATASETS)
     train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all of it")
     grid: str = param(choices=GRIDS, doc="figure: the README figure's runs; original: main.py's 68-run grid")
-    architectures: list[str] = param(choices=ARCHITECTURES)
+    architectures: list[str] = param(choices=ARCHITECTURES.names())
     T_values: list[float] = param(gt=0.0, doc="time horizons; every τ starts at T/(blocks+1)")
     figure_T: float = param(gt=0.0, doc="the T drawn in the main figure (the original does not say which)")
     fixed_modes: list[str] = param(
@@ -53,7 +53,10 @@ class Params(CommonParams):
     blocks: int = param(ge=1, doc="residual τ-blocks after the input layer")
     epochs: int = param(ge=1)
     batch_size: int = param(ge=1)
-    lr: float = param(gt=0.0, doc="SGD learning rate, shared by weights and τ")
+    optimizer: str = param(choices=tuple(train.OPTIMIZERS), doc="sgd in the original: plain SGD, see train.py")
+    lr: float = param(gt=0.0, doc="learning rate, shared by weights and τ")
+    momentum: float = param(ge=0.0, lt=1.0, doc="sgd's momentum; 0 in the original")
+    weight_decay: float = param(ge=0.0, doc="on weights and τ alike; 0 in the original")
     seeds: list[int] = param(ge=0)
     thresholds: list[float] = param(gt=0.0, lt=1.0, doc="accuracies for the epochs-to-threshold table")
 
@@ -95,7 +98,10 @@ def run_params(
         "blocks": p.blocks,
         "epochs": p.epochs,
         "batch_size": p.batch_size,
+        "optimizer": p.optimizer,
         "lr": p.lr,
+        "momentum": p.momentum,
+        "weight_decay": p.weight_decay,
         "train_limit": p.train_limit,
     }
     if architecture == "fracdnn":
@@ -136,30 +142,25 @@ def grid(p: Params) -> list[dict]:
     return runs
 
 
+# The run keys of one architecture's own options: a run holds its architecture's (see run_params); the others are
+# absent or None there.
+OPTIONS = ("fixed", "memory", "gamma", "eps")
+
+
 def build_model(run: dict, in_features: int, num_classes: int):
+    """The run's architecture, by name from the library's registry, initialised from the run's seed."""
     torch.manual_seed(run["seed"])
-    if run["architecture"] == "resnet":
-        return TauResNet(
-            in_features,
-            run["width"],
-            run["blocks"],
-            num_classes,
-            run["T"],
-            run["tau_trainable"],
-            run["fixed"] or "first",
-            run["dependent_last"],
-        )
-    return FracDNN(
+    options = {k: run[k] for k in OPTIONS if run.get(k) is not None}
+    return ARCHITECTURES.create(
+        run["architecture"],
         in_features,
-        run["width"],
-        run["blocks"] + 1,
         num_classes,
-        run["T"],
-        run["tau_trainable"],
-        run["gamma"],
-        run["eps"],
-        run["memory"],
-        run["dependent_last"],
+        width=run["width"],
+        blocks=run["blocks"],
+        T=run["T"],
+        tau_trainable=run["tau_trainable"],
+        dependent_last=run["dependent_last"],
+        **options,
     )
 
 
@@ -182,8 +183,10 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     config = train.TrainConfig(
         epochs=run["epochs"],
         batch_size=run["batch_size"],
-        optimizer="sgd",
+        optimizer=run["optimizer"],
         lr=run["lr"],
+        momentum=run["momentum"],
+        weight_decay=run["weight_decay"],
         seed=run["seed"],
         device=p.device,
         eval_before=True,
@@ -237,7 +240,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
 
 def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
     store = store or RunStore()
-    return [store.run("tau", r, lambda r, ckpt: train_one(p, r, ckpt), device=p.device) for r in grid(p)]
+    return store.sweep("tau", grid(p), functools.partial(train_one, p), device=p.device)
 
 
 # ---------------------------------------------------------------- the original's result files

@@ -11,6 +11,11 @@ and τ consume no random numbers, so under one seed both start from identical we
 
 The original's bugs are options, each documented where it is defined: ``fixed`` (which τ a "fixed τ" ResNet
 freezes) and ``memory`` (whether the FracDNN's memory coefficients carry gradients).
+
+:data:`ARCHITECTURES` builds either by name with one signature, ``blocks`` residual τ-blocks after the input
+layer (so ``blocks + 1`` τ), plus each architecture's own keyword options::
+
+    model = ARCHITECTURES.create("fracdnn", 784, 10, width=100, blocks=5, T=1.0, gamma=0.5)
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..registry import Registry
 
 FIXED_MODES = ("first", "all")
 MEMORY_MODES = ("detached", "autograd")
@@ -93,9 +100,6 @@ class TauResNet(nn.Module):
         """All τ in network order (fixed ones included), as one differentiable vector."""
         return torch.stack([b.tau for b in self.blocks])
 
-    def trainable_taus(self) -> list[torch.Tensor]:
-        return [b.tau for b in self.blocks if b.trainable]
-
     def tau_tensors(self) -> list[torch.Tensor]:
         return [b.tau for b in self.blocks]
 
@@ -166,9 +170,6 @@ class FracDNN(nn.Module):
     def taus(self) -> torch.Tensor:
         return torch.stack(self.tau_tensors())
 
-    def trainable_taus(self) -> list[torch.Tensor]:
-        return [t for t in self.tau_tensors() if isinstance(t, nn.Parameter)]
-
     def clamp_taus_(self) -> None:
         with torch.no_grad():
             for t in self.tau_tensors():
@@ -203,3 +204,42 @@ class FracDNN(nn.Module):
             differences.append(new - u if same_dim else new)
             u = new
         return self.classifier(u)
+
+
+# ---------------------------------------------------------------- named factories
+
+ARCHITECTURES = Registry("τ architecture")
+
+
+@ARCHITECTURES.register("resnet")
+def resnet(
+    in_features: int,
+    num_classes: int,
+    *,
+    width: int,
+    blocks: int,
+    T: float,
+    tau_trainable: bool = True,
+    dependent_last: bool = False,
+    fixed: str = "first",
+) -> TauResNet:
+    """The τ-ResNet: an input layer and ``blocks`` residual blocks."""
+    return TauResNet(in_features, width, blocks, num_classes, T, tau_trainable, fixed, dependent_last)
+
+
+@ARCHITECTURES.register("fracdnn")
+def fracdnn(
+    in_features: int,
+    num_classes: int,
+    *,
+    width: int,
+    blocks: int,
+    T: float,
+    tau_trainable: bool = True,
+    dependent_last: bool = False,
+    gamma: float = 0.5,
+    eps: float = 1e-4,
+    memory: str = "detached",
+) -> FracDNN:
+    """The FracDNN with as many τ as the ResNet of ``blocks`` residual blocks (its input layer is layer 0)."""
+    return FracDNN(in_features, width, blocks + 1, num_classes, T, tau_trainable, gamma, eps, memory, dependent_last)

@@ -4,34 +4,30 @@ Read by pixel analysis off the README figure ``example_training_speedup.png`` (s
 ±0.005 in accuracy, more where curves overlap). The figure does not say which T it used.
 """
 
-CURVES = ("ResNet τ variable", "FracDNN τ variable", "FracDNN τ fixed", "ResNet τ fixed")
+from __future__ import annotations
 
-FINAL_ACCURACY = {  # epoch 200
-    "mnist": {"ResNet τ variable": 0.98, "FracDNN τ variable": 0.977, "FracDNN τ fixed": 0.97, "ResNet τ fixed": 0.963},
-    "fashion_mnist": {
-        "ResNet τ variable": 0.89,
-        "FracDNN τ variable": 0.885,
-        "FracDNN τ fixed": 0.877,
-        "ResNet τ fixed": 0.864,
-    },
-}
+import dataclasses
 
-EPOCHS_TO = {  # (dataset, threshold) -> epochs needed, per curve
-    ("mnist", 0.95): {"ResNet τ variable": 8, "FracDNN τ variable": 15, "FracDNN τ fixed": 78, "ResNet τ fixed": 121},
-    ("mnist", 0.96): {"ResNet τ variable": 10, "FracDNN τ variable": 18, "FracDNN τ fixed": 104, "ResNet τ fixed": 181},
-    ("fashion_mnist", 0.85): {
-        "ResNet τ variable": 8,
-        "FracDNN τ variable": 17,
-        "FracDNN τ fixed": 83,
-        "ResNet τ fixed": 125,
-    },
-    ("fashion_mnist", 0.86): {
-        "ResNet τ variable": 13,
-        "FracDNN τ variable": 20,
-        "FracDNN τ fixed": 117,
-        "ResNet τ fixed": 172,
-    },
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """One curve of the figure on one dataset."""
+
+    final_accuracy: float  # test accuracy at epoch 200
+    epochs_to: dict[float, int]  # accuracy threshold -> the first epoch at which the curve reaches it
+
+
+FIGURE: dict[tuple[str, str], Curve] = {  # (dataset, curve label) -> Curve
+    ("mnist", "ResNet τ variable"): Curve(final_accuracy=0.98, epochs_to={0.95: 8, 0.96: 10}),
+    ("mnist", "FracDNN τ variable"): Curve(final_accuracy=0.977, epochs_to={0.95: 15, 0.96: 18}),
+    ("mnist", "FracDNN τ fixed"): Curve(final_accuracy=0.97, epochs_to={0.95: 78, 0.96: 104}),
+    ("mnist", "ResNet τ fixed"): Curve(final_accuracy=0.963, epochs_to={0.95: 121, 0.96: 181}),
+    ("fashion_mnist", "ResNet τ variable"): Curve(final_accuracy=0.89, epochs_to={0.85: 8, 0.86: 13}),
+    ("fashion_mnist", "FracDNN τ variable"): Curve(final_accuracy=0.885, epochs_to={0.85: 17, 0.86: 20}),
+    ("fashion_mnist", "FracDNN τ fixed"): Curve(final_accuracy=0.877, epochs_to={0.85: 83, 0.86: 117}),
+    ("fashion_mnist", "ResNet τ fixed"): Curve(final_accuracy=0.864, epochs_to={0.85: 125, 0.86: 172}),
 }
+DATASETS = tuple(dict.fromkeys(dataset for dataset, _ in FIGURE))
 
 # The original figure's colours (matplotlib's default cycle, in its legend order).
 COLORS = {
