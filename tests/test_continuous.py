@@ -1,22 +1,28 @@
 """Paper 2: the checks of shared/papers/continuousnet.md §9 and the issue's list."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 from repronets import data, params, train
+from repronets.continuous import analysis
 from repronets.continuous import experiment as E
-from repronets.continuous.blocks import ODEBlock, ResidualFunction, manifestation, refine
+from repronets.continuous.blocks import ODEBlock, ResidualFunction, manifestation, ode_blocks, refine
+from repronets.continuous.integrators import SCHEMES as SCHEME_REGISTRY
 from repronets.continuous.integrators import odeint, stage_pieces
 from repronets.continuous.models import (
+    MODELS,
     ContinuousNet,
     continuousnet,
     resnet_v2,
     wide_continuousnet,
     wide_resnet,
 )
-from repronets.continuous.training import Refinement, lr_milestones
+from repronets.continuous.reference import PUBLISHED
+from repronets.continuous.training import SCHEDULE_CONVENTIONS, Refinement, lr_milestones
 from repronets.counting import count_parameters
+from repronets.results import RunResult
 from repronets.transforms import random_crop
 
 SCHEMES = ["euler", "midpoint", "rk4_classic", "rk4_38"]
@@ -77,8 +83,22 @@ def test_stage_piece_tables():
     assert stage_pieces("euler", 3, 3) == [[0], [1], [2]]
     assert stage_pieces("midpoint", 8, 2) == [[0, 0]] * 4 + [[1, 1]] * 4
     assert stage_pieces("euler", 2, 8) == [[0], [4]]  # fewer steps than pieces: pieces are skipped
-    with pytest.raises(ValueError, match="unknown scheme 'rk5'"):
+
+
+def test_an_unknown_scheme_is_refused_everywhere_with_the_known_names():
+    assert SCHEME_REGISTRY.names() == tuple(SCHEMES)
+    known = "known: euler, midpoint, rk4_classic, rk4_38"
+    with pytest.raises(KeyError, match=f"unknown scheme 'rk5'; {known}"):
         stage_pieces("rk5", 1, 1)
+    with pytest.raises(KeyError, match=f"unknown scheme 'rk5'; {known}"):
+        odeint(lambda x, k: x, torch.zeros(1), 1, 1, "rk5")
+    with pytest.raises(KeyError, match=f"unknown scheme 'rk5'; {known}"):
+        ODEBlock(ResidualFunction(2, 1), 1.0, "rk5")
+    model = continuousnet(1, "midpoint", alpha=2)
+    with pytest.raises(KeyError, match=f"unknown scheme 'rk5'; {known}"):
+        with manifestation(model, steps=3, scheme="rk5"):
+            pass
+    assert all(b.steps == 1 and b.scheme == "midpoint" for b in ode_blocks(model))  # refused before any change
 
 
 # ---------------------------------------------------------------- blocks
@@ -206,6 +226,53 @@ def test_refining_the_model_gives_the_reference_sizes():
     assert sizes == [175_770, 273_210, 468_090, 857_850]
 
 
+def test_the_registry_names_the_factories():
+    assert MODELS.names() == ("continuousnet", "wide_continuousnet", "resnet_v2", "wide_resnet")
+    assert MODELS.get("continuousnet") is continuousnet and MODELS.get("wide_resnet") is wide_resnet
+    torch.manual_seed(0)
+    a = MODELS.create("continuousnet", pieces=2, scheme="midpoint", alpha=4)
+    torch.manual_seed(0)
+    b = continuousnet(2, "midpoint", alpha=4)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(KeyError, match="unknown model 'resnet'; known: continuousnet"):
+        MODELS.create("resnet")
+
+
+# The README's parameter counts of each row's model as built (refined rows: before their first refinement).
+ROW_PARAMETERS = {
+    "resnet20": 272_474,
+    "cn2_euler": 273_210,
+    "cn2_rk4": 273_210,
+    "cn1to2_rk4": 175_770,
+    "cn1to2_midpoint": 175_770,
+    "resnet56": 855_770,
+    "cn8_euler": 857_850,
+    "cn8_rk4": 857_850,
+    "cn1to8_rk4": 175_770,
+    "wrn58": 13_631_108,
+    "wcn8_euler": 13_630_676,
+}
+
+
+@pytest.mark.parametrize("row", sorted(E.ROWS))
+def test_each_row_builds_its_model_through_the_registry(row):
+    # T and the piece selection away from the factories' defaults, so that each must be passed to be right.
+    p = dataclasses.replace(params.load("02_continuousnet_tables", "paper"), refined_T=0.5, legacy_pieces=True)
+    run = E.run_params(p, row, 0)
+    spec = E.ROWS[row]
+    num_classes = 100 if spec.table == "cifar100" else 10
+    model = E.build_model(run, 3, num_classes)
+    assert run["arch"] == spec.arch and set(E.MODEL_ARGS) == set(MODELS.names())
+    assert count_parameters(model, trainable_only=False) == ROW_PARAMETERS[row]
+    for b in ode_blocks(model):
+        assert (b.scheme, b.epsilon, b.legacy, b.fn.pieces) == (spec.scheme, run["T"], True, spec.pieces)
+    torch.manual_seed(0)  # the same weights as the factory called by hand, seeded with the run's seed
+    ode = {"pieces": spec.pieces, "scheme": spec.scheme, "epsilon": run["T"], "legacy": True}
+    args = ode if spec.pieces else {"depth": spec.depth}
+    direct = MODELS.create(spec.arch, num_classes=num_classes, **args)
+    assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), direct.state_dict().values()))
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -213,6 +280,9 @@ def test_the_schedules_epochs():
     # ContinuousNet: decay after 0-based epoch 30 -> LR 0.1 for 31 epochs; the ResNet script: 30 epochs.
     assert lr_milestones([30, 60, 90], "continuousnet") == [31, 61, 91]
     assert lr_milestones([30, 60, 90], "resnet") == [30, 60, 90]
+    with pytest.raises(KeyError, match="unknown schedule convention 'keras'"):
+        lr_milestones([30], "keras")
+    assert {r.schedule for r in E.ROWS.values()} == set(SCHEDULE_CONVENTIONS.names())
     model = torch.nn.Linear(2, 2)
     for convention, first_decayed in (("continuousnet", 31), ("resnet", 30)):
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -228,6 +298,8 @@ def test_the_schedules_epochs():
     assert E.run_params(p, "cn1to8_rk4", 0)["refine_at"] == [30, 50, 70]
     assert E.run_params(p, "cn2_rk4", 0)["weight_decay"] == 1e-4 and E.run_params(p, "cn2_euler", 0)["T"] == 2.0
     assert E.run_params(p, "resnet20", 0)["milestones"] == [30, 60, 90]
+    assert E.run_params(p, "wrn58", 0)["milestones"] == [30, 60, 90]
+    assert E.run_params(p, "wcn8_euler", 0)["milestones"] == [31, 61, 91]
     assert E.scaled_refinements((30, 50, 70), 15, "r") == [4, 6, 9]
     assert E.scaled_refinements((30, 50, 70), 4, "r") == [1, 2, 3]  # kept distinct when scaling merges them
     with pytest.raises(ValueError, match="refines 3 time"):
@@ -294,21 +366,33 @@ def test_carrying_the_optimizer_state_splits_momentum_like_the_weights():
 
 
 def test_random_crop_moves_each_image_by_its_own_offset():
-    x = torch.arange(3 * 2 * 6 * 6, dtype=torch.float32).reshape(3, 2, 6, 6) + 1
+    x = torch.arange(8 * 2 * 6 * 6, dtype=torch.float32).reshape(8, 2, 6, 6) + 1
     torch.manual_seed(1)
     y = random_crop(x, 2)
     assert y.shape == x.shape
-    for i in range(3):  # each crop is a window of the zero-padded image
+    offsets = []
+    for i in range(8):  # each crop is one window of the zero-padded image (the values are distinct: one match)
         padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
-        assert any(torch.equal(y[i], padded[:, dy : dy + 6, dx : dx + 6]) for dy in range(5) for dx in range(5))
+        offsets += [
+            (dy, dx) for dy in range(5) for dx in range(5) if torch.equal(y[i], padded[:, dy : dy + 6, dx : dx + 6])
+        ]
+    assert len(offsets) == 8
+    assert len(set(offsets)) > 1 and offsets != [(2, 2)] * 8  # not one shared offset, not the uncropped images
 
 
-def test_channels_last_training_gives_the_same_model_as_the_default_layout():
+def test_channels_last_training_gives_the_same_model_as_the_default_layout(monkeypatch):
     p = params.load("02_continuousnet_tables", "smoke")
     run = E.run_params(p, "cn2_euler", 0) | {"train_limit": 64, "epochs": 1}
-    import dataclasses
+    layouts, fit = [], train.fit
 
+    def recording_fit(model, *a, **kw):
+        w = model.stages[0].conv1.weight  # 3×3 over several channels: the two layouts differ
+        layouts.append(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous())
+        return fit(model, *a, **kw)
+
+    monkeypatch.setattr(train, "fit", recording_fit)
     results = [E.train_one(dataclasses.replace(p, device="cpu", channels_last=cl), run) for cl in (False, True)]
+    assert layouts == [False, True]  # the option reached the model
     a, b = (r["epochs"]["train_loss"][0] for r in results)
     assert a == pytest.approx(b, rel=1e-4)
 
@@ -316,14 +400,13 @@ def test_channels_last_training_gives_the_same_model_as_the_default_layout():
 @pytest.mark.parametrize("row", sorted(E.ROWS))
 def test_every_table_row_trains_and_sweeps(row):
     """Every row of the paper profile at tiny width, so each model, refinement schedule and sweep path runs here."""
-    import dataclasses
-
     p = dataclasses.replace(
         params.load("02_continuousnet_tables", "smoke"),
         device="cpu",
         alpha=2,
         widen_factor=1,
         epochs=4,
+        lr_decay_factor=0.5,
         manifestation_steps=[1, 3],
         convergence_doublings=2,
     )
@@ -331,7 +414,89 @@ def test_every_table_row_trains_and_sweeps(row):
     out = E.train_one(p, run)
     assert len(out["epochs"]["test_acc"]) == 4 and 0.0 <= out["final_test_acc"] <= 1.0
     spec = E.ROWS[row]
+    # Decays after 30/60/90 of 120 epochs scaled to 4 (1, 2, 3), by lr_decay_factor, in the row's convention.
+    expected = [0.1, 0.05, 0.025, 0.0125] if spec.schedule == "resnet" else [0.1, 0.1, 0.05, 0.025]
+    assert out["epochs"]["lr"] == pytest.approx(expected)
     if spec.pieces:
         pieces = spec.pieces * 2 ** len(spec.refine_at)
         assert len(out["manifestation"]) == 2 * len(p.manifestation_schemes)
         assert {c["steps"] for c in out["convergence"]} == {pieces, 2 * pieces}
+
+
+def test_the_refinement_noise_reaches_the_refinement_of_refined_rows_only(monkeypatch):
+    p = dataclasses.replace(
+        params.load("02_continuousnet_tables", "smoke"), device="cpu", alpha=2, epochs=2, refine_variance=0.05
+    )
+    assert E.run_params(p, "cn2_euler", 0)["refine_variance"] == 0.0  # not part of an unrefined row's key
+    run = E.run_params(p, "cn1to2_rk4", 0) | {"train_limit": 40}
+    assert run["refine_variance"] == 0.05
+    seen = []
+
+    class Recording(Refinement):
+        def __init__(self, epochs, variance=0.0, carry_state=False):
+            super().__init__(epochs, variance, carry_state)
+            seen.append(variance)
+
+    monkeypatch.setattr(E, "Refinement", Recording)
+    E.train_one(p, run)
+    assert seen == [0.05]
+
+
+# ---------------------------------------------------------------- analysis
+
+
+def fake_run(p, row, seed, acc, manifestation=()):
+    params_ = E.run_params(p, row, seed)
+    result = {
+        "final_test_acc": acc,
+        "train_time_s": 90.0,
+        "parameters": 273_210,
+        "images_per_s": 1000.0,
+        "manifestation": [{"scheme": s, "steps": n, "test_acc": a} for s, n, a in manifestation],
+    }
+    return RunResult(f"{row}{seed}", "continuous", params_, result, {}, None)
+
+
+def test_published_numbers_are_read_by_name_beside_the_rebuilt_tables():
+    assert set(PUBLISHED) == set(E.ROWS)
+    assert PUBLISHED["cn2_euler"].accuracy == 91.41 and PUBLISHED["wcn8_euler"].parameters == "13.63M"
+    paper = params.load("02_continuousnet_tables", "paper")
+    runs = [
+        fake_run(paper, "cn2_euler", 0, 0.9),
+        fake_run(paper, "cn2_euler", 1, 0.92),
+        fake_run(paper, "wrn58", 0, 0.7),
+    ]
+    tables = analysis.tables(runs, paper)
+    assert [t.name for t in tables] == ["cifar10", "cifar100"] and [t.data for t in tables] == ["cifar10", "cifar100"]
+    row = tables[0].frame.iloc[0]
+    assert row["Test accuracy"] == "91.00% ± 1.41" and row["seeds"] == 2
+    assert (row["#params (original)"], row["Test accuracy (original)"], row["Time (original)"]) == (
+        "0.27M",
+        "91.41%",
+        "20 (m)",
+    )
+    assert tables[1].frame.iloc[0]["Test accuracy (original)"] == "79.16%"
+    assert [r.key for r in tables[1].runs] == ["wrn580"]
+    assert (
+        tables[1].caption == "CIFAR-100 table of the original README, rebuilt on cifar100 (120 epochs, width α = 16)."
+    )
+    quick = params.load("02_continuousnet_tables", "quick")  # rebuilt on the digits: no published numbers beside
+    (digits,) = analysis.tables([fake_run(quick, "cn2_euler", 0, 0.9)], quick)
+    assert digits.name == "cifar10" and "Test accuracy (original)" not in digits.frame
+
+
+def test_the_summary_reads_the_manifestation_sweep_of_the_ode_runs():
+    quick = params.load("02_continuousnet_tables", "quick")
+    sweep = [("euler", 1, 0.5), ("euler", 2, 0.9), ("euler", 4, 0.8), ("rk4_classic", 1, 0.1)]
+    runs = [fake_run(quick, "resnet20", 0, 0.9), fake_run(quick, "cn2_euler", 0, 0.9, sweep)]
+    assert analysis.ode_runs(runs) == runs[1:]
+    lines = analysis.summary(runs, analysis.tables(runs, quick))
+    assert lines == [
+        "2-2-2 Euler: 0.900 at its training steps; with 1 step per block 0.500; range over 3 step counts 0.500-0.900",
+        "cifar10: 2-2-2 – ResNet-20 (v2): 90.00%; 2-2-2 Euler ContinuousNet: 90.00%",
+    ]
+
+
+def test_observed_order():
+    assert analysis.observed_order([1.0, 0.25, 1 / 64]) == 4.0
+    assert analysis.observed_order([3.0, 1.5]) == 1.0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
 from ..plotting import plt, sns
 from ..results import RunResult
-from .experiment import ROWS
+from .experiment import ROWS, Params, table_dataset
+from .reference import PUBLISHED
 
 SCHEME_NAMES = {
     "euler": "Euler",
@@ -16,6 +19,12 @@ SCHEME_NAMES = {
     "rk4_38": "RK4 (3/8)",
     None: "–",
 }
+TABLE_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}  # the original README's two tables
+
+
+def ode_runs(runs: list[RunResult]) -> list[RunResult]:
+    """The runs of ContinuousNets (the rows with pieces), which have a manifestation sweep and a convergence study."""
+    return [r for r in runs if r.params["pieces"]]
 
 
 def _fmt_params(n: float) -> str:
@@ -46,16 +55,44 @@ def results_table(runs: list[RunResult], table: str, with_reference: bool) -> pd
             "T": group[0].params["T"] if group[0].params["T"] is not None else "–",
             "seeds": len(group),
         }
-        if with_reference and spec.original:
+        published = PUBLISHED.get(name)
+        if with_reference and published:
             row.update(
                 {
-                    "#params (original)": spec.original[0],
-                    "Test accuracy (original)": f"{spec.original[1]:.2f}%",
-                    "Time (original)": f"{spec.original[2]} (m)",
+                    "#params (original)": published.parameters,
+                    "Test accuracy (original)": f"{published.accuracy:.2f}%",
+                    "Time (original)": f"{published.minutes} (m)",
                 }
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+@dataclasses.dataclass
+class Table:
+    """One of the original README's tables rebuilt from runs, with what its provenance record needs."""
+
+    name: str  # cifar10 or cifar100
+    frame: pd.DataFrame
+    runs: list[RunResult]  # the runs on its data
+    data: str
+    caption: str
+
+
+def tables(runs: list[RunResult], p: Params) -> list[Table]:
+    """The README's tables that ``runs`` have rows of, in the README's order; the README's numbers stand beside
+    ours where a table was rebuilt on the README's own data."""
+    out = []
+    for name, title in TABLE_TITLES.items():
+        data_name = table_dataset(p, name)
+        frame = results_table(runs, name, with_reference=data_name == name)
+        if len(frame):
+            caption = (
+                f"{title} table of the original README, rebuilt on {data_name} "
+                f"({p.epochs} epochs, width α = {p.alpha})."
+            )
+            out.append(Table(name, frame, [r for r in runs if r.params["dataset"] == data_name], data_name, caption))
+    return out
 
 
 def _label(run: RunResult) -> str:
@@ -138,14 +175,43 @@ def convergence_figure(runs: list[RunResult]):
     return fig
 
 
+def observed_order(errors) -> float:
+    """log2 of the ratio of the last two errors of a sequence at halving step sizes."""
+    errors = np.asarray(errors)
+    return float(np.log2(errors[-2] / errors[-1]))
+
+
 def observed_orders(runs: list[RunResult]) -> pd.DataFrame:
-    """log2 ratio of the errors at the two finest step counts, per trained model and scheme."""
+    """:func:`observed_order` at the two finest step counts, per trained model and scheme (mean over seeds)."""
     df = convergence_frame(runs)
     out = (
         df.sort_values("steps")
         .groupby(["trained", "scheme", "seed"])["relative_error"]
-        .apply(lambda e: float(np.log2(e.iloc[-2] / e.iloc[-1])))
+        .apply(observed_order)
         .rename("observed order")
         .reset_index()
     )
     return out.groupby(["trained", "scheme"])["observed order"].mean().unstack("scheme").reset_index()
+
+
+def summary(runs: list[RunResult], rebuilt: list[Table]) -> list[str]:
+    """What a run shows, in lines: per trained ContinuousNet, the accuracy at its training steps, with the fewest
+    steps and the range over the manifestation sweep (its own scheme); then the accuracies in each ``rebuilt`` table."""
+    lines = []
+    m = manifestation_frame(ode_runs(runs))
+    if len(m):
+        same = m[m["trained scheme"] == m["evaluated with"]]
+        for trained, g in same.groupby("trained"):
+            curve = g.groupby("steps").test_acc.mean()
+            at = curve.loc[g["trained steps"].iloc[0]]
+            fewest = curve.index[0]
+            lines.append(
+                f"{trained}: {at:.3f} at its training steps; with {fewest} step{'' if fewest == 1 else 's'} per block "
+                f"{curve.iloc[0]:.3f}; range over {len(curve)} step counts {curve.min():.3f}-{curve.max():.3f}"
+            )
+    for t in rebuilt:
+        lines.append(
+            f"{t.name}: "
+            + "; ".join(f"{r.Units} {r.Scheme} {r.Model}: {r['Test accuracy']}" for _, r in t.frame.iterrows())
+        )
+    return lines

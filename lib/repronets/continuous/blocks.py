@@ -101,8 +101,7 @@ class ODEBlock(nn.Module):
         legacy: bool = False,
     ):
         super().__init__()
-        if scheme not in SCHEMES:
-            raise ValueError(f"unknown scheme {scheme!r}: choose one of {sorted(SCHEMES)}")
+        SCHEMES.get(scheme)  # an unknown scheme fails here, not at the first forward
         self.fn, self.epsilon, self.scheme, self.legacy = fn, float(epsilon), scheme, legacy
         self.steps = fn.pieces * steps_per_piece
 
@@ -174,6 +173,8 @@ def manifestation(model: nn.Module, steps: int | None = None, scheme: str | None
     ``steps`` may be any positive integer, also fewer than the pieces (pieces are then skipped, as in the
     original's manifestation test). Restores the trained setting on exit.
     """
+    if scheme is not None:
+        SCHEMES.get(scheme)  # an unknown scheme fails here, before any block is changed
     blocks = ode_blocks(model)
     saved = [(b.steps, b.scheme) for b in blocks]
     try:
@@ -181,8 +182,6 @@ def manifestation(model: nn.Module, steps: int | None = None, scheme: str | None
             if steps is not None:
                 b.steps = steps
             if scheme is not None:
-                if scheme not in SCHEMES:
-                    raise ValueError(f"unknown scheme {scheme!r}: choose one of {sorted(SCHEMES)}")
                 b.scheme = scheme
         yield model
     finally:

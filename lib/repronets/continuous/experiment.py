@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 
 import torch
 
@@ -24,7 +23,7 @@ from ..results import RunResult, RunStore
 from ..transforms import ChannelStats, Preprocess, classification_loss
 from .blocks import manifestation, ode_blocks
 from .integrators import SCHEMES
-from .models import ContinuousNet, resnet_v2, wide_resnet
+from .models import MODELS
 from .training import Refinement, lr_milestones
 
 CODE_VERSION = 2  # 2: block convergence in float64
@@ -33,10 +32,10 @@ PAPER_EPOCHS = 120
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One row of the original README's tables."""
+    """One row of the original README's tables: what to train (the README's numbers are in ``reference.py``)."""
 
     model: str  # Model column
-    family: str  # continuous | resnet | wide_continuous | wide_resnet
+    arch: str  # the factory in MODELS
     units: str  # Units column
     table: str = "cifar10"  # which table: cifar10 or cifar100
     pieces: int = 0
@@ -44,63 +43,36 @@ class Row:
     refine_at: tuple[int, ...] = ()  # epochs of a 120-epoch run
     depth: int = 0
     weight_decay: float | None = None  # a row's own value (the README's RK4 run uses 1e-4)
-    original: tuple[str, float, int] | None = None  # (#params, test accuracy %, time in minutes) from the README
+    schedule: str = "continuousnet"  # whose LR-schedule convention: a name in training.SCHEDULE_CONVENTIONS
 
 
 ROWS = {
-    "resnet20": Row("ResNet-20 (v2)", "resnet", "2-2-2", depth=20, original=("0.27M", 91.31, 48)),
-    "cn2_euler": Row("ContinuousNet", "continuous", "2-2-2", pieces=2, scheme="euler", original=("0.27M", 91.41, 20)),
-    "cn2_rk4": Row(
-        "ContinuousNet",
-        "continuous",
-        "2-2-2",
-        pieces=2,
-        scheme="rk4_classic",
-        weight_decay=1e-4,
-        original=("0.27M", 91.01, 50),
-    ),
+    "resnet20": Row("ResNet-20 (v2)", "resnet_v2", "2-2-2", depth=20, schedule="resnet"),
+    "cn2_euler": Row("ContinuousNet", "continuousnet", "2-2-2", pieces=2, scheme="euler"),
+    "cn2_rk4": Row("ContinuousNet", "continuousnet", "2-2-2", pieces=2, scheme="rk4_classic", weight_decay=1e-4),
     "cn1to2_rk4": Row(
-        "ContinuousNet",
-        "continuous",
-        "1-1-1 -> 2-2-2",
-        pieces=1,
-        scheme="rk4_classic",
-        refine_at=(25,),
-        original=("0.27M", 91.09, 47),
+        "ContinuousNet", "continuousnet", "1-1-1 -> 2-2-2", pieces=1, scheme="rk4_classic", refine_at=(25,)
     ),
     "cn1to2_midpoint": Row(
-        "ContinuousNet",
-        "continuous",
-        "1-1-1 -> 2-2-2",
-        pieces=1,
-        scheme="midpoint",
-        refine_at=(25,),
-        original=("0.27M", 90.67, 29),
+        "ContinuousNet", "continuousnet", "1-1-1 -> 2-2-2", pieces=1, scheme="midpoint", refine_at=(25,)
     ),
-    "resnet56": Row("ResNet-56 (v2)", "resnet", "8-8-8", depth=56, original=("0.85M", 93.11, 105)),
-    "cn8_euler": Row("ContinuousNet", "continuous", "8-8-8", pieces=8, scheme="euler", original=("0.86M", 93.11, 83)),
-    "cn8_rk4": Row(
-        "ContinuousNet", "continuous", "8-8-8", pieces=8, scheme="rk4_classic", original=("0.86M", 93.29, 279)
-    ),
+    "resnet56": Row("ResNet-56 (v2)", "resnet_v2", "8-8-8", depth=56, schedule="resnet"),
+    "cn8_euler": Row("ContinuousNet", "continuousnet", "8-8-8", pieces=8, scheme="euler"),
+    "cn8_rk4": Row("ContinuousNet", "continuousnet", "8-8-8", pieces=8, scheme="rk4_classic"),
     "cn1to8_rk4": Row(
-        "ContinuousNet",
-        "continuous",
-        "1-1-1 -> 8-8-8",
-        pieces=1,
-        scheme="rk4_classic",
-        refine_at=(30, 50, 70),
-        original=("0.86M", 93.06, 199),
+        "ContinuousNet", "continuousnet", "1-1-1 -> 8-8-8", pieces=1, scheme="rk4_classic", refine_at=(30, 50, 70)
     ),
-    "wrn58": Row("WideResNet-58", "wide_resnet", "8-8-8", table="cifar100", depth=58, original=("13.63M", 79.16, 193)),
-    "wcn8_euler": Row(
-        "WideContinuousNet",
-        "wide_continuous",
-        "8-8-8",
-        table="cifar100",
-        pieces=8,
-        scheme="euler",
-        original=("13.63M", 78.45, 159),
-    ),
+    "wrn58": Row("WideResNet-58", "wide_resnet", "8-8-8", table="cifar100", depth=58, schedule="resnet"),
+    "wcn8_euler": Row("WideContinuousNet", "wide_continuousnet", "8-8-8", table="cifar100", pieces=8, scheme="euler"),
+}
+
+# The run values each factory of MODELS takes (factory argument: run key); the data give num_classes and in_channels.
+_ODE_ARGS = {"pieces": "pieces", "scheme": "scheme", "epsilon": "T", "legacy": "legacy_pieces"}
+MODEL_ARGS = {
+    "resnet_v2": {"depth": "depth", "alpha": "alpha"},
+    "wide_resnet": {"depth": "depth", "widen_factor": "widen_factor"},
+    "continuousnet": {"alpha": "alpha", **_ODE_ARGS},
+    "wide_continuousnet": {"widen_factor": "widen_factor", **_ODE_ARGS},
 }
 
 
@@ -117,8 +89,18 @@ class Params(CommonParams):
     lr: float = param(gt=0.0)
     momentum: float = param(ge=0.0, lt=1.0)
     weight_decay: float = param(ge=0.0, doc="on all parameters, as in the original (rows may override)")
-    lr_decay_epochs: list[int] = param(ge=0, doc="epochs of a 120-epoch run after which the LR is multiplied by 0.1")
+    lr_decay_epochs: list[int] = param(
+        ge=0, doc="epochs of a 120-epoch run after which the LR is multiplied by lr_decay_factor"
+    )
+    lr_decay_factor: float = param(
+        gt=0.0, le=1.0, doc="what each LR decay multiplies the LR by (0.1, the original's lr_decay)"
+    )
     refined_T: float = param(gt=0.0, doc="depth-time T of the refined rows (not stated by the original)")
+    refine_variance: float = param(
+        ge=0.0,
+        doc="v of the noise factor 1 + v·N(0, 1) on the weights copied at a refinement "
+        "(0: exact copies, the default of the original's do_a_train_set)",
+    )
     legacy_pieces: bool = param(doc="the original's float32 piece selection instead of exact integers")
     carry_optimizer_state: bool = param(doc="keep momentum through a refinement (the original rebuilds SGD)")
     augment: bool = param(doc="random crops (and flips on CIFAR), as the original")
@@ -149,6 +131,11 @@ def scaled_refinements(epochs: tuple[int, ...], total: int, row_name: str) -> li
     return out
 
 
+def table_dataset(p: Params, table: str) -> str:
+    """The data the rows of one of the README's tables train on: ``wide_dataset`` for CIFAR-100's, else ``dataset``."""
+    return p.wide_dataset if table == "cifar100" else p.dataset
+
+
 def run_params(p: Params, row_name: str, seed: int) -> dict:
     row = ROWS[row_name]
     refine_at = scaled_refinements(row.refine_at, p.epochs, row_name)
@@ -157,9 +144,9 @@ def run_params(p: Params, row_name: str, seed: int) -> dict:
     return {
         "code_version": CODE_VERSION,
         "row": row_name,
-        "family": row.family,
+        "arch": row.arch,
         "seed": seed,
-        "dataset": p.wide_dataset if row.table == "cifar100" else p.dataset,
+        "dataset": table_dataset(p, row.table),
         "train_limit": p.train_limit,
         "alpha": p.alpha,
         "widen_factor": p.widen_factor,
@@ -170,15 +157,14 @@ def run_params(p: Params, row_name: str, seed: int) -> dict:
         "depth": row.depth,
         "legacy_pieces": p.legacy_pieces,
         "carry_optimizer_state": p.carry_optimizer_state and bool(refine_at),
+        "refine_variance": p.refine_variance if refine_at else 0.0,
         "epochs": p.epochs,
         "batch_size": p.batch_size,
         "lr": p.lr,
         "momentum": p.momentum,
         "weight_decay": row.weight_decay if row.weight_decay is not None else p.weight_decay,
-        "milestones": lr_milestones(
-            [scaled(e, p.epochs) for e in p.lr_decay_epochs],
-            "resnet" if row.family in ("resnet", "wide_resnet") else "continuousnet",
-        ),
+        "milestones": lr_milestones([scaled(e, p.epochs) for e in p.lr_decay_epochs], row.schedule),
+        "lr_decay_factor": p.lr_decay_factor,
         "augment": p.augment,
         "amp": p.amp,
         "manifestation_steps": p.manifestation_steps,
@@ -189,23 +175,8 @@ def run_params(p: Params, row_name: str, seed: int) -> dict:
 
 def build_model(run: dict, in_channels: int, num_classes: int):
     torch.manual_seed(run["seed"])
-    family = run["family"]
-    if family == "resnet":
-        return resnet_v2(run["depth"], num_classes, in_channels=in_channels, alpha=run["alpha"])
-    if family == "wide_resnet":
-        return wide_resnet(run["depth"], run["widen_factor"], num_classes, in_channels=in_channels)
-    common = dict(
-        num_classes=num_classes,
-        pieces=run["pieces"],
-        scheme=run["scheme"],
-        epsilon=run["T"],
-        in_channels=in_channels,
-        legacy=run["legacy_pieces"],
-    )
-    if family == "continuous":
-        return ContinuousNet(alpha=run["alpha"], **common)
-    k = run["widen_factor"]
-    return ContinuousNet(preact=True, widths=(16 * k, 32 * k, 64 * k), final_bn_momentum=0.9, **common)
+    args = {arg: run[key] for arg, key in MODEL_ARGS[run["arch"]].items()}
+    return MODELS.create(run["arch"], num_classes=num_classes, in_channels=in_channels, **args)
 
 
 # The original's Normalize values.
@@ -237,7 +208,8 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
                 m.to(memory_format=torch.channels_last)
     preprocess = preprocess_for(tr, run["augment"], p.channels_last)
     loss_fn = classification_loss(preprocess)
-    callbacks = [Refinement(run["refine_at"], carry_state=run["carry_optimizer_state"])] if run["refine_at"] else []
+    refinement = Refinement(run["refine_at"], run["refine_variance"], carry_state=run["carry_optimizer_state"])
+    callbacks = [refinement] if run["refine_at"] else []
     config = train.TrainConfig(
         epochs=run["epochs"],
         batch_size=run["batch_size"],
@@ -247,7 +219,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
         weight_decay=run["weight_decay"],
         scheduler="multistep",
         milestones=tuple(run["milestones"]),
-        gamma=0.1,
+        gamma=run["lr_decay_factor"],
         device=str(device),
         amp=run["amp"],
         seed=run["seed"],
@@ -324,9 +296,4 @@ def block_convergence(
 def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
     store = store or RunStore()
     grid = [run_params(p, r, s) for r in p.rows for s in p.seeds]
-    return [store.run("continuous", g, lambda g, ckpt: train_one(p, g, ckpt), device=p.device) for g in grid]
-
-
-def observed_order(errors: list[float]) -> float:
-    """log2 of the ratio of the last two errors of a sequence at halving step sizes."""
-    return math.log2(errors[-2] / errors[-1])
+    return store.sweep("continuous", grid, lambda g, ckpt: train_one(p, g, ckpt), device=p.device)

@@ -29,6 +29,8 @@ from typing import Callable
 
 import torch
 
+from ..registry import Registry
+
 
 @dataclasses.dataclass(frozen=True)
 class Tableau:
@@ -39,22 +41,28 @@ class Tableau:
 
 
 F = Fraction
-SCHEMES: dict[str, Tableau] = {
-    "euler": Tableau((F(0),), ((),), (F(1),), 1),
-    "midpoint": Tableau((F(0), F(1, 2)), ((), (F(1, 2),)), (F(0), F(1)), 2),
-    "rk4_classic": Tableau(
+# The one table of schemes: ``SCHEMES.get(name)`` is the tableau, and the error for an unknown name lists the known.
+SCHEMES: Registry[Tableau] = Registry("scheme")
+SCHEMES.register("euler", Tableau((F(0),), ((),), (F(1),), 1))
+SCHEMES.register("midpoint", Tableau((F(0), F(1, 2)), ((), (F(1, 2),)), (F(0), F(1)), 2))
+SCHEMES.register(
+    "rk4_classic",
+    Tableau(
         (F(0), F(1, 2), F(1, 2), F(1)),
         ((), (F(1, 2),), (F(0), F(1, 2)), (F(0), F(0), F(1))),
         (F(1, 6), F(1, 3), F(1, 3), F(1, 6)),
         4,
     ),
-    "rk4_38": Tableau(
+)
+SCHEMES.register(
+    "rk4_38",
+    Tableau(
         (F(0), F(1, 3), F(2, 3), F(1)),
         ((), (F(1, 3),), (F(-1, 3), F(1)), (F(1), F(-1), F(1))),
         (F(1, 8), F(3, 8), F(3, 8), F(1, 8)),
         4,
     ),
-}
+)
 
 
 def stage_pieces(scheme: str, steps: int, pieces: int, legacy: bool = False) -> list[list[int]]:
@@ -65,7 +73,7 @@ def stage_pieces(scheme: str, steps: int, pieces: int, legacy: bool = False) -> 
 @functools.lru_cache(maxsize=256)
 def _stage_table(scheme: str, steps: int, pieces: int, legacy: bool) -> tuple[tuple[int, ...], ...]:
     # Cached: every ODE-block forward needs this table, and it depends only on these four values.
-    tableau = _tableau(scheme)
+    tableau = SCHEMES.get(scheme)
     if steps < 1 or pieces < 1:
         raise ValueError(f"steps ({steps}) and pieces ({pieces}) must be at least 1")
     if legacy:
@@ -93,7 +101,7 @@ def odeint(f: Callable, x, steps: int, pieces: int, scheme: str = "euler", legac
     Pieces divide the interval in equal parts whatever T is. T multiplies the step once (h = T/steps) rather than
     f, so that with T = steps an Euler step is exactly x + f(x), bit for bit: a residual unit.
     """
-    tableau = _tableau(scheme)
+    tableau = SCHEMES.get(scheme)
     h = T / steps
     b = [float(v) for v in tableau.b]
     a = [[float(v) for v in row] for row in tableau.a]
@@ -111,9 +119,3 @@ def odeint(f: Callable, x, steps: int, pieces: int, scheme: str = "euler", legac
             if bi:
                 x = x.add(ki, alpha=h * bi)
     return x
-
-
-def _tableau(scheme: str) -> Tableau:
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}: choose one of {sorted(SCHEMES)}")
-    return SCHEMES[scheme]

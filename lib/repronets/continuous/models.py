@@ -3,16 +3,21 @@
 Named factories give the README table's rows: ``continuousnet(pieces=2)`` is "2-2-2" (273,210 parameters),
 ``continuousnet(pieces=8)`` is "8-8-8" (857,850), ``wide_continuousnet(pieces=8)`` the CIFAR-100 model (13,630,676),
 ``resnet_v2(20)`` / ``resnet_v2(56)`` (272,474 / 855,770) and ``wide_resnet(58, 4)`` (13,631,108).
+Each factory is registered in :data:`MODELS` under its own name: ``MODELS.create("continuousnet", pieces=8)``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch.nn.functional as F
 from torch import nn
 
+from ..registry import Registry
 from .blocks import ODEBlock, ResidualFunction, Stitch
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
 def _init_convs(model: nn.Module) -> None:
@@ -79,11 +84,13 @@ class ContinuousNet(nn.Module):
         return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+@MODELS.register("continuousnet")
 def continuousnet(pieces: int = 2, scheme: str = "euler", num_classes: int = 10, **kw) -> ContinuousNet:
     """The CIFAR-10 ContinuousNet "d-d-d" (post-activation, α = 16)."""
     return ContinuousNet(num_classes=num_classes, pieces=pieces, scheme=scheme, **kw)
 
 
+@MODELS.register("wide_continuousnet")
 def wide_continuousnet(
     pieces: int = 8,
     scheme: str = "euler",
@@ -202,9 +209,11 @@ class WideResNet(nn.Module):
         return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+@MODELS.register("resnet_v2")
 def resnet_v2(depth: int = 20, num_classes: int = 10, **kw) -> ResNetV2:
     return ResNetV2(depth, num_classes, **kw)
 
 
+@MODELS.register("wide_resnet")
 def wide_resnet(depth: int = 58, widen_factor: int = 4, num_classes: int = 100, **kw) -> WideResNet:
     return WideResNet(depth, widen_factor, num_classes, **kw)

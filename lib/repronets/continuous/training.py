@@ -7,20 +7,21 @@ import re
 
 import torch
 
+from ..registry import Registry
 from .blocks import refine
+
+# The originals' two conventions for "decay the LR after epoch e", as the offset of the MultiStepLR milestone (a decay
+# after that many completed epochs) from e. ``continuousnet`` (cli.py): decay *after* 0-based epoch e, so with
+# [30, 60, 90] the LR is 0.1 for 31 epochs. ``resnet`` (train_resnet.py): after epochs counted from 1, 30 epochs at 0.1.
+SCHEDULE_CONVENTIONS: Registry[int] = Registry("schedule convention")
+SCHEDULE_CONVENTIONS.register("continuousnet", 1)
+SCHEDULE_CONVENTIONS.register("resnet", 0)
 
 
 def lr_milestones(decay_epochs: list[int], convention: str) -> list[int]:
-    """MultiStepLR milestones (decays after that many completed epochs) for the originals' two conventions.
-
-    ``continuousnet`` (cli.py): decay *after* 0-based epoch e, so with [30, 60, 90] the LR is 0.1 for 31 epochs.
-    ``resnet`` (train_resnet.py): decay after epochs 30/60/90 counted from 1, i.e. 30 epochs at 0.1.
-    """
-    if convention == "continuousnet":
-        return [e + 1 for e in decay_epochs]
-    if convention == "resnet":
-        return list(decay_epochs)
-    raise ValueError(f"unknown schedule convention {convention!r}")
+    """MultiStepLR milestones for decays after ``decay_epochs`` in a convention of :data:`SCHEDULE_CONVENTIONS`."""
+    offset = SCHEDULE_CONVENTIONS.get(convention)
+    return [e + offset for e in decay_epochs]
 
 
 class Refinement:
