@@ -1,4 +1,4 @@
-"""Paper 2: the checks of shared/papers/continuousnet.md §9 and the issue's list."""
+"""Paper 2: the checks of docs/papers/continuousnet.md §9 and the issue's list."""
 
 import dataclasses
 import math

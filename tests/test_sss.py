@@ -1,4 +1,4 @@
-"""Paper 3, the SSS layer: checks of shared/papers/sss.md §1 and §7."""
+"""Paper 3, the SSS layer: checks of docs/papers/sss.md §1 and §7."""
 
 import numpy as np
 import pytest

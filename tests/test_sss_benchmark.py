@@ -1,4 +1,4 @@
-"""Paper 3, the benchmark: models, data, protocol and results of shared/papers/sss.md §2–4 and §7."""
+"""Paper 3, the benchmark: models, data, protocol and results of docs/papers/sss.md §2–4 and §7."""
 
 import json
 import math
@@ -235,7 +235,7 @@ def test_complexity_counts(tmp_path):
 
 
 def test_generator_macs_are_the_references_and_the_per_stage_loops():
-    # one multiply-add per generator entry (sss.md §1.3): the reference's weight counts (§1.4) ...
+    # one multiply-add per generator entry (docs/papers/sss.md §1.3): the reference's weight counts (§1.4) ...
     for n, by_state in reference.LAYER_WEIGHTS.items():
         for s, expected in by_state.items():
             assert experiment.generator_macs(n, s) == expected, (n, s)

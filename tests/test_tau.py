@@ -1,4 +1,4 @@
-"""Paper 1: the checks of shared/papers/tau.md §6 and the issue's list."""
+"""Paper 1: the checks of docs/papers/tau.md §6 and the issue's list."""
 
 import dataclasses
 import json
@@ -101,7 +101,8 @@ def test_uniform_tau_memory_weights_are_the_classical_L1_weights():
 
 
 def reference_fracdnn(model: FracDNN, x: torch.Tensor) -> torch.Tensor:
-    """The scheme of tau.md §1.2 written out with loops in float64, independent of the vectorised forward."""
+    """The scheme of docs/papers/tau.md §1.2 written out with loops in float64, independent of the vectorised
+    forward."""
     g = model.gamma
     taus = [float(t) for t in model.taus().detach()]
     u = [x.double().flatten(1)]

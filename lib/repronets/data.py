@@ -264,7 +264,7 @@ def _svhn(root: Path, train: bool, download: bool) -> Split:
 
 
 def long_tailed(split: Split, imbalance: float, seed: int = 0) -> Split:
-    """An exponentially long-tailed subset, as the LDAM-style class JEI-DNN uses (shared/papers/jeidnn.md §5):
+    """An exponentially long-tailed subset, as the LDAM-style class JEI-DNN uses (docs/papers/jeidnn.md §5):
     class c keeps ⌊n_max·(1/imbalance)^(c/(C−1))⌋ of its samples, classes in their natural order, each class's
     samples shuffled by one NumPy RandomState(seed) in class order before taking the first ones."""
     labels = split.y.cpu().numpy()

@@ -1,4 +1,4 @@
-"""The two UCI tables of paper 3 (shared/papers/sss.md §4.1), read from a data root into tensors; :mod:`repronets.data`
+"""The two UCI tables of paper 3 (docs/papers/sss.md §4.1), read from a data root into tensors; :mod:`repronets.data`
 serves them by name as splits (this module does not import it: the dependency runs one way, data → uci).
 
 - ``pendigits``: ``<root>/pendigits/pendigits.tra`` and ``pendigits.tes`` (the official split; 16 integer features

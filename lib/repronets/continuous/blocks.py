@@ -1,6 +1,6 @@
 """ODE blocks whose residual function has weights piecewise constant over depth-time.
 
-Reference: shared/papers/continuousnet.md §1.
+Reference: docs/papers/continuousnet.md §1.
 
 An :class:`ODEBlock` integrates dx/dt = ε·R(x; θ(t)) over t ∈ [0, 1], θ(t) piecewise constant with ``pieces`` pieces,
 in ``pieces × steps_per_piece`` steps of a scheme from :mod:`repronets.continuous.integrators`. With ε = T = pieces and

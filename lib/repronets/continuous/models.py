@@ -1,4 +1,4 @@
-"""ContinuousNet, WideContinuousNet and the original's baselines (shared/papers/continuousnet.md §1, §5.4).
+"""ContinuousNet, WideContinuousNet and the original's baselines (docs/papers/continuousnet.md §1, §5.4).
 
 Named factories give the README table's rows: ``continuousnet(pieces=2)`` is "2-2-2" (273,210 parameters),
 ``continuousnet(pieces=8)`` is "8-8-8" (857,850), ``wide_continuousnet(pieces=8)`` the CIFAR-100 model (13,630,676),

@@ -1,4 +1,4 @@
-"""Paper 3's benchmark grid (shared/papers/sss.md §4): datasets × training-set shares × models × widths × repeats,
+"""Paper 3's benchmark grid (docs/papers/sss.md §4): datasets × training-set shares × models × widths × repeats,
 trained with the original protocol, results in the original pickle's structure (as JSON), and the complexity
 measurements of the layer.
 
@@ -332,8 +332,8 @@ def complexity(p: Params, store: RunStore | None = None) -> RunResult:
 
 
 def original_results(runs: list[RunResult]) -> dict:
-    """The original's ``benchmark_results.p`` structure (sss.md §4.4) as JSON: shares and widths become string keys;
-    runs with the corrected loss go under ``"<model>@logits"`` so the faithful keys stay the original's."""
+    """The original's ``benchmark_results.p`` structure (docs/papers/sss.md §4.4) as JSON: shares and widths become
+    string keys; runs with the corrected loss go under ``"<model>@logits"`` so the faithful keys stay the original's."""
     first = runs[0].params if runs else {}
     out = {
         "dataset_names": sorted({r.params["dataset"] for r in runs}),

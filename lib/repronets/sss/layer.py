@@ -1,5 +1,5 @@
 """Sequentially semiseparable (SSS) weight matrices, trained by backpropagation through states
-(Kissel et al., EPIA 2022; shared/papers/sss.md §1).
+(Kissel et al., EPIA 2022; docs/papers/sss.md §1).
 
 ``SSSLinear(in_features, out_features, state_dim, stages)`` computes y = T·u + b, where T (out × in) is given by its
 SSS generators over N stages (input blocks of ``in/N``, output blocks of ``out/N`` entries):

@@ -1,4 +1,4 @@
-"""The benchmark models of paper 3 (shared/papers/sss.md §2–3): two hidden layers of width h, of which only the
+"""The benchmark models of paper 3 (docs/papers/sss.md §2–3): two hidden layers of width h, of which only the
 h × h hidden-to-hidden matrix is structured (dense, SSS with state dimension s, or rank 1); the input and output
 layers are dense ``nn.Linear`` with PyTorch's default initialisation. Image data goes through a small convolutional
 feature extractor first (10 features for 28×28 and 32×32 inputs), trained end to end.

@@ -1,9 +1,9 @@
 """The original code base's numbers, for the checks of a re-implementation. Not results of this code.
 
-The paper's tables were not available (shared/papers/sss.md §5), so no accuracy of the paper is quoted anywhere.
+The paper's tables were not available (docs/papers/sss.md §5), so no accuracy of the paper is quoted anywhere.
 These numbers belong to the original code (``MatthiasKi/statespace_learning`` @ aff3ee9, initialised with
 ``MatthiasKi/tvsclib`` @ 6a6b3a4): parameter counts from its layer shapes, and the initialisation's norms from
-running its Hankel-SVD realisation with numpy (sss.md §1.4, §1.5, §3, §4.2–4.4, §7).
+running its Hankel-SVD realisation with numpy (docs/papers/sss.md §1.4, §1.5, §3, §4.2–4.4, §7).
 """
 
 # SSS layer parameters with the bias, n = 50, m = 1, by state dimension s (§1.4; a dense 50 × 50 layer has 2550).

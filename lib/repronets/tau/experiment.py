@@ -2,11 +2,11 @@
 
 Run without Jupyter: ``python -m repronets.tau --profile paper [--export DIR]``.
 
-``grid: original`` is main.py's filtered product (tau.md §2): per (dataset, T) the ResNet gets 8 trainable runs
-(L1 × time horizon × pruning), 2 fixed (± pruning) and 1 with a dependent last τ; the FracDNN 4 + 1 + 1; with
-both datasets and T ∈ {1, 6} that is 44 + 24 = 68 runs per seed and fixed mode. ``grid: figure`` is the README
-figure's subset (τ trainable vs fixed, both architectures, no regulariser) plus one pruning configuration
-(ResNet, trainable τ, L1, adaptive pruning), so the pruning plot has something to show.
+``grid: original`` is main.py's filtered product (docs/papers/tau.md §2): per (dataset, T) the ResNet gets 8
+trainable runs (L1 × time horizon × pruning), 2 fixed (± pruning) and 1 with a dependent last τ; the FracDNN
+4 + 1 + 1; with both datasets and T ∈ {1, 6} that is 44 + 24 = 68 runs per seed and fixed mode. ``grid: figure``
+is the README figure's subset (τ trainable vs fixed, both architectures, no regulariser) plus one pruning
+configuration (ResNet, trainable τ, L1, adaptive pruning), so the pruning plot has something to show.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     )
     T = int(run["T"]) if float(run["T"]).is_integer() else run["T"]
     return {
-        # The original's keys (tau.md §4); the per-step series are stored as tensors (see original_record).
+        # The original's keys (docs/papers/tau.md §4); the per-step series are stored as tensors (see original_record).
         "test_losses": history.epochs["test_loss"],
         "test_accs": history.epochs["test_acc"],
         "lr": run["lr"],

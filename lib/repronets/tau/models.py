@@ -1,6 +1,6 @@
 """Time-variable networks whose step sizes τ are parameters (Herberg, Herzog, Köhne, arXiv 2306.16111).
 
-Two architectures, built as the original ``tau_modules`` builds them (reference: shared/papers/tau.md §1):
+Two architectures, built as the original ``tau_modules`` builds them (reference: docs/papers/tau.md §1):
 
 - :class:`TauResNet`: a first layer ``x1 = τ0·σ(W0 x + b0)`` (input → width, no shortcut), then residual blocks
   ``x_{k+1} = x_k + τ_k·σ(W_k x_k + b_k)`` (forward-Euler steps of size τ_k), then a bias-free output layer.

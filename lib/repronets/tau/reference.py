@@ -1,6 +1,6 @@
 """The original's published numbers, for side-by-side tables. Not results of this code.
 
-Read by pixel analysis off the README figure ``example_training_speedup.png`` (shared/papers/tau.md §3; about
+Read by pixel analysis off the README figure ``example_training_speedup.png`` (docs/papers/tau.md §3; about
 ±0.005 in accuracy, more where curves overlap). The figure does not say which T it used.
 """
 
