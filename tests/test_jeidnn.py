@@ -1,17 +1,28 @@
-"""Paper 4, JEI-DNN: checks of shared/papers/jeidnn.md §8 and the issue's list."""
+"""Paper 4, JEI-DNN: checks of docs/papers/jeidnn.md §8 and the issue's list."""
 
+import dataclasses
+import inspect
 import math
 
 import pytest
 import torch
 from repronets import params
-from repronets.jeidnn import cost, dynamic, metrics, training
+from repronets.counting import count_parameters
+from repronets.jeidnn import cost, dynamic, metrics, policies, reference, training
 from repronets.jeidnn.dynamic import DynamicNet
 from repronets.jeidnn.t2t_vit import T2TViT, load_pretrained, resize_pos_embed, t2t_vit_7, t2t_vit_14
 
 
 def count(model, trainable=False):
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
+    return count_parameters(model, trainable_only=trainable)
+
+
+def exit_config(**changes):
+    """The quick profile's exit-training settings, with ``changes``."""
+    from repronets.jeidnn import experiment
+
+    quick = params.load("04_dynamic_exits", "quick")
+    return dataclasses.replace(experiment.exit_config(quick, 0.1, 0), **changes)
 
 
 def test_t2t_vit_7_parameter_counts_tokens_and_macs():
@@ -33,13 +44,15 @@ def test_t2t_vit_14_size():
 
 
 def test_exit_costs_in_both_conventions():
-    c = cost.exit_costs(DynamicNet(t2t_vit_7(10)), (3, 224, 224))
-    assert [round(v / 1e6, 3) for v in c["original"]] == [5.534, 6.843, 8.153, 9.463, 10.772, 12.082, 13.518]
+    stored = reference.COSTS["cifar10"]
+    c = cost.exit_costs(DynamicNet(t2t_vit_7(stored.num_classes)), (3, stored.image_size, stored.image_size))
+    assert tuple(round(v / 1e6, 3) for v in c["original"]) == stored.cumulative
     assert c["macs"][-1] / 1e9 == pytest.approx(1.147, abs=0.001)
     fractions = [v / c["macs"][-1] for v in c["macs"]]
     assert fractions[0] == pytest.approx(0.356, abs=0.005)
     svhn = cost.exit_costs(DynamicNet(t2t_vit_7(10, img_size=32)), (3, 32, 32))
-    assert round(svhn["original"][-1] / 1e6, 2) == 4.23 and svhn["macs"][-1] / 1e6 == pytest.approx(24.2, abs=0.1)
+    assert round(svhn["original"][-1] / 1e6, 2) == reference.COSTS["svhn"].full
+    assert svhn["macs"][-1] / 1e6 == pytest.approx(24.2, abs=0.1)
     # a fixed exit pattern costs the cumulative cost of its exits: 50/50 between exits 2 and 5
     exits = torch.tensor([2, 5] * 50)
     assert cost.mean_cost(exits, c["original"]) / 1e6 == pytest.approx((8.153 + 12.082) / 2, abs=2e-3)
@@ -169,10 +182,10 @@ def test_ece_and_conformal_coverage_on_synthetic_cases():
 def test_budget_thresholds_follow_the_target_distribution():
     torch.manual_seed(3)
     conf = torch.rand(1000, 4)
-    t = training.budget_thresholds(conf, 1.0)  # p = 1: a quarter of the samples per exit
-    exits = training.threshold_exits(conf, t)
+    t = policies.budget_thresholds(conf, 1.0)  # p = 1: a quarter of the samples per exit
+    exits = policies.threshold_exits(conf, t)
     assert torch.bincount(exits, minlength=4).tolist() == pytest.approx([250, 250, 250, 250], abs=2)
-    early = training.threshold_exits(conf, training.budget_thresholds(conf, 0.2))
+    early = policies.threshold_exits(conf, policies.budget_thresholds(conf, 0.2))
     assert early.float().mean() < exits.float().mean()
 
 
@@ -201,61 +214,111 @@ def test_checkpoint_loading_with_official_key_names(tmp_path):
         load_pretrained(model, tmp_path / "missing.pth.tar")
 
 
-def test_freezing_leaves_the_backbone_bit_identical():
+def test_freezing_stops_the_backbones_gradients_and_keeps_it_bit_identical():
     from repronets.jeidnn import experiment
 
-    smoke = params.load("04_dynamic_exits", "smoke")
-    p = experiment.setting(smoke, smoke.datasets[0])
-    tr, val, _ = experiment.splits(p)
     model = tiny_model(2)
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
     model.freeze_backbone()
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    assert all(p.requires_grad for p in (*model.ics.parameters(), *model.gates.parameters()))
+    # from the images (not cached features) through every exit and gate: gradients reach the exits only, so an
+    # optimizer over all the dynamic net's parameters (weight decay and momentum included) leaves the backbone as it was
+    model.train()
+    logits = model(torch.randn(8, 1, 32, 32))
+    (logits.logsumexp(-1).sum() + model.gate_logits(logits).sum()).backward()
+    assert all(p.grad is None for p in model.backbone.parameters())
+    assert all(p.grad is not None for p in (*model.ics.parameters(), *model.gates.parameters()))
+    torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4).step()
+    assert all(torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
+    # and JEI-DNN's training on the real features (train mode: dropout on the frozen backbone) changes nothing there
+    smoke = params.load("04_dynamic_exits", "smoke")
+    p = experiment.setting(smoke, smoke.datasets[0])
+    tr, val, _ = experiment.splits(p)
     feats = training.Features(model, experiment.preprocess_for(p, tr), "train", False)
-    c = training.ExitConfig(epochs=2, batch_size=64, max_warmup_epochs=1, alternate_every=1, tradeoff=0.1)
-    training.train_jeidnn(model, feats, tr.x, tr.y, val.x, val.y, torch.arange(1, 5) / 4, c)
+    c = exit_config(epochs=2, batch_size=64, max_warmup_epochs=1, alternate_every=1, tradeoff=0.1)
+    training.train_jeidnn(model, training.ExitTask(feats, tr.x, tr.y, val.x, val.y, torch.arange(1, 5) / 4), c)
     assert all(torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
 
 
+def test_evaluation_features_are_cached_per_split_not_per_address():
+    model = tiny_model(3)
+    feats = training.Features(model, lambda x, training: x, "eval", False)
+    x = torch.randn(6, 1, 32, 32)
+    first = feats.evaluation(x)
+    assert feats.evaluation(x) is first  # computed once per split
+    with torch.no_grad():
+        expected = model.class_tokens(torch.ones(6, 1, 32, 32))
+    # a temporary split, then another of the same size: the second may be allocated where the first was freed
+    feats.evaluation(torch.zeros(6, 1, 32, 32))
+    assert torch.allclose(feats.evaluation(torch.ones(6, 1, 32, 32)), expected, atol=1e-6)
+
+
 class SyntheticFeatures:
-    """Class tokens whose label signal grows with depth, so later exits are more accurate."""
+    """Class tokens signal·onehot(y) + N(0, 1) noise per exit: ``signal`` per exit (G+1,), or per sample and exit
+    (N, G+1); the first part of the samples is the training part, the rest the validation part."""
 
     def __init__(self, y, signal, dim, seed=0):
         gen = torch.Generator().manual_seed(seed)
         onehot = torch.nn.functional.one_hot(y, dim).float()
-        self.tokens = torch.stack([s * onehot + torch.randn(len(y), dim, generator=gen) for s in signal], 1)
+        signal = torch.as_tensor(signal, dtype=torch.float32).expand(len(y), -1)
+        self.tokens = torch.stack(
+            [signal[:, l, None] * onehot + torch.randn(len(y), dim, generator=gen) for l in range(signal.shape[1])], 1
+        )
 
     def evaluation(self, x):
         return self.tokens[: len(x)] if len(x) == len(self.tokens) else self.tokens[len(self.tokens) - len(x) :]
 
-    validation = evaluation
+    def validation(self, x):
+        return self.evaluation(x)
 
-    def training_batch(self, x, index, generator=None):
+    def training_batch(self, x, index):
         return self.tokens[index]
 
 
-def test_lambda_moves_the_exits():
-    """Trained gates: λ = 0 sends (nearly) everything to the most accurate exit, a large λ to the first."""
-    torch.manual_seed(0)
-    n, classes, dim = 800, 4, 16
-    y = torch.randint(0, classes, (n,))
-    model = tiny_model(0, classes)
-    with torch.no_grad():  # a frozen head that reads the label dimensions
+def test_the_test_double_has_the_real_features_methods():
+    for name in ("evaluation", "validation", "training_batch"):
+        real = inspect.signature(getattr(training.Features, name)).parameters
+        assert list(inspect.signature(getattr(SyntheticFeatures, name)).parameters) == list(real), name
+
+
+def frozen_label_head(classes, dim, seed=0):
+    """The tiny model with a frozen head that reads the label dimensions of :class:`SyntheticFeatures`."""
+    model = tiny_model(seed, classes)
+    with torch.no_grad():
         model.backbone.head.weight.copy_(torch.eye(classes, dim) * 5)
         model.backbone.head.bias.zero_()
     model.freeze_backbone()
-    feats = SyntheticFeatures(y, [0.5, 1.0, 1.5, 6.0], dim)
+    return model
+
+
+def test_trained_gates_send_each_sample_to_its_own_exit_and_lambda_moves_them():
+    """Easy samples (the label readable at every exit) and hard ones (readable at the head only), mixed: at λ = 0.5
+    the oracle sends the easy ones to exit 0 and the hard ones to the head, so trained gates must tell them apart
+    by what the ICs' predictions look like (gates that ignore the sample send all to one exit). λ = 0 sends
+    everything to the head, λ = 10 everything to exit 0 (which gates that ignore the sample do too)."""
+    torch.manual_seed(0)
+    n, classes, dim = 800, 4, 16
+    y = torch.randint(0, classes, (n,))
+    easy = torch.arange(n) % 2 == 0
+    signal = torch.where(easy[:, None], torch.tensor([6.0, 6.0, 6.0, 6.0]), torch.tensor([0.0, 0.0, 0.0, 6.0]))
+    feats = SyntheticFeatures(y, signal, dim)
     x = torch.zeros(n, 1)
-    mean_exit = {}
-    for lam in (0.0, 10.0):
+    task = training.ExitTask(feats, x[:600], y[:600], x[600:], y[600:], torch.arange(1, 5) / 4)
+    model = frozen_label_head(classes, dim)
+    exits = {}
+    for lam in (0.0, 0.5, 10.0):
         for m in (*model.ics, *model.gates):
             m.reset_parameters()
-        c = training.ExitConfig(epochs=12, batch_size=32, max_warmup_epochs=3, alternate_every=5, tradeoff=lam, lr=0.05)
-        training.train_jeidnn(model, feats, x[:600], y[:600], x[600:], y[600:], torch.arange(1, 5) / 4, c)
+        c = exit_config(epochs=30, batch_size=32, max_warmup_epochs=3, alternate_every=5, tradeoff=lam, lr=0.2)
+        training.train_jeidnn(model, task, c)
         with torch.no_grad():
-            logits = model.exit_logits(feats.tokens)
-            mean_exit[lam] = dynamic.first_exit(dynamic.exit_scores(model.gate_values(logits))).float()
-    assert (mean_exit[0.0] == 3).float().mean() > 0.9
-    assert (mean_exit[10.0] == 0).float().mean() > 0.9
+            exits[lam] = policies.gate_exits(model, model.exit_logits(feats.tokens))
+    # measured: 95 % of the easy samples at exit 0, 1 % of the hard ones, 77 % of them at the head
+    assert (exits[0.5][easy] == 0).float().mean() > 0.9 and (exits[0.5][~easy] == 0).float().mean() < 0.05
+    assert (exits[0.5][~easy] == 3).float().mean() > 0.6
+    assert (exits[0.0] == 3).float().mean() > 0.9
+    assert (exits[10.0] == 0).float().mean() > 0.9
 
 
 def test_l2w_assignment_and_weights():
@@ -298,11 +361,11 @@ class Interrupting(SyntheticFeatures):
         super().__init__(*args, **kw)
         self.calls, self.at = 0, at
 
-    def training_batch(self, x, index, generator=None):
+    def training_batch(self, x, index):
         self.calls += 1
         if self.calls == self.at:
             raise KeyboardInterrupt
-        return super().training_batch(x, index, generator)
+        return super().training_batch(x, index)
 
 
 @pytest.mark.parametrize(
@@ -313,17 +376,13 @@ def test_exit_training_resumes_with_the_uninterrupted_numbers(tmp_path, method, 
     n, classes, dim = 400, 4, 16
     y = torch.randint(0, classes, (n,))
     x = torch.zeros(n, 1)
-    c = training.ExitConfig(epochs=6, batch_size=32, max_warmup_epochs=2, alternate_every=3, tradeoff=0.1, lr=0.05)
-    trainers = {
-        "jeidnn": lambda m, f, ck: training.train_jeidnn(
-            m, f, x[:300], y[:300], x[300:], y[300:], torch.arange(1, 5) / 4, c, ck
-        ),
-        "boosted": lambda m, f, ck: training.train_boosted(m, f, x[:300], y[:300], x[300:], y[300:], c, checkpoint=ck),
-        "l2w": lambda m, f, ck: training.train_l2w(
-            m, f, x[:300], y[:300], x[300:], y[300:], c, meta_every=4, checkpoint=ck
-        ),
-        "confidence": lambda m, f, ck: training.train_confidence_ics(m, f, x[:300], y[:300], x[300:], y[300:], c, ck),
-    }
+    c = exit_config(
+        epochs=6, batch_size=32, max_warmup_epochs=2, alternate_every=3, tradeoff=0.1, lr=0.05, meta_every=4
+    )
+    train = training.METHODS.get(method).train
+
+    def task(feats):
+        return training.ExitTask(feats, x[:300], y[:300], x[300:], y[300:], torch.arange(1, 5) / 4)
 
     def fresh():
         m = tiny_model(1, classes)
@@ -331,16 +390,16 @@ def test_exit_training_resumes_with_the_uninterrupted_numbers(tmp_path, method, 
         return m
 
     signal = [0.5, 1.0, 1.5, 6.0]
-    reference = fresh()
-    expected = trainers[method](reference, SyntheticFeatures(y, signal, dim), None)
+    uninterrupted = fresh()
+    expected = train(uninterrupted, task(SyntheticFeatures(y, signal, dim)), c, None)
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(KeyboardInterrupt):
-        trainers[method](fresh(), Interrupting(y, signal, dim, at=at), ckpt)
+        train(fresh(), task(Interrupting(y, signal, dim, at=at)), c, ckpt)
     assert ckpt.exists()
     resumed = fresh()
-    got = trainers[method](resumed, SyntheticFeatures(y, signal, dim), ckpt)
+    got = train(resumed, task(SyntheticFeatures(y, signal, dim)), c, ckpt)
     assert got["history"] == expected["history"]
-    assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), reference.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), uninterrupted.state_dict().values()))
 
 
 def test_baselines_identity_gates_cost_nothing():

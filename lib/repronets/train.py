@@ -299,32 +299,73 @@ def _config_fingerprint(config: TrainConfig) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "name", "checkpoint_every_s")}
 
 
-def _save(state: TrainState, scaler, callbacks, path: Path) -> None:
-    fileio.save_torch(
-        path,
-        {
-            "config": _config_fingerprint(state.config),
-            "model": state.model.state_dict(),
-            "optimizer": state.optimizer.state_dict(),
-            "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
-            "scaler": scaler.state_dict(),
-            "epoch": state.epoch,
-            "step": state.step,
-            "stop": state.stop,
-            "history": dataclasses.asdict(state.history),
-            "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks],
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            },
+def save_checkpoint(path: str | Path, objects: dict, values: dict) -> dict:
+    """The checkpoint format of every training loop here (``fit`` and JEI-DNN's exit phases): one file, written
+    atomically, holding ``values`` (plain data) as they are, the state of each of ``objects`` under its name
+    (modules, optimizers, schedulers, grad scalers: ``state_dict()``; a ``torch.Generator``: ``get_state()``; None
+    stays None) and the global RNG states (torch, CUDA, NumPy, Python) under ``"rng"``. Flat, so a value is read as
+    ``torch.load(path)["epoch"]``. Returns what was written."""
+    clash = (set(objects) & set(values)) | ({"rng"} & (set(objects) | set(values)))
+    if clash:
+        raise ValueError(f"checkpoint {path}: names used twice: {sorted(clash)}")
+    saved = {
+        **values,
+        **{name: _state_of(obj) for name, obj in objects.items()},
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         },
-    )
+    }
+    fileio.save_torch(path, saved)
+    return saved
+
+
+def read_checkpoint(path: str | Path, map_location=None) -> dict:
+    """A file of :func:`save_checkpoint`, as saved; :func:`restore_states` and :func:`restore_rng` apply it."""
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def restore_states(saved: dict, objects: dict) -> None:
+    """Load each object's saved state, in the order given (skipped where the object or its state is None)."""
+    for name, obj in objects.items():
+        state = saved[name]
+        if obj is None or state is None:
+            continue
+        obj.set_state(state) if isinstance(obj, torch.Generator) else obj.load_state_dict(state)
+
+
+def restore_rng(saved: dict) -> None:
+    rng = saved["rng"]
+    torch.set_rng_state(rng["torch"].cpu())
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+
+
+def _state_of(obj):
+    if obj is None:
+        return None
+    return obj.get_state() if isinstance(obj, torch.Generator) else obj.state_dict()
+
+
+def _save(state: TrainState, scaler, callbacks, path: Path) -> None:
+    objects = {"model": state.model, "optimizer": state.optimizer, "scheduler": state.scheduler, "scaler": scaler}
+    values = {
+        "config": _config_fingerprint(state.config),
+        "epoch": state.epoch,
+        "step": state.step,
+        "stop": state.stop,
+        "history": dataclasses.asdict(state.history),
+        "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks],
+    }
+    save_checkpoint(path, objects, values)
 
 
 def _restore(state: TrainState, scaler, callbacks, path: Path) -> None:
-    saved = torch.load(path, map_location=state.device, weights_only=False)
+    saved = read_checkpoint(path, map_location=state.device)
     if saved["config"] != _config_fingerprint(state.config):
         diff = {
             k: (saved["config"].get(k), v)
@@ -338,17 +379,9 @@ def _restore(state: TrainState, scaler, callbacks, path: Path) -> None:
     for cb, cb_state in zip(callbacks, saved["callbacks"]):
         if cb_state is not None and hasattr(cb, "load_state_dict"):
             cb.load_state_dict(cb_state, state)  # may reshape state.model (e.g. re-apply pruning) first
-    state.model.load_state_dict(saved["model"])
-    state.rebuild_optimizer()
-    state.optimizer.load_state_dict(saved["optimizer"])
-    if state.scheduler is not None and saved["scheduler"] is not None:
-        state.scheduler.load_state_dict(saved["scheduler"])
-    scaler.load_state_dict(saved["scaler"])
+    restore_states(saved, {"model": state.model})
+    state.rebuild_optimizer()  # over the parameters of the model as restored
+    restore_states(saved, {"optimizer": state.optimizer, "scheduler": state.scheduler, "scaler": scaler})
     state.epoch, state.step, state.stop = saved["epoch"], saved["step"], saved.get("stop", False)
     state.history = History(**saved["history"])
-    rng = saved["rng"]
-    torch.set_rng_state(rng["torch"].cpu())
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
-    if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+    restore_rng(saved)

@@ -7,28 +7,22 @@ import pandas as pd
 
 from ..plotting import plt, sns
 from ..results import RunResult
+from . import reference
 
 METHOD_NAMES = {"jeidnn": "JEI-DNN", "confidence": "confidence threshold", "boosted": "BoostNet", "l2w": "L2W-DEN"}
 COST_NAMES = {"macs": "multiply-adds (torch.utils.flop_counter)", "original": "original counter"}
+BASELINE_NAMES = tuple(METHOD_NAMES[k] for k in ("confidence", "boosted", "l2w"))
+BASELINE_SUFFIX = " acc % at ≤ cost"  # the results table's column of each baseline: its name, then this
 
-# shared/papers/jeidnn.md §3.4: stored test results of the original (mean of 10 folds; cost % of the counter's total)
-REFERENCE = {
-    "cifar10": [
-        (0.01, 94.33, 0.26, 81.0, 5.1),
-        (0.1, 93.90, 0.28, 75.3, 7.4),
-        (0.5, 90.49, 0.21, 68.9, 11.5),
-        (1.0, 79.98, 0.26, 59.8, 17.0),
-        (3.0, 51.62, 0.37, 45.3, 19.2),
-    ],
-    "cifar100": [(0.01, 75.36, None, 80.2, 10.8), (0.1, 76.72, None, 81.2, 10.5), (0.5, 76.61, None, 79.4, 11.8)],
-    "cifar100_lt": [(0.01, 87.55, 3.6, 84.4, 8.6), (0.9, 85.37, 4.1, 75.9, 12.7)],
-    "svhn": [
-        (0.05, 91.58, 0.23, 64.6, 5.5),
-        (0.3, 91.23, 0.25, 55.9, 8.5),
-        (0.9, 88.58, 0.22, 45.4, 17.3),
-        (2.0, 77.11, 0.33, 33.1, 25.9),
-    ],
-}
+
+def by_dataset(runs: list[RunResult], datasets) -> dict[str, list[RunResult]]:
+    """The runs of each dataset, in the order given."""
+    return {d: [r for r in runs if r.params["dataset"] == d] for d in datasets}
+
+
+def jeidnn_runs(runs: list[RunResult]) -> list[RunResult]:
+    """JEI-DNN's runs (one per λ), without the baselines'."""
+    return [r for r in runs if r.params["method"] == "jeidnn"]
 
 
 def _row(method: str, setting: float, m: dict, costs: dict, alpha: float, exits=None) -> dict:
@@ -77,7 +71,7 @@ def frame(runs: list[RunResult], alpha: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _colours(df):
+def _colours():
     return {
         "JEI-DNN": sns.color_palette("colorblind")[3],
         "confidence threshold": sns.color_palette("colorblind")[0],
@@ -87,7 +81,7 @@ def _colours(df):
 
 
 def _draw(ax, df, y: str, cost: str, sd: str | None = None):
-    colours = _colours(df)
+    colours = _colours()
     x = f"cost_{cost}_frac"
     for method, g in df.groupby("method", sort=False):
         g = g.sort_values(x)
@@ -153,7 +147,7 @@ def tradeoff_figure(df: pd.DataFrame, alpha: float, cost: str = "macs", title: s
 
 def exits_figure(runs: list[RunResult], title: str = ""):
     """Where JEI-DNN's test samples exit, per λ (bars), beside the λ-oracle's exits on the test set (hatched)."""
-    jei = sorted((r for r in runs if r.params["method"] == "jeidnn"), key=lambda r: r.params["tradeoff"])
+    jei = sorted(jeidnn_runs(runs), key=lambda r: r.params["tradeoff"])
     if not jei:
         return plt.figure()
     exits = len(jei[0].result["exit_distribution"])
@@ -179,43 +173,113 @@ def exits_figure(runs: list[RunResult], title: str = ""):
     return fig
 
 
-def results_table(df: pd.DataFrame, dataset: str, with_reference: bool) -> pd.DataFrame:
-    """Per JEI-DNN λ: accuracy ± fold sd, cost (% of the full cost) in both conventions, ECE, gated set size; and for
-    each baseline its best accuracy among budget levels that cost no more than the JEI-DNN point (the comparison of
-    shared/papers/jeidnn.md §3.4). With ``with_reference``, the original's stored numbers beside ours."""
+def comparison(df: pd.DataFrame, dataset: str, with_reference: bool) -> pd.DataFrame:
+    """The numbers of the results table, per JEI-DNN λ (``tradeoff``): its fold mean and sd of accuracy, its cost as
+    a fraction of the full cost in both conventions, ECE and gated set size (from :func:`frame`); for each baseline
+    (a column named by it) its best accuracy among the budget levels that cost no more multiply-adds than the JEI-DNN
+    point, NaN where none does (the comparison of docs/papers/jeidnn.md §3.4). With ``with_reference``, the
+    original's stored numbers for the same λ (:mod:`.reference`; NaN where there is none)."""
     rows = []
     jei = df[df.key == "jeidnn"].sort_values("setting")
-    reference = {r[0]: r for r in REFERENCE.get(dataset, [])} if with_reference else {}
+    stored = {r.tradeoff: r for r in reference.RESULTS.get(dataset, ())} if with_reference else {}
+    baselines = [m for m in BASELINE_NAMES if m in set(df.method)]
     for _, r in jei.iterrows():
         row = {
-            "λ": r.setting,
-            "acc %": f"{100 * r.acc:.2f} ± {100 * r.acc_sd:.2f}",
-            "cost % (MACs)": round(100 * r.cost_macs_frac, 1),
-            "cost % (orig. counter)": round(100 * r.cost_original_frac, 1),
-            "ECE": round(r.ece, 1),
-            "set size (gated)": round(r.gated_size, 2),
+            "tradeoff": r.setting,
+            "acc": r.acc,
+            "acc_sd": r.acc_sd,
+            "cost_macs_frac": r.cost_macs_frac,
+            "cost_original_frac": r.cost_original_frac,
+            "ece": r.ece,
+            "gated_size": r.gated_size,
         }
-        for method in [m for m in ("confidence threshold", "BoostNet", "L2W-DEN") if m in set(df.method)]:
+        for method in baselines:
             b = df[(df.method == method) & (df.cost_macs_frac <= r.cost_macs_frac + 1e-9)]
-            row[f"{method} acc % at ≤ cost"] = round(100 * b.acc.max(), 2) if len(b) else np.nan
-        if reference:
-            ref = reference.get(r.setting)
+            row[method] = b.acc.max() if len(b) else np.nan
+        if stored:
+            ref = stored.get(r.setting)
             row.update(
                 {
-                    "original acc %": (f"{ref[1]:.2f}" + (f" ± {ref[2]:.2f}" if ref[2] is not None else ""))
-                    if ref
-                    else "–",
-                    "original cost %": ref[3] if ref else np.nan,
-                    "original ECE": ref[4] if ref else np.nan,
+                    "original_acc": ref.acc if ref else np.nan,
+                    "original_acc_sd": ref.acc_sd if ref and ref.acc_sd is not None else np.nan,
+                    "original_cost": ref.cost if ref else np.nan,
+                    "original_ece": ref.ece if ref else np.nan,
                 }
             )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _baselines(numbers: pd.DataFrame) -> list[str]:
+    return [m for m in BASELINE_NAMES if m in numbers.columns]
+
+
+def _display(r: pd.Series, baselines: list[str], with_reference: bool) -> dict:
+    """One row of :func:`comparison` as the results table shows it. The rounding is Python's on JEI-DNN's numbers
+    and NumPy's on the baselines' maxima, as the committed tables were made (they differ on exact ties)."""
+    row = {
+        "λ": float(r.tradeoff),
+        "acc %": f"{100 * r.acc:.2f} ± {100 * r.acc_sd:.2f}",
+        "cost % (MACs)": round(100 * float(r.cost_macs_frac), 1),
+        "cost % (orig. counter)": round(100 * float(r.cost_original_frac), 1),
+        "ECE": round(float(r.ece), 1),
+        "set size (gated)": round(float(r.gated_size), 2),
+    }
+    for method in baselines:
+        row[method + BASELINE_SUFFIX] = np.round(100 * np.float64(r[method]), 2)
+    if with_reference:
+        found = not np.isnan(r.original_acc)
+        sd = f" ± {r.original_acc_sd:.2f}" if not np.isnan(r.original_acc_sd) else ""
+        row.update(
+            {
+                "original acc %": f"{r.original_acc:.2f}{sd}" if found else "–",
+                "original cost %": r.original_cost,
+                "original ECE": r.original_ece,
+            }
+        )
+    return row
+
+
+def results_table(numbers: pd.DataFrame) -> pd.DataFrame:
+    """Per JEI-DNN λ: accuracy ± fold sd, cost (% of the full cost) in both conventions, ECE, gated set size; each
+    baseline's best accuracy at no more cost; the original's stored numbers where :func:`comparison` has them."""
+    with_reference = "original_acc" in numbers.columns
+    return pd.DataFrame([_display(r, _baselines(numbers), with_reference) for _, r in numbers.iterrows()])
+
+
+def reading(numbers: pd.DataFrame, df: pd.DataFrame, dataset: str, backbone_acc: float) -> list[str]:
+    """The notebook's summary lines: per λ, JEI-DNN against each baseline at no more cost; the λ at which JEI-DNN
+    is above every baseline that reaches its cost; the ECE ranges. Accuracies are compared as the table shows them
+    (two decimals of %): fold means of the same number of correct samples differ in their last bits."""
+    baselines = _baselines(numbers)
+    lines = []
+    wins = comparable = 0
+    for _, r in numbers.iterrows():
+        shown = _display(r, baselines, with_reference=False)
+        ours = round(100 * float(r.acc), 2)
+        others = {m: shown[m + BASELINE_SUFFIX] for m in baselines}
+        lines.append(
+            f"{dataset}, λ={shown['λ']:g}: JEI-DNN {shown['acc %']} at {shown['cost % (MACs)']}% of the MACs; "
+            "baselines at no more cost: " + ", ".join(f"{m} {v}" for m, v in others.items())
+        )
+        reached = [v for v in others.values() if not np.isnan(v)]  # NaN: no budget level that cheap
+        comparable += bool(reached)
+        wins += bool(reached) and all(v < ours for v in reached)
+    jei, rest = df[df.key == "jeidnn"], df[df.key != "jeidnn"]
+    lines.append(
+        f"{dataset}: JEI-DNN above every baseline at no more cost for {wins} of the {comparable} λ where a baseline "
+        f"reaches its cost ({len(numbers)} λ in all); backbone alone {backbone_acc:.4f}"
+    )
+    lines.append(
+        f"{dataset}: ECE JEI-DNN {jei.ece.min():.1f}–{jei.ece.max():.1f}; baselines "
+        f"{rest.ece.min():.1f}–{rest.ece.max():.1f}"
+    )
+    return lines
+
+
 def costs_table(runs: list[RunResult]) -> pd.DataFrame:
     """Cumulative cost of each exit in both conventions (JEI-DNN's: ICs and gates included)."""
-    r = next((r for r in runs if r.params["method"] == "jeidnn"), None)
+    r = next(iter(jeidnn_runs(runs)), None)
     if r is None:
         return pd.DataFrame()
     c = r.result["exit_costs"]

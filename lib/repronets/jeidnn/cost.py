@@ -1,5 +1,5 @@
 """Cost per exit of the dynamic network, cumulative (an exit's cost includes every block, IC and gate before it),
-in two conventions (shared/papers/jeidnn.md §3.1):
+in two conventions (docs/papers/jeidnn.md §3.1):
 
 - ``macs``: true multiply-adds per sample, counted by ``torch.utils.flop_counter`` (matrix products, attention and
   performer einsums included) on one forward of each part;

@@ -1,4 +1,4 @@
-"""JEI-DNN's dynamic network (shared/papers/jeidnn.md §2): intermediate classifiers (ICs) after every backbone block
+"""JEI-DNN's dynamic network (docs/papers/jeidnn.md §2): intermediate classifiers (ICs) after every backbone block
 but the last, gates on four uncertainty features of each IC, the exit rule, the gate objective with oracle exit
 targets, and early-exit inference that really skips the remaining blocks.
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..registry import Registry
 from .t2t_vit import T2TViT
 
 
@@ -70,17 +71,18 @@ def gate_targets(oracle: torch.Tensor, gates: int) -> torch.Tensor:
     return (torch.arange(gates, device=oracle.device)[None, :] >= oracle[:, None]).float()
 
 
+POSITIVE_COUNTS: Registry = Registry("pos_weight counting")  # name -> n_l of each gate, from (oracle, gates)
+POSITIVE_COUNTS.register(
+    "exact", lambda oracle, gates: torch.stack([(oracle == l).sum() for l in range(gates)]).float()
+)
+POSITIVE_COUNTS.register("positives", lambda oracle, gates: gate_targets(oracle, gates).sum(0))
+
+
 def positive_weights(oracle: torch.Tensor, gates: int, counting: str = "exact", cap: float = 5.0) -> torch.Tensor:
     """pos_weight_l = (N − n_l)/max(n_l, 0.1), capped: ``exact`` counts samples whose oracle exit is exactly l (the
     original), ``positives`` counts gate l's positive targets (l* ≤ l), which is what a BCE pos_weight balances."""
-    n = len(oracle)
-    if counting == "exact":
-        counts = torch.stack([(oracle == l).sum() for l in range(gates)]).float()
-    elif counting == "positives":
-        counts = gate_targets(oracle, gates).sum(0)
-    else:
-        raise ValueError(f"pos_weight counting must be exact or positives, got {counting!r}")
-    return torch.clamp((n - counts) / torch.clamp(counts, min=0.1), max=cap)
+    counts = POSITIVE_COUNTS.create(counting, oracle, gates)
+    return torch.clamp((len(oracle) - counts) / torch.clamp(counts, min=0.1), max=cap)
 
 
 class DynamicNet(nn.Module):

@@ -22,29 +22,54 @@ import torch
 from .. import data, train, transforms
 from ..counting import count_parameters
 from ..params import CommonParams, param
+from ..registry import Registry
 from ..results import RunResult, RunStore
 from ..transforms import ChannelStats, Preprocess, classification_loss
 from . import cost as cost_mod
-from . import metrics
-from .dynamic import DynamicNet, exit_scores, first_exit, oracle_exits
+from . import metrics, policies
+from .dynamic import POSITIVE_COUNTS, DynamicNet, oracle_exits
 from .t2t_vit import VARIANTS, T2TViT, load_pretrained
-from .training import (
-    BackboneTraining,
-    ExitConfig,
-    Features,
-    boosted_logits,
-    budget_thresholds,
-    exit_losses,
-    threshold_exits,
-    train_boosted,
-    train_confidence_ics,
-    train_jeidnn,
-    train_l2w,
-)
+from .training import IC_LOSSES, METHODS, BackboneTraining, ExitConfig, ExitTask, Features, exit_losses
 
 CODE_VERSION = 1
-ARCHITECTURES = (*VARIANTS, "small")
-BASELINES = ("confidence", "boosted", "l2w")
+BASELINES = tuple(name for name in METHODS.names() if not METHODS.get(name).gated)
+
+# The backbone architectures by name: factory(p, in_chans, num_classes) -> T2TViT.
+ARCHITECTURES: Registry = Registry("architecture")
+for _name in VARIANTS:
+    ARCHITECTURES.register(
+        _name,
+        lambda p, in_chans, num_classes, name=_name: VARIANTS.create(
+            name, num_classes, p.img_size, in_chans=in_chans, drop_path_rate=p.drop_path_rate
+        ),
+    )
+
+
+@ARCHITECTURES.register("small")
+def _small(p, in_chans: int, num_classes: int) -> T2TViT:
+    """Any size: the Params' embed_dim, depth, num_heads, mlp_ratio and token_dim."""
+    return T2TViT(
+        p.img_size, in_chans, num_classes, p.embed_dim, p.depth, p.num_heads, p.mlp_ratio, p.token_dim, p.drop_path_rate
+    )
+
+
+def _counted(convention: str):
+    """c_l: the cumulative cost of exit l in ``convention`` over the full cost."""
+
+    def weights(costs: dict, G: int) -> torch.Tensor:
+        table = torch.tensor(costs[convention], dtype=torch.float32)
+        return table / table[-1]
+
+    return weights
+
+
+# The oracle's cost term c_l by name: (the exits' cumulative costs in both conventions, G) -> (G+1,) weights.
+COST_TERMS: Registry = Registry("cost term")
+COST_TERMS.register("depth_fraction", lambda costs, G: torch.arange(1, G + 2, dtype=torch.float32) / (G + 1))
+COST_TERMS.register("original_counter", _counted("original"))
+COST_TERMS.register("macs", _counted("macs"))
+
+
 # The original's Normalize values; SVHN: ToTensor only, no normalisation (as the original).
 NORMALISATION = {
     "cifar10": ChannelStats((0.4914, 0.4822, 0.4465), (0.24703, 0.24348, 0.26158)),
@@ -52,7 +77,7 @@ NORMALISATION = {
     "cifar100_lt": ChannelStats((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
     "svhn": ChannelStats((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
-# The original's per-dataset settings (shared/papers/jeidnn.md §2.7, §5)
+# The original's per-dataset settings (docs/papers/jeidnn.md §2.7, §5)
 ORIGINAL_SETTINGS = {
     "cifar10": {"img_size": 224, "augment": True, "val_size": 5000, "exit_batch_size": 64},
     "cifar100": {"img_size": 224, "augment": True, "val_size": 10000, "exit_batch_size": 64},
@@ -71,7 +96,7 @@ class Params(CommonParams):
     train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all")
     val_size: int = param(ge=1, doc="training images held out for validation (5000 for CIFAR-10 in the original)")
     img_size: int = param(ge=16, doc="images are resized to this (224 for CIFAR in the original, 32 for SVHN)")
-    arch: str = param(choices=ARCHITECTURES, doc="t2t_vit_7, t2t_vit_14 or small (the sizes below)")
+    arch: str = param(choices=ARCHITECTURES.names(), doc="t2t_vit_7, t2t_vit_14 or small (the sizes below)")
     embed_dim: int = param(ge=8, doc="small arch only")
     depth: int = param(ge=2, doc="small arch only; G = depth − 1 exits before the head")
     num_heads: int = param(ge=1, doc="small arch only")
@@ -85,21 +110,30 @@ class Params(CommonParams):
     backbone_lr_scale: float = param(
         gt=0.0, doc="lr of the pretrained part relative to the head (0.01 when transferring)"
     )
+    backbone_momentum: float = param(ge=0.0, lt=1.0, doc="SGD momentum of the backbone's training (0.9)")
     backbone_weight_decay: float = param(ge=0.0)
     backbone_batch_size: int = param(ge=1)
     exit_epochs: int = param(ge=1, doc="num_epoch of the exits' training (15 in the original)")
     exit_batch_size: int = param(ge=1)
     exit_lr: float = param(gt=0.0)
+    exit_momentum: float = param(ge=0.0, lt=1.0, doc="SGD momentum of every exit-training phase (0.9)")
+    exit_weight_decay: float = param(ge=0.0, doc="SGD weight decay of every exit-training phase (5e-4)")
+    exit_eta_min: float = param(ge=0.0, doc="final lr of the cosine schedules of the joint phase and baselines (2e-4)")
     max_warmup_epochs: int = param(ge=0)
+    warmup_patience: int = param(ge=1, doc="warm-up: epochs without a validation gain before an IC is frozen (2)")
     alternate_every: int = param(ge=1, doc="batches per gate/IC phase (200 in the original)")
     tradeoffs: list[float] = param(ge=0.0, doc="the λ (ce_ic_tradeoff) sweep")
-    ic_loss: str = param(choices=("code", "exit_weighted"))
-    cost_term: str = param(choices=("depth_fraction", "original_counter", "macs"))
-    pos_weight: str = param(choices=("exact", "positives"))
+    ic_loss: str = param(choices=IC_LOSSES.names())
+    cost_term: str = param(choices=COST_TERMS.names())
+    pos_weight: str = param(choices=POSITIVE_COUNTS.names())
     frozen_features: str = param(choices=("train", "eval"))
     val_augmentation: bool = param(doc="validation passes during training see the training augmentation (original)")
     baselines: list[str] = param(choices=BASELINES)
+    boosted_reweight: float = param(ge=0.0, doc="BoostNet: r in the ensembles F_s = o_s + r·F_{s−1} (0.5)")
     meta_every: int = param(ge=1, doc="L2W-DEN: batches between meta-steps (100 in the original)")
+    meta_p: float = param(gt=0.0, doc="L2W-DEN: the meta-objective's target share of samples per exit ∝ p^l (0.75)")
+    meta_lr: float = param(gt=0.0, doc="L2W-DEN: Adam learning rate of the weight net (1e-4)")
+    meta_weight_decay: float = param(ge=0.0, doc="L2W-DEN: Adam weight decay of the weight net (1e-4)")
     budget_levels: int = param(ge=1, doc="k = 1 … this, p = k/budget_divisor (39 and 20 in the original)")
     budget_divisor: float = param(gt=0.0)
     folds: int = param(ge=1)
@@ -153,19 +187,7 @@ def checkpoint_path(p: Params):
 
 
 def make_backbone(p: Params, in_chans: int, num_classes: int) -> T2TViT:
-    if p.arch == "small":
-        return T2TViT(
-            p.img_size,
-            in_chans,
-            num_classes,
-            p.embed_dim,
-            p.depth,
-            p.num_heads,
-            p.mlp_ratio,
-            p.token_dim,
-            p.drop_path_rate,
-        )
-    return VARIANTS[p.arch](num_classes, p.img_size, in_chans=in_chans, drop_path_rate=p.drop_path_rate)
+    return ARCHITECTURES.create(p.arch, p, in_chans, num_classes)
 
 
 def splits(p: Setting):
@@ -207,6 +229,7 @@ def backbone_params(p: Setting) -> dict:
         "backbone_epochs",
         "backbone_lr",
         "backbone_lr_scale",
+        "backbone_momentum",
         "backbone_weight_decay",
         "backbone_batch_size",
         "seed",
@@ -225,7 +248,7 @@ def train_backbone(p: Setting, run: dict, checkpoint=None, data_splits=None) -> 
         batch_size=p.backbone_batch_size,
         optimizer="sgd",
         lr=p.backbone_lr,
-        momentum=0.9,
+        momentum=p.backbone_momentum,
         weight_decay=p.backbone_weight_decay,
         scheduler="cosine",
         device=p.device,
@@ -261,41 +284,36 @@ def load_backbone(p: Setting, store: RunStore, data_splits=None) -> tuple[T2TViT
     return backbone.to(train.resolve_device(p.device)).eval(), run
 
 
-# ------------------------------------------------------------------ evaluation
-
-
-def fold_metrics(
-    probs, labels, exits, costs: dict, val: dict, alphas, folds, ece_bins, ece_batch, val_exit_probs=None
-) -> dict:
-    """Accuracy, mean cost (both conventions), ECE and conformal sets per test fold, summarised (mean, sd, values)."""
-    rows = []
-    for fold in folds:
-        f = torch.as_tensor(fold)
-        row = {
-            "acc": float((probs[f].argmax(1) == labels[f]).float().mean()),
-            **{f"cost_{k}": cost_mod.mean_cost(exits[f], v) for k, v in costs.items()},
-            "ece": metrics.ece(probs[f], labels[f], ece_bins, ece_batch or None),
-        }
-        for alpha in alphas:
-            sets = metrics.conformal(
-                val["probs"], val["labels"], val["exits"], probs[f], labels[f], exits[f], alpha, val_exit_probs
-            )
-            for variant, v in sets.items():
-                row[f"{variant}_size@{alpha:g}"] = v["size"]
-                row[f"{variant}_miscoverage@{alpha:g}"] = v["miscoverage"]
-        rows.append(row)
-    return {k: metrics.fold_summary([r[k] for r in rows]) for k in rows[0]}
-
-
-def exit_distribution(exits: torch.Tensor, count: int) -> list[float]:
-    return torch.bincount(exits.cpu(), minlength=count).double().div(len(exits)).tolist()
+# ------------------------------------------------------------------ exits (JEI-DNN and the baselines)
 
 
 def cost_weights(p: Setting, costs: dict, G: int) -> torch.Tensor:
-    if p.cost_term == "depth_fraction":
-        return torch.arange(1, G + 2, dtype=torch.float32) / (G + 1)
-    table = torch.tensor(costs["original" if p.cost_term == "original_counter" else "macs"], dtype=torch.float32)
-    return table / table[-1]
+    """The oracle's c_l of each exit, (G+1,), by ``p.cost_term``."""
+    return COST_TERMS.create(p.cost_term, costs, G)
+
+
+def exit_config(p: Setting, tradeoff: float, seed: int) -> ExitConfig:
+    """The exit-training phases' settings from the Params."""
+    return ExitConfig(
+        epochs=p.exit_epochs,
+        batch_size=p.exit_batch_size,
+        lr=p.exit_lr,
+        momentum=p.exit_momentum,
+        weight_decay=p.exit_weight_decay,
+        eta_min=p.exit_eta_min,
+        max_warmup_epochs=p.max_warmup_epochs,
+        warmup_patience=p.warmup_patience,
+        alternate_every=p.alternate_every,
+        tradeoff=tradeoff,
+        ic_loss=p.ic_loss,
+        pos_weight=p.pos_weight,
+        reweight=p.boosted_reweight,
+        meta_every=p.meta_every,
+        meta_p=p.meta_p,
+        meta_lr=p.meta_lr,
+        meta_weight_decay=p.meta_weight_decay,
+        seed=seed,
+    )
 
 
 def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None, data_splits=None) -> dict:
@@ -304,105 +322,45 @@ def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None, data_spli
     backbone, _ = load_backbone(p, store, data_splits)
     device = train.resolve_device(p.device)
     tr, val, test = [s.to(device) for s in data_splits]
+    method = METHODS.get(run["method"])
     torch.manual_seed(run["seed"])
     model = DynamicNet(backbone).to(device)
     model.freeze_backbone()
     G = len(model.ics)
-    costs = cost_mod.exit_costs(model, (tr.input_shape[0], p.img_size, p.img_size), gates=run["method"] == "jeidnn")
+    costs = cost_mod.exit_costs(model, (tr.input_shape[0], p.img_size, p.img_size), gates=method.gated)
     feats = Features(model, preprocess_for(p, tr), p.frozen_features, p.augment, val_augmentation=p.val_augmentation)
-    c = ExitConfig(
-        epochs=p.exit_epochs,
-        batch_size=p.exit_batch_size,
-        lr=p.exit_lr,
-        max_warmup_epochs=p.max_warmup_epochs,
-        alternate_every=p.alternate_every,
-        tradeoff=run.get("tradeoff") or 0.0,
-        ic_loss=p.ic_loss,
-        pos_weight=p.pos_weight,
-        seed=run["seed"],
-    )
-    method = run["method"]
-    if method == "jeidnn":
-        trained = train_jeidnn(model, feats, tr.x, tr.y, val.x, val.y, cost_weights(p, costs, G), c, checkpoint)
-    elif method == "boosted":
-        trained = train_boosted(model, feats, tr.x, tr.y, val.x, val.y, c, checkpoint=checkpoint)
-    elif method == "l2w":
-        trained = train_l2w(model, feats, tr.x, tr.y, val.x, val.y, c, meta_every=p.meta_every, checkpoint=checkpoint)
-    else:
-        trained = train_confidence_ics(model, feats, tr.x, tr.y, val.x, val.y, c, checkpoint)
+    c = exit_config(p, run.get("tradeoff") or 0.0, run["seed"])
+    task = ExitTask(feats, tr.x, tr.y, val.x, val.y, cost_weights(p, costs, G))
+    trained = method.train(model, task, c, checkpoint)
     model.eval()
     with torch.no_grad():
         logits = {name: model.exit_logits(feats.evaluation(s.x)) for name, s in (("val", val), ("test", test))}
-    if method == "boosted":
-        logits = {k: boosted_logits(v) for k, v in logits.items()}
+    if method.combine is not None:
+        logits = {k: method.combine(v, c) for k, v in logits.items()}
     labels = {"val": val.y, "test": test.y}
-    probs = {k: v.softmax(-1) for k, v in logits.items()}
-    test_folds = metrics.folds(len(test), p.folds, seed=run["seed"])
-    per_exit_acc = (logits["test"].argmax(-1) == test.y[:, None]).float().mean(0).tolist()
+    protocol = policies.FoldProtocol(
+        metrics.folds(len(test), p.folds, seed=run["seed"]), p.conformal_alphas, p.ece_bins, p.ece_batch
+    )
     result = {
         "history": trained["history"],
         "exit_costs": costs,
-        "per_exit_acc": per_exit_acc,
+        "per_exit_acc": (logits["test"].argmax(-1) == test.y[:, None]).float().mean(0).tolist(),
         "any_exit_acc": float((logits["test"].argmax(-1) == test.y[:, None]).any(1).float().mean()),
         "num_exits": G + 1,
         "test_samples": len(test),
         "device": str(device),
     }
-    if method == "jeidnn":
-        exits = {k: first_exit(exit_scores(model.gate_values(logits[k]))) for k in logits}
-        gated = {k: probs[k][torch.arange(len(labels[k]), device=device), exits[k]] for k in probs}
-        val_pack = {"probs": gated["val"], "labels": val.y, "exits": exits["val"]}
-        result["metrics"] = fold_metrics(
-            gated["test"],
-            test.y,
-            exits["test"],
-            costs,
-            val_pack,
-            p.conformal_alphas,
-            test_folds,
-            p.ece_bins,
-            p.ece_batch,
-            probs["val"],
-        )
-        result["exit_distribution"] = exit_distribution(exits["test"], G + 1)
+    if method.gated:
+        result.update(policies.evaluate_gates(model, logits, labels, costs, protocol))
         oracle = oracle_exits(exit_losses(logits["test"], test.y), cost_weights(p, costs, G).to(device), c.tradeoff)
-        result["oracle_exit_distribution"] = exit_distribution(oracle, G + 1)
-        chosen = exits["test"]
-        result["per_exit_gated_acc"] = [
-            float((probs["test"][chosen == l, l].argmax(1) == test.y[chosen == l]).float().mean())
-            if (chosen == l).any()
-            else None
-            for l in range(G + 1)
-        ]
+        result["oracle_exit_distribution"] = policies.exit_distribution(oracle, G + 1)
         result["tensors"] = {"ics": model.ics.state_dict(), "gates": model.gates.state_dict()}
-        return result
-    # Baselines: budgeted thresholds from one validation half, conformal q̂ from the other.
-    gen = torch.Generator().manual_seed(run["seed"])
-    half = torch.randperm(len(val), generator=gen).to(device)
-    h1, h2 = half[: len(val) // 2], half[len(val) // 2 :]
-    confidence = {k: v.max(-1).values for k, v in probs.items()}
-    levels = []
-    for k in range(1, p.budget_levels + 1):
-        budget = k / p.budget_divisor
-        thresholds = budget_thresholds(confidence["val"][h1].cpu(), budget)
-        exits = {s: threshold_exits(confidence[s], thresholds) for s in ("val", "test")}
-        chosen = {s: probs[s][torch.arange(len(labels[s]), device=device), exits[s]] for s in exits}
-        val_pack = {"probs": chosen["val"][h2], "labels": val.y[h2], "exits": exits["val"][h2]}
-        m = fold_metrics(
-            chosen["test"],
-            test.y,
-            exits["test"],
-            costs,
-            val_pack,
-            p.conformal_alphas,
-            test_folds,
-            p.ece_bins,
-            p.ece_batch,
-            probs["val"][h2],
+    else:
+        probs = {k: v.softmax(-1) for k, v in logits.items()}
+        result["levels"] = policies.evaluate_budgets(
+            probs, labels, costs, protocol, p.budget_levels, p.budget_divisor, run["seed"]
         )
-        levels.append({"budget_p": budget, "metrics": m, "exit_distribution": exit_distribution(exits["test"], G + 1)})
-    result["levels"] = levels
-    result["tensors"] = {"ics": model.ics.state_dict()}
+        result["tensors"] = {"ics": model.ics.state_dict()}
     return result
 
 
@@ -411,14 +369,22 @@ def run_params(p: Setting, method: str, tradeoff: float | None) -> dict:
         "exit_epochs",
         "exit_batch_size",
         "exit_lr",
+        "exit_momentum",
+        "exit_weight_decay",
+        "exit_eta_min",
         "max_warmup_epochs",
+        "warmup_patience",
         "alternate_every",
         "ic_loss",
         "cost_term",
         "pos_weight",
         "frozen_features",
         "val_augmentation",
+        "boosted_reweight",
         "meta_every",
+        "meta_p",
+        "meta_lr",
+        "meta_weight_decay",
         "budget_levels",
         "budget_divisor",
         "folds",
@@ -427,7 +393,7 @@ def run_params(p: Setting, method: str, tradeoff: float | None) -> dict:
         "conformal_alphas",
     )
     out = {**backbone_params(p), "method": method, "tradeoff": tradeoff, **{k: getattr(p, k) for k in keys}}
-    if method != "jeidnn":
+    if not METHODS.get(method).gated:
         out["gate_cost"] = "none"  # identity gates, as the original's baselines (results before this key charged them)
     return out
 
@@ -445,14 +411,11 @@ def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
     for q in settings:  # one dataset in memory at a time, read once for its backbone and all its runs
         data_splits = splits(q)
         load_backbone(q, store, data_splits)
-        grid = [run_params(q, "jeidnn", t) for t in q.tradeoffs] + [run_params(q, b, None) for b in q.baselines]
-        out += [
-            store.run(
-                f"jeidnn_{g['method']}",
-                g,
-                lambda g, ckpt, q=q, d=data_splits: run_exits(q, g, store, ckpt, d),
-                device=q.device,
-            )
-            for g in grid
-        ]
+
+        def fn(g, ckpt, q=q, d=data_splits):
+            return run_exits(q, g, store, ckpt, d)
+
+        out += store.sweep("jeidnn_jeidnn", [run_params(q, "jeidnn", t) for t in q.tradeoffs], fn, device=q.device)
+        for b in q.baselines:
+            out += store.sweep(f"jeidnn_{b}", [run_params(q, b, None)], fn, device=q.device)
     return out

@@ -1,4 +1,4 @@
-"""Accuracy, calibration and conformal prediction sets of exit predictions (shared/papers/jeidnn.md §3.1), and the
+"""Accuracy, calibration and conformal prediction sets of exit predictions (docs/papers/jeidnn.md §3.1), and the
 10 disjoint test folds the original averages over."""
 
 from __future__ import annotations

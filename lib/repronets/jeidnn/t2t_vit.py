@@ -1,4 +1,4 @@
-"""T2T-ViT (Yuan et al., ICCV 2021) as JEI-DNN uses it (shared/papers/jeidnn.md §1): the performer tokens-to-token
+"""T2T-ViT (Yuan et al., ICCV 2021) as JEI-DNN uses it (docs/papers/jeidnn.md §1): the performer tokens-to-token
 module, fixed sinusoidal positions, pre-norm transformer blocks, and the official checkpoint's key names.
 
 Written here rather than taken from timm: timm has no T2T-ViT, and the checkpoint's names (``tokens_to_token.*``,
@@ -6,9 +6,9 @@ Written here rather than taken from timm: timm has no T2T-ViT, and the checkpoin
 T2T-ViT-7; the upstream factory's 256^-0.5 applies only to its ``pretrained=True`` path, which neither original
 uses), and each performer's random feature matrix ``w`` is a frozen parameter that is loaded, not re-sampled.
 
-``t2t_vit_7(num_classes)`` and ``t2t_vit_14(num_classes)`` are the named variants; ``T2TViT(...)`` takes any size
-(the quick profile's small backbone is one). ``forward_blocks`` yields the class token after each block, which the
-dynamic network uses for its exits.
+``t2t_vit_7(num_classes)`` and ``t2t_vit_14(num_classes)`` are the named variants (registered in ``VARIANTS``);
+``T2TViT(...)`` takes any size (the quick profile's small backbone is one). ``forward_blocks`` yields the class token
+after each block, which the dynamic network uses for its exits.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from ..registry import Registry
 
 
 class TokenPerformer(nn.Module):
@@ -211,15 +213,17 @@ def _init_weights(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
+VARIANTS: Registry = Registry("T2T-ViT variant")  # name -> factory(num_classes, img_size, **T2TViT keywords)
+
+
+@VARIANTS.register("t2t_vit_7")
 def t2t_vit_7(num_classes: int = 1000, img_size: int = 224, **kw) -> T2TViT:
     return T2TViT(img_size, num_classes=num_classes, embed_dim=256, depth=7, num_heads=4, mlp_ratio=2.0, **kw)
 
 
+@VARIANTS.register("t2t_vit_14")
 def t2t_vit_14(num_classes: int = 1000, img_size: int = 224, **kw) -> T2TViT:
     return T2TViT(img_size, num_classes=num_classes, embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.0, **kw)
-
-
-VARIANTS = {"t2t_vit_7": t2t_vit_7, "t2t_vit_14": t2t_vit_14}
 
 
 def resize_pos_embed(table: torch.Tensor, patches: int) -> torch.Tensor:

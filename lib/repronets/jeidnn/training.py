@@ -1,9 +1,11 @@
-"""Training of JEI-DNN and of the baselines' exits on a frozen backbone (shared/papers/jeidnn.md §2.4–2.7, §4).
+"""Training of JEI-DNN and of the baselines' exits on a frozen backbone (docs/papers/jeidnn.md §2.4–2.7, §4).
 
 Phase 0 (the backbone) uses ``train.fit`` (``BackboneTraining``: transfer learning from the official checkpoint with
 the pretrained part at ``lr_scale``× the head's rate, or training from scratch). Phases 1–3 act on the exits only and
 are written here: a loop over batches that alternates between the gates and the ICs every ``alternate_every`` batches
-needs per-batch control that ``fit`` does not give. All of them read the backbone through :class:`Features`.
+needs per-batch control that ``fit`` does not give. All of them read the backbone through :class:`Features` and run
+the same epoch loop (:func:`run_epochs`: resume, epochs, schedulers, validation, best state, checkpoint). ``METHODS``
+names JEI-DNN and the baselines: each one's trainer and how its exits are used at inference (:mod:`.policies`).
 
 Options where the original's code and the paper's intent differ (module ``experiment`` gives defaults):
 - ``ic_loss``: ``code`` (faithful: the "weighted" formula mean(P·L·S/W), which with P constant equals the plain mean
@@ -21,22 +23,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from pathlib import Path
+from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import train
+from ..registry import Registry
 from ..transforms import Preprocess
-from .dynamic import (
-    DynamicNet,
-    exit_probabilities,
-    exit_scores,
-    first_exit,
-    gate_targets,
-    oracle_exits,
-    positive_weights,
-)
+from .dynamic import DynamicNet, exit_probabilities, gate_targets, oracle_exits, positive_weights
+from .policies import gate_exits, target_distribution
 
 
 class BackboneTraining(nn.Module):
@@ -79,7 +77,9 @@ class Features:
             batch_size,
         )
         self.val_augmentation = val_augmentation
-        self._cache: dict[int, torch.Tensor] = {}
+        # (a split's images, their features), found by identity: the entry holds the images, so they stay alive and
+        # no other tensor can take their place (an id() key can be reused once its tensor is freed).
+        self._cache: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     @torch.no_grad()
     def _compute(self, x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -90,12 +90,14 @@ class Features:
 
     def evaluation(self, x: torch.Tensor) -> torch.Tensor:
         """Features of a whole split for evaluation (eval mode, no augmentation), cached."""
-        key = id(x)
-        if key not in self._cache:
-            self._cache[key] = torch.cat(
-                [self._compute(x[i : i + self.batch_size], False) for i in range(0, len(x), self.batch_size)]
-            )
-        return self._cache[key]
+        for images, features in self._cache:
+            if images is x:
+                return features
+        features = torch.cat(
+            [self._compute(x[i : i + self.batch_size], False) for i in range(0, len(x), self.batch_size)]
+        )
+        self._cache.append((x, features))
+        return features
 
     def validation(self, x: torch.Tensor) -> torch.Tensor:
         """Features for the validation passes during training: as :meth:`evaluation`, or, with ``val_augmentation``
@@ -110,6 +112,43 @@ class Features:
         return self._compute(x[index], True)
 
 
+@dataclasses.dataclass
+class ExitTask:
+    """What every exit trainer reads: the frozen backbone's features (a :class:`Features`), the training part's and
+    the validation part's images and labels, and the exits' cost weights c_l (G+1,) of JEI-DNN's oracle."""
+
+    feats: Features
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    costs: torch.Tensor | None = None
+
+
+@dataclasses.dataclass
+class ExitConfig:
+    """The settings of the exit-training phases (``experiment.exit_config`` fills them from the notebook's Params)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    eta_min: float  # the cosine schedules' final learning rate
+    max_warmup_epochs: int
+    warmup_patience: int  # warm-up: epochs without a validation gain before an IC is frozen
+    alternate_every: int  # batches per gate / IC phase
+    tradeoff: float  # λ, ce_ic_tradeoff
+    ic_loss: str  # a name in IC_LOSSES
+    pos_weight: str  # a name in dynamic.POSITIVE_COUNTS
+    reweight: float  # BoostNet: r in F_s = o_s + r·F_{s−1}
+    meta_every: int  # L2W-DEN: batches between meta-steps
+    meta_p: float  # L2W-DEN: the meta-objective's target distribution ∝ p^l
+    meta_lr: float  # L2W-DEN: Adam on the weight net
+    meta_weight_decay: float
+    seed: int
+
+
 def epoch_batches(feats: Features, x: torch.Tensor, batch_size: int, generator: torch.Generator):
     """One epoch of training batches, (index, features), in an order drawn from ``generator``."""
     for index in torch.randperm(len(x), generator=generator).split(batch_size):
@@ -117,47 +156,75 @@ def epoch_batches(feats: Features, x: torch.Tensor, batch_size: int, generator: 
 
 
 class EpochCheckpoint:
-    """Per-epoch checkpoints of the exit-training loops: an interrupted run resumes after its last finished epoch with
-    the numbers of an uninterrupted one. Saved: the loop's modules, optimizers, schedulers and generators, its plain
-    values (best states, histories, counters) and the global torch RNGs (dropout on the frozen features and the
-    augmentation draw from them). ``path`` None: nothing is saved."""
+    """Per-epoch checkpoints of the exit-training phases, in the format of :func:`repronets.train.save_checkpoint`:
+    an interrupted run resumes after its last finished epoch with the numbers of an uninterrupted one. Saved: the
+    phase's name, its modules, optimizers, schedulers and generators, its plain values (best states, histories,
+    counters) and the global RNGs (dropout on the frozen features and the augmentation draw from them). ``path``
+    None: nothing is saved."""
 
     def __init__(self, path=None):
-        from pathlib import Path
-
         self.path = Path(path) if path else None
-        self.saved = torch.load(self.path, weights_only=False) if self.path and self.path.exists() else None
+        self.saved = train.read_checkpoint(self.path) if self.path and self.path.exists() else None
 
     @property
     def stage(self) -> str | None:
         return self.saved["stage"] if self.saved else None
 
     def restore(self, stage: str, objects: dict) -> dict | None:
+        """The saved values of ``stage``, its objects' states loaded and the RNGs restored; None if not saved."""
         if self.stage != stage:
             return None
-        for name, obj in objects.items():
-            state = self.saved["objects"][name]
-            obj.set_state(state) if isinstance(obj, torch.Generator) else obj.load_state_dict(state)
-        torch.set_rng_state(self.saved["rng"])
-        if self.saved.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(self.saved["cuda_rng"])
+        train.restore_states(self.saved, objects)
+        train.restore_rng(self.saved)
         return self.saved["values"]
 
     def save(self, stage: str, objects: dict, values: dict) -> None:
-        if self.path is None:
-            return
-        from .. import fileio
+        if self.path is not None:
+            self.saved = train.save_checkpoint(self.path, objects, {"stage": stage, "values": values})
 
-        self.saved = {
-            "stage": stage,
-            "values": values,
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "objects": {
-                k: o.get_state() if isinstance(o, torch.Generator) else o.state_dict() for k, o in objects.items()
-            },
-        }
-        fileio.save_torch(self.path, self.saved)
+
+def run_epochs(
+    ckpt: EpochCheckpoint,
+    stage: str,
+    objects: dict,
+    values: dict,
+    epochs: int,
+    train_epoch: Callable[[dict], None],
+    validate: Callable[[dict, int], tuple[float | None, dict]],
+    *,
+    schedulers=(),
+    keep: dict[str, nn.Module] | None = None,
+    stop: Callable[[dict], bool] | None = None,
+) -> dict:
+    """The epoch loop of every exit-training phase. ``values`` (plain data, at least ``epoch`` and ``history``) are
+    replaced by the checkpoint's when ``stage`` resumes, with ``objects`` (modules, optimizers, schedulers,
+    generators) restored. Then per epoch: ``train_epoch(values)`` (its batches), the ``schedulers``' step,
+    ``validate(values, epoch)`` → (score, history row); with ``keep`` (named modules), their state at the best score
+    so far is ``values["best"]`` = (score, states); a checkpoint. ``stop(values)`` true before an epoch ends the
+    loop. At the end the best state of ``keep`` is loaded back. Returns the values."""
+    if keep is not None:
+        values["best"] = (-1.0, _states(keep))
+    values = ckpt.restore(stage, objects) or values
+    for epoch in range(values["epoch"], epochs):
+        if stop is not None and stop(values):
+            break
+        train_epoch(values)
+        for s in schedulers:
+            s.step()
+        score, row = validate(values, epoch)
+        values["history"].append(row)
+        if keep is not None and score > values["best"][0]:
+            values["best"] = (score, _states(keep))
+        values["epoch"] = epoch + 1
+        ckpt.save(stage, objects, values)
+    if keep is not None:
+        for name, module in keep.items():
+            module.load_state_dict(values["best"][1][name])
+    return values
+
+
+def _states(modules: dict[str, nn.Module]) -> dict:
+    return copy.deepcopy({name: m.state_dict() for name, m in modules.items()})
 
 
 def exit_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -166,16 +233,25 @@ def exit_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(B * E, C), y.repeat_interleave(E), reduction="none").view(B, E)
 
 
+IC_LOSSES: Registry = Registry("IC loss")  # name -> loss(ce, P) over the G ICs, ce and P (B, G)
+
+
+@IC_LOSSES.register("code")
+def _code_ic_loss(ce: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    S = ce.sum(1, keepdim=True)
+    W = (P * ce).sum(1, keepdim=True)
+    return (P * ce * S / W).mean()
+
+
+@IC_LOSSES.register("exit_weighted")
+def _exit_weighted_ic_loss(ce: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    return (P * ce).mean()
+
+
 def ic_loss(ce: torch.Tensor, P: torch.Tensor, mode: str) -> torch.Tensor:
     """The IC objective over the G ICs: ce, P (B, G). ``code``: the original's formula mean(P·L·S/W), S = Σ_l L_l,
     W = Σ_l P_l·L_l (P constant), which equals mean(L) exactly; ``exit_weighted``: mean(P·L), the intended weighting."""
-    if mode == "code":
-        S = ce.sum(1, keepdim=True)
-        W = (P * ce).sum(1, keepdim=True)
-        return (P * ce * S / W).mean()
-    if mode == "exit_weighted":
-        return (P * ce).mean()
-    raise ValueError(f"ic_loss must be code or exit_weighted, got {mode!r}")
+    return IC_LOSSES.create(mode, ce, P)
 
 
 def warmup_weights(G: int) -> torch.Tensor:
@@ -183,76 +259,57 @@ def warmup_weights(G: int) -> torch.Tensor:
     return torch.arange(G + 1, 1, -1, dtype=torch.float32)
 
 
-@dataclasses.dataclass
-class ExitConfig:
-    epochs: int
-    batch_size: int
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    eta_min: float = 2e-4
-    max_warmup_epochs: int = 6
-    warmup_patience: int = 2
-    alternate_every: int = 200
-    tradeoff: float = 0.1  # λ, ce_ic_tradeoff
-    ic_loss: str = "code"
-    pos_weight: str = "exact"
-    seed: int = 0
-
-
 def _sgd(params, c: ExitConfig):
     return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+
+
+def _cosine(optimizer, epochs: int, c: ExitConfig):
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=c.eta_min)
 
 
 def _accuracies(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(-1) == y[:, None]).float().mean(0)
 
 
+def _step(optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def warm_up_ics(
-    model: DynamicNet,
-    feats: Features,
-    train_x,
-    train_y,
-    val_x,
-    val_y,
-    c: ExitConfig,
-    epochs: int,
-    history: list,
-    ckpt: EpochCheckpoint | None = None,
-) -> None:
+    model: DynamicNet, task: ExitTask, c: ExitConfig, epochs: int, ckpt: EpochCheckpoint | None = None
+) -> dict:
     """IC warm-up: loss Σ_l (G+1−l)·CE(IC_l); an IC whose validation accuracy has not improved for
     ``warmup_patience`` epochs gets its best weights back and is frozen; stops when all are frozen or after
-    ``epochs``; then every IC is trainable again."""
+    ``epochs``; then every IC is trainable again. Returns the history."""
     ckpt = ckpt or EpochCheckpoint()
     G = len(model.ics)
-    weights = warmup_weights(G).to(train_x.device)
+    weights = warmup_weights(G).to(task.train_x.device)
     optimizer = _sgd(model.ics.parameters(), c)
     generator = torch.Generator().manual_seed(c.seed)
     objects = {"ics": model.ics, "optimizer": optimizer, "generator": generator}
-    values = ckpt.restore("warmup", objects) or {
+    start = {
         "best": [(-1.0, copy.deepcopy(ic.state_dict())) for ic in model.ics],
         "stale": [0] * G,
         "frozen": [False] * G,
         "epoch": 0,
-        "history": list(history),
+        "history": [],
     }
-    best, stale, frozen = values["best"], values["stale"], values["frozen"]
-    history[:] = values["history"]
-    for ic, f in zip(model.ics, frozen):
-        ic.requires_grad_(not f)
-    for epoch in range(values["epoch"], epochs):
-        if all(frozen):
-            break
-        for index, f in epoch_batches(feats, train_x, c.batch_size, generator):
+
+    def train_epoch(v: dict) -> None:
+        for ic, frozen in zip(model.ics, v["frozen"]):
+            ic.requires_grad_(not frozen)
+        for index, f in epoch_batches(task.feats, task.train_x, c.batch_size, generator):
             logits = torch.stack([ic(f[:, l]) for l, ic in enumerate(model.ics)], 1)
-            ce = exit_losses(logits, train_y[index])
-            loss = (ce * weights).sum(1).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            ce = exit_losses(logits, task.train_y[index])
+            _step(optimizer, (ce * weights).sum(1).mean())
+
+    def validate(v: dict, epoch: int) -> tuple[None, dict]:
         with torch.no_grad():
-            acc = _accuracies(model.exit_logits(feats.validation(val_x))[:, :G], val_y)
-        history.append({"phase": "warmup", "epoch": epoch + 1, **{f"val_acc{l}": float(a) for l, a in enumerate(acc)}})
+            acc = _accuracies(model.exit_logits(task.feats.validation(task.val_x))[:, :G], task.val_y)
+        row = {"phase": "warmup", "epoch": epoch + 1, **{f"val_acc{l}": float(a) for l, a in enumerate(acc)}}
+        best, stale, frozen = v["best"], v["stale"], v["frozen"]
         for l, ic in enumerate(model.ics):
             if frozen[l]:
                 continue
@@ -264,38 +321,26 @@ def warm_up_ics(
                     ic.load_state_dict(best[l][1])
                     ic.requires_grad_(False)
                     frozen[l] = True
-        ckpt.save(
-            "warmup", objects, {"best": best, "stale": stale, "frozen": frozen, "epoch": epoch + 1, "history": history}
-        )
+        return None, row
+
+    values = run_epochs(ckpt, "warmup", objects, start, epochs, train_epoch, validate, stop=lambda v: all(v["frozen"]))
     model.ics.requires_grad_(True)
+    return {"history": values["history"]}
 
 
-def train_jeidnn(
-    model: DynamicNet,
-    feats: Features,
-    train_x,
-    train_y,
-    val_x,
-    val_y,
-    costs: torch.Tensor,
-    c: ExitConfig,
-    checkpoint=None,
-) -> dict:
+def train_jeidnn(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=None) -> dict:
     """Phases 1–3 of JEI-DNN: ICs and gates trained on the frozen backbone; the state with the best validation gated
     accuracy (after the warm-up) is kept. Returns the history. With ``checkpoint`` (a path) it resumes."""
     ckpt = EpochCheckpoint(checkpoint)
     torch.manual_seed(c.seed)
     G = len(model.ics)
-    costs = costs.to(train_x.device)
-    history: list[dict] = []
+    device = task.train_x.device
+    costs = task.costs.to(device)
     warm = min(c.max_warmup_epochs, c.epochs)
-    if ckpt.stage != "joint":
-        warm_up_ics(model, feats, train_x, train_y, val_x, val_y, c, warm, history, ckpt)
+    history = [] if ckpt.stage == "joint" else warm_up_ics(model, task, c, warm, ckpt)["history"]
     ic_opt, gate_opt = _sgd(model.ics.parameters(), c), _sgd(model.gates.parameters(), c)
     remaining = max(c.epochs - warm, 1)
-    schedulers = [
-        torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=remaining, eta_min=c.eta_min) for o in (ic_opt, gate_opt)
-    ]
+    schedulers = [_cosine(o, remaining, c) for o in (ic_opt, gate_opt)]
     generator = torch.Generator().manual_seed(c.seed + 1)
     objects = {
         "ics": model.ics,
@@ -306,16 +351,11 @@ def train_jeidnn(
         "gate_schedule": schedulers[1],
         "generator": generator,
     }
-    values = ckpt.restore("joint", objects) or {
-        "pos_weight": torch.ones(G),
-        "epoch": 0,
-        "history": history,
-        "best": (-1.0, copy.deepcopy({"ics": model.ics.state_dict(), "gates": model.gates.state_dict()})),
-    }
-    pos_weight, best, history = values["pos_weight"].to(train_x.device), values["best"], values["history"]
-    for epoch in range(values["epoch"], remaining):
-        for b, (index, f) in enumerate(epoch_batches(feats, train_x, c.batch_size, generator)):
-            y = train_y[index]
+
+    def train_epoch(v: dict) -> None:
+        pos_weight = v["pos_weight"].to(device)
+        for b, (index, f) in enumerate(epoch_batches(task.feats, task.train_x, c.batch_size, generator)):
+            y = task.train_y[index]
             if (b // c.alternate_every) % 2 == 0:  # gate phase first, as the original
                 with torch.no_grad():
                     logits = model.exit_logits(f)
@@ -329,80 +369,83 @@ def train_jeidnn(
                 loss = ic_loss(exit_losses(logits, y)[:, :G], P, c.ic_loss)
                 opt, idle = ic_opt, gate_opt
             idle.zero_grad(set_to_none=True)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        for s in schedulers:
-            s.step()
+            _step(opt, loss)
+
+    def validate(v: dict, epoch: int) -> tuple[float, dict]:
         with torch.no_grad():
-            logits = model.exit_logits(feats.validation(val_x))
-            exits = first_exit(exit_scores(model.gate_values(logits)))
-            gated = logits[torch.arange(len(val_y)), exits]
-            acc = float((gated.argmax(1) == val_y).float().mean())
-            oracle = oracle_exits(exit_losses(logits, val_y), costs, c.tradeoff)
-            pos_weight = positive_weights(oracle, G, c.pos_weight).to(train_x.device)
-        history.append(
-            {
-                "phase": "joint",
-                "epoch": warm + epoch + 1,
-                "val_gated_acc": acc,
-                "val_mean_exit": float(exits.float().mean()),
-            }
-        )
-        if acc > best[0]:
-            best = (acc, copy.deepcopy({"ics": model.ics.state_dict(), "gates": model.gates.state_dict()}))
-        ckpt.save(
-            "joint", objects, {"pos_weight": pos_weight.cpu(), "epoch": epoch + 1, "history": history, "best": best}
-        )
-    model.ics.load_state_dict(best[1]["ics"])
-    model.gates.load_state_dict(best[1]["gates"])
-    return {"history": history, "best_val_gated_acc": best[0]}
+            logits = model.exit_logits(task.feats.validation(task.val_x))
+            exits = gate_exits(model, logits)
+            gated = logits[torch.arange(len(task.val_y)), exits]
+            acc = float((gated.argmax(1) == task.val_y).float().mean())
+            oracle = oracle_exits(exit_losses(logits, task.val_y), costs, c.tradeoff)
+            v["pos_weight"] = positive_weights(oracle, G, c.pos_weight).cpu()  # the next epoch's
+        row = {
+            "phase": "joint",
+            "epoch": warm + epoch + 1,
+            "val_gated_acc": acc,
+            "val_mean_exit": float(exits.float().mean()),
+        }
+        return acc, row
+
+    start = {"pos_weight": torch.ones(G), "epoch": 0, "history": history}
+    values = run_epochs(
+        ckpt,
+        "joint",
+        objects,
+        start,
+        remaining,
+        train_epoch,
+        validate,
+        schedulers=schedulers,
+        keep={"ics": model.ics, "gates": model.gates},
+    )
+    return {"history": values["history"], "best_val_gated_acc": values["best"][0]}
 
 
-def train_boosted(
-    model: DynamicNet,
-    feats: Features,
-    train_x,
-    train_y,
-    val_x,
-    val_y,
-    c: ExitConfig,
-    reweight: float = 0.5,
-    checkpoint=None,
-) -> dict:
+def boosted_logits(logits: torch.Tensor, reweight: float, detach: bool = False) -> torch.Tensor:
+    """F_s = o_s + r·F_{s−1} for every exit (training: the previous ensemble detached inside each stage's input)."""
+    out = [logits[:, 0]]
+    for s in range(1, logits.shape[1]):
+        prev = out[-1].detach() if detach else out[-1]
+        out.append(logits[:, s] + reweight * prev)
+    return torch.stack(out, 1)
+
+
+def train_boosted(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=None) -> dict:
     """BoostNet-style ICs: stage s is trained on CE(o_s + r·stopgrad(F_{s−1})), F_s = o_s + r·F_{s−1}, so training
     matches the ensemble used at inference; the last stage is the frozen head. Selected on the validation accuracy
     of the last ensemble."""
     ckpt = EpochCheckpoint(checkpoint)
     torch.manual_seed(c.seed)
     optimizer = _sgd(model.ics.parameters(), c)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.epochs, eta_min=c.eta_min)
+    scheduler = _cosine(optimizer, c.epochs, c)
     generator = torch.Generator().manual_seed(c.seed + 2)
     objects = {"ics": model.ics, "optimizer": optimizer, "schedule": scheduler, "generator": generator}
-    values = ckpt.restore("boosted", objects) or {
-        "best": (-1.0, copy.deepcopy(model.ics.state_dict())),
-        "history": [],
-        "epoch": 0,
-    }
-    best, history = values["best"], values["history"]
-    for epoch in range(values["epoch"], c.epochs):
-        for index, f in epoch_batches(feats, train_x, c.batch_size, generator):
-            logits = model.exit_logits(f)
-            loss = boosted_logits(logits, reweight, detach=True)[:, :-1]
-            loss = exit_losses(loss, train_y[index]).sum(1).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        scheduler.step()
+
+    def train_epoch(v: dict) -> None:
+        for index, f in epoch_batches(task.feats, task.train_x, c.batch_size, generator):
+            ensemble = boosted_logits(model.exit_logits(f), c.reweight, detach=True)[:, :-1]
+            _step(optimizer, exit_losses(ensemble, task.train_y[index]).sum(1).mean())
+
+    def validate(v: dict, epoch: int) -> tuple[float, dict]:
         with torch.no_grad():
-            ensemble = boosted_logits(model.exit_logits(feats.validation(val_x)), reweight)
-            acc = float((ensemble[:, -1].argmax(1) == val_y).float().mean())
-        history.append({"phase": "boosted", "epoch": epoch + 1, "val_last_ensemble_acc": acc})
-        if acc > best[0]:
-            best = (acc, copy.deepcopy(model.ics.state_dict()))
-        ckpt.save("boosted", objects, {"best": best, "history": history, "epoch": epoch + 1})
-    model.ics.load_state_dict(best[1])
-    return {"history": history}
+            ensemble = boosted_logits(model.exit_logits(task.feats.validation(task.val_x)), c.reweight)
+            acc = float((ensemble[:, -1].argmax(1) == task.val_y).float().mean())
+        return acc, {"phase": "boosted", "epoch": epoch + 1, "val_last_ensemble_acc": acc}
+
+    start = {"epoch": 0, "history": []}
+    values = run_epochs(
+        ckpt,
+        "boosted",
+        objects,
+        start,
+        c.epochs,
+        train_epoch,
+        validate,
+        schedulers=[scheduler],
+        keep={"ics": model.ics},
+    )
+    return {"history": values["history"]}
 
 
 class WeightNet(nn.Module):
@@ -415,12 +458,6 @@ class WeightNet(nn.Module):
     def forward(self, losses: torch.Tensor) -> torch.Tensor:
         w = self.net(losses)
         return 1 + 0.3 * (w - w.mean(0, keepdim=True))  # centred over the batch, per exit (our reading)
-
-
-def target_distribution(p: float, exits: int) -> torch.Tensor:
-    """The budget levels' target share of samples per exit, ∝ p^l (MSDNet's; L2W-DEN's meta-objective too)."""
-    q = torch.tensor([p**l for l in range(exits)], dtype=torch.float64)
-    return q / q.sum()
 
 
 def confidence_rank_assignment(probs: torch.Tensor, p: float) -> torch.Tensor:
@@ -441,33 +478,22 @@ def confidence_rank_assignment(probs: torch.Tensor, p: float) -> torch.Tensor:
     return assigned
 
 
-def train_l2w(
-    model: DynamicNet,
-    feats: Features,
-    train_x,
-    train_y,
-    val_x,
-    val_y,
-    c: ExitConfig,
-    meta_every: int = 100,
-    meta_p: float = 0.75,
-    meta_lr: float = 1e-4,
-    checkpoint=None,
-) -> dict:
+def train_l2w(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=None) -> dict:
     """L2W-DEN (Han et al., ECCV 2022) on the frozen backbone, as the original's port: the ICs minimise
     Σ_l w_il·CE_il with per-sample weights from :class:`WeightNet`; every ``meta_every`` batches a meta-step updates
     the weight net: a virtual SGD step of the ICs on one half of the batch with the weighted loss, then the
     cross-entropy of the stepped ICs on the other half, each sample counted at the exit that the confidence ranking
-    assigns it (target distribution p = ``meta_p``), backpropagated to the weight net (Adam, lr 1e-4, wd 1e-4); then
-    the halves swap. As in the original, the frozen head is not an exit here, so the last IC takes the rest."""
+    assigns it (target distribution p = ``meta_p``), backpropagated to the weight net (Adam, ``meta_lr``,
+    ``meta_weight_decay``); then the halves swap. As in the original, the frozen head is not an exit here, so the
+    last IC takes the rest."""
     from torch.func import functional_call
 
     torch.manual_seed(c.seed)
     G = len(model.ics)
-    weight_net = WeightNet(G).to(train_x.device)
-    meta_opt = torch.optim.Adam(weight_net.parameters(), lr=meta_lr, weight_decay=1e-4)
+    weight_net = WeightNet(G).to(task.train_x.device)
+    meta_opt = torch.optim.Adam(weight_net.parameters(), lr=c.meta_lr, weight_decay=c.meta_weight_decay)
     optimizer = _sgd(model.ics.parameters(), c)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.epochs, eta_min=c.eta_min)
+    scheduler = _cosine(optimizer, c.epochs, c)
     ckpt = EpochCheckpoint(checkpoint)
     generator = torch.Generator().manual_seed(c.seed + 3)
     objects = {
@@ -478,13 +504,6 @@ def train_l2w(
         "schedule": scheduler,
         "generator": generator,
     }
-    values = ckpt.restore("l2w", objects) or {
-        "best": (-1.0, copy.deepcopy(model.ics.state_dict())),
-        "history": [],
-        "epoch": 0,
-        "step": 0,
-    }
-    best, history = values["best"], values["history"]
 
     def ic_logits(f, params=None):
         if params is None:
@@ -501,97 +520,60 @@ def train_l2w(
             1,
         )
 
-    step = values["step"]
-    for epoch in range(values["epoch"], c.epochs):
-        for index, f in epoch_batches(feats, train_x, c.batch_size, generator):
-            y = train_y[index]
-            if step % meta_every == 0 and len(y) >= 4:
+    def train_epoch(v: dict) -> None:
+        for index, f in epoch_batches(task.feats, task.train_x, c.batch_size, generator):
+            y = task.train_y[index]
+            if v["step"] % c.meta_every == 0 and len(y) >= 4:
                 halves = (slice(0, len(y) // 2), slice(len(y) // 2, None))
                 for a, b in (halves, halves[::-1]):
                     params = dict(model.ics.named_parameters())
                     ce = exit_losses(ic_logits(f[a]), y[a])
                     inner = (weight_net(ce.detach()) * ce).mean()
                     grads = torch.autograd.grad(inner, list(params.values()), create_graph=True)
-                    stepped = {n: v - optimizer.param_groups[0]["lr"] * g for (n, v), g in zip(params.items(), grads)}
+                    stepped = {n: w - optimizer.param_groups[0]["lr"] * g for (n, w), g in zip(params.items(), grads)}
                     logits_b = ic_logits(f[b], stepped)
-                    assigned = confidence_rank_assignment(logits_b.detach().softmax(-1), meta_p)
-                    meta = F.cross_entropy(logits_b[torch.arange(len(assigned)), assigned], y[b])
-                    meta_opt.zero_grad(set_to_none=True)
-                    meta.backward()
-                    meta_opt.step()
+                    assigned = confidence_rank_assignment(logits_b.detach().softmax(-1), c.meta_p)
+                    _step(meta_opt, F.cross_entropy(logits_b[torch.arange(len(assigned)), assigned], y[b]))
             ce = exit_losses(ic_logits(f), y)
             with torch.no_grad():
                 w = weight_net(ce.detach())
-            loss = (w * ce).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-        scheduler.step()
+            _step(optimizer, (w * ce).mean())
+            v["step"] += 1
+
+    def validate(v: dict, epoch: int) -> tuple[float, dict]:
         with torch.no_grad():
-            acc = float(_accuracies(model.exit_logits(feats.validation(val_x)), val_y)[:G].mean())
-        history.append({"phase": "l2w", "epoch": epoch + 1, "val_mean_ic_acc": acc})
-        if acc > best[0]:
-            best = (acc, copy.deepcopy(model.ics.state_dict()))
-        ckpt.save("l2w", objects, {"best": best, "history": history, "epoch": epoch + 1, "step": step})
-    model.ics.load_state_dict(best[1])
-    return {"history": history}
+            acc = float(_accuracies(model.exit_logits(task.feats.validation(task.val_x)), task.val_y)[:G].mean())
+        return acc, {"phase": "l2w", "epoch": epoch + 1, "val_mean_ic_acc": acc}
+
+    start = {"epoch": 0, "history": [], "step": 0}
+    values = run_epochs(
+        ckpt, "l2w", objects, start, c.epochs, train_epoch, validate, schedulers=[scheduler], keep={"ics": model.ics}
+    )
+    return {"history": values["history"]}
 
 
-def boosted_logits(logits: torch.Tensor, reweight: float = 0.5, detach: bool = False) -> torch.Tensor:
-    """F_s = o_s + r·F_{s−1} for every exit (training: the previous ensemble detached inside each stage's input)."""
-    out = [logits[:, 0]]
-    for s in range(1, logits.shape[1]):
-        prev = out[-1].detach() if detach else out[-1]
-        out.append(logits[:, s] + reweight * prev)
-    return torch.stack(out, 1)
-
-
-def train_confidence_ics(
-    model: DynamicNet, feats: Features, train_x, train_y, val_x, val_y, c: ExitConfig, checkpoint=None
-) -> dict:
+def train_confidence_ics(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=None) -> dict:
     """The confidence-threshold baseline's ICs: the warm-up loss only, for the whole budget of epochs."""
     torch.manual_seed(c.seed)
-    history: list[dict] = []
-    warm_up_ics(
-        model,
-        feats,
-        train_x,
-        train_y,
-        val_x,
-        val_y,
-        dataclasses.replace(c, warmup_patience=c.epochs + 1),
-        c.epochs,
-        history,
-        EpochCheckpoint(checkpoint),
+    return warm_up_ics(
+        model, task, dataclasses.replace(c, warmup_patience=c.epochs + 1), c.epochs, EpochCheckpoint(checkpoint)
     )
-    return {"history": history}
 
 
-def budget_thresholds(confidence: torch.Tensor, p: float) -> torch.Tensor:
-    """MSDNet's budgeted thresholds: a target exit distribution ∝ p^l over the exits; walking the exits in order,
-    threshold l lets the ⌊N·q_l⌋ most confident of the samples still present exit; the last exit takes the rest.
-    confidence (N, G+1): each exit's max softmax probability."""
-    n, exits = confidence.shape
-    q = target_distribution(p, exits)
-    thresholds = torch.full((exits,), -1e8, dtype=confidence.dtype)
-    present = torch.ones(n, dtype=torch.bool)
-    for l in range(exits - 1):
-        want = int(np.floor(n * float(q[l])))
-        want = min(want, int(present.sum()))
-        if want > 0:
-            values = confidence[present, l].sort(descending=True).values
-            thresholds[l] = values[want - 1]
-            leaving = present & (confidence[:, l] >= thresholds[l])
-        else:
-            thresholds[l] = float("inf")
-            leaving = torch.zeros(n, dtype=torch.bool)
-        present &= ~leaving
-    return thresholds
+@dataclasses.dataclass(frozen=True)
+class ExitMethod:
+    """One way to train the exits on the frozen backbone and to use them. ``train(model, task, c, checkpoint)`` →
+    {"history": …}. ``gated``: its gates choose each sample's exit (JEI-DNN); otherwise the gates are the identity
+    (they cost nothing) and budgeted confidence thresholds choose (:func:`policies.evaluate_budgets`).
+    ``combine(logits, c)``: the logits its exits predict with, when not each IC's own (BoostNet's ensembles)."""
+
+    train: Callable[..., dict]
+    gated: bool = False
+    combine: Callable[[torch.Tensor, ExitConfig], torch.Tensor] | None = None
 
 
-def threshold_exits(confidence: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-    """The first exit whose confidence reaches its threshold (the last exit always does)."""
-    hit = confidence >= thresholds.to(confidence.device)[None, :]
-    hit[:, -1] = True
-    return hit.float().argmax(1)
+METHODS: Registry[ExitMethod] = Registry("exit method")
+METHODS.register("jeidnn", ExitMethod(train_jeidnn, gated=True))
+METHODS.register("confidence", ExitMethod(train_confidence_ics))
+METHODS.register("boosted", ExitMethod(train_boosted, combine=lambda logits, c: boosted_logits(logits, c.reweight)))
+METHODS.register("l2w", ExitMethod(train_l2w))

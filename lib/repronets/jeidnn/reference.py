@@ -1,0 +1,56 @@
+"""The original's published numbers (docs/papers/jeidnn.md §3.4): its stored test results per dataset and λ, and
+the cumulative exit costs of T2T-ViT-7 in its counter's convention, which :func:`repronets.jeidnn.exit_costs`
+reproduces."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class StoredResult(NamedTuple):
+    """One stored JEI-DNN run of the original: test results as the mean over 10 folds."""
+
+    tradeoff: float  # λ (ce_ic_tradeoff)
+    acc: float  # accuracy, %
+    acc_sd: float | None  # its sd over the folds, % (None: not stored)
+    cost: float  # mean cost per sample, % of the counter's full cost
+    ece: float  # ECE ×100
+
+
+RESULTS: dict[str, tuple[StoredResult, ...]] = {
+    "cifar10": (
+        StoredResult(0.01, 94.33, 0.26, 81.0, 5.1),
+        StoredResult(0.1, 93.90, 0.28, 75.3, 7.4),
+        StoredResult(0.5, 90.49, 0.21, 68.9, 11.5),
+        StoredResult(1.0, 79.98, 0.26, 59.8, 17.0),
+        StoredResult(3.0, 51.62, 0.37, 45.3, 19.2),
+    ),
+    "cifar100": (
+        StoredResult(0.01, 75.36, None, 80.2, 10.8),
+        StoredResult(0.1, 76.72, None, 81.2, 10.5),
+        StoredResult(0.5, 76.61, None, 79.4, 11.8),
+    ),
+    "cifar100_lt": (StoredResult(0.01, 87.55, 3.6, 84.4, 8.6), StoredResult(0.9, 85.37, 4.1, 75.9, 12.7)),
+    "svhn": (
+        StoredResult(0.05, 91.58, 0.23, 64.6, 5.5),
+        StoredResult(0.3, 91.23, 0.25, 55.9, 8.5),
+        StoredResult(0.9, 88.58, 0.22, 45.4, 17.3),
+        StoredResult(2.0, 77.11, 0.33, 33.1, 25.9),
+    ),
+}
+
+
+class StoredCosts(NamedTuple):
+    """T2T-ViT-7's cumulative cost per sample of exits 0 … 6 (the last: the head) in the original counter's
+    convention, ×10⁶ operations; for SVHN only the full cost was stored."""
+
+    image_size: int
+    num_classes: int
+    cumulative: tuple[float, ...]  # ×10⁶; empty where not stored
+    full: float  # ×10⁶, the head's
+
+
+COSTS: dict[str, StoredCosts] = {
+    "cifar10": StoredCosts(224, 10, (5.534, 6.843, 8.153, 9.463, 10.772, 12.082, 13.518), 13.518),
+    "svhn": StoredCosts(32, 10, (), 4.23),
+}
