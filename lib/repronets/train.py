@@ -38,6 +38,14 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the run, the step and the epoch."""
 
 
+OPTIMIZER_KEYS = ("optimizer", "lr", "momentum", "weight_decay")
+
+
+def optimizer_options(run: dict) -> dict:
+    """The optimizer settings among a run's parameters (those of :data:`OPTIMIZER_KEYS` it has), for TrainConfig."""
+    return {k: run[k] for k in OPTIMIZER_KEYS if k in run}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     epochs: int

@@ -208,9 +208,7 @@ def train_one(p: Params, run: dict, checkpoint=None, dataset=None) -> dict:
     config = train.TrainConfig(
         epochs=run["max_epochs"],
         batch_size=run["batch_size"],
-        optimizer=run["optimizer"],
-        lr=run["lr"],
-        weight_decay=run["weight_decay"],
+        **train.optimizer_options(run),
         device=p.device,
         seed=run["seed"],
         eval_batch_size=run["eval_batch_size"],

@@ -183,10 +183,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     config = train.TrainConfig(
         epochs=run["epochs"],
         batch_size=run["batch_size"],
-        optimizer=run["optimizer"],
-        lr=run["lr"],
-        momentum=run["momentum"],
-        weight_decay=run["weight_decay"],
+        **train.optimizer_options(run),
         seed=run["seed"],
         device=p.device,
         eval_before=True,
