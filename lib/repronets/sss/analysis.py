@@ -279,7 +279,7 @@ def summary(df: pd.DataFrame, cmp: pd.DataFrame, cross: pd.DataFrame) -> list[st
     for _, row in cross.iterrows():
         where = f"from n ≈ {row.crossover_n:.0f}" if row.crossover_n else "nowhere in the measured range"
         lines.append(
-            f"SSS s={row.state_dim}: faster than dense {where}; time ratio {row.time_ratio_at_largest_n:.2f} at "
-            f"n = {row.largest_n}"
+            f"SSS s={int(row.state_dim)}: faster than dense {where}; time ratio {row.time_ratio_at_largest_n:.2f} at "
+            f"n = {int(row.largest_n)}"
         )
     return lines
