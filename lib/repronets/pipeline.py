@@ -35,7 +35,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import fileio, provenance
+from . import claims, fileio, provenance
 from . import params as params_mod
 from .provenance import OUTPUTS_RECORD
 
@@ -482,6 +482,7 @@ def build(
             pool.shutdown(wait=True)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+        claims.write_profile_ledger(project.figures(profile), project.notebooks())
     return _summary(jobs, project, out)
 
 

@@ -53,6 +53,19 @@ class Session:
         self._record(paths, "table", runs, data, caption)
         return paths
 
+    def claims(self, ledger, runs: Iterable[RunResult] = (), data: str | Iterable[str] = ()) -> list[Path]:
+        """The notebook's claims ledger (:class:`repronets.claims.Ledger`): ``claims.md``/``.csv``/``.tex`` to
+        read and ``claims.json`` for the profile's ``CLAIMS.md``, recorded like any output."""
+        from . import claims as claims_mod
+
+        rows = ledger.rows()
+        name = claims_mod.LEDGER_NAME
+        caption = f"Claims ledger of {self.notebook} at the {self.profile} profile."
+        paths = plotting.save_table(claims_mod.display_frame(ledger.frame()), self.output_dir, name, caption)
+        paths.append(fileio.write_json(self.output_dir / f"{name}.json", {"profile": self.profile, "claims": rows}))
+        self._record(paths, "claims", runs, data, caption)
+        return paths
+
     def _record(self, paths, kind, runs, data, note) -> None:
         runs = list(runs)
         record_file = self.output_dir / provenance.OUTPUTS_RECORD

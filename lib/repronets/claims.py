@@ -1,0 +1,356 @@
+"""The claims ledger: each claim of a paper, the evidence our runs give for it, and a verdict from a fixed vocabulary.
+
+A claim file (``claims/<notebook>.yaml``) states each claim once: what is claimed, where, the published value and
+how it is known, the comparison that decides it, and which profiles can test it. A notebook measures the quantity
+(one value per seed, fold or paired seed difference) and :func:`decide` turns the measurements into a decision:
+
+- ``n``, mean, sd and a 95 % confidence interval of the mean. The interval is the wider of Student's t interval and a
+  BCa bootstrap over the values (scipy.stats.bootstrap, seeded): t is exact for normal data, the bootstrap follows
+  skewed and many-peaked data; with few seeds the bootstrap is too narrow, with many the two agree. Taking the wider
+  keeps the verdict on the safe side of both.
+- the verdict, by the claim's comparison (:data:`COMPARISONS`):
+
+  ``within``  the published value ± tolerance: *reproduced* if the interval lies inside the band, *not reproduced*
+              if it lies outside it, else *inconclusive*.
+  ``above``   the measured quantity (a difference A − B, paired by seed where the design pairs them) exceeds the
+              margin: *reproduced* if the interval lies above it, *not reproduced* if it lies at or below it, else
+              *inconclusive*. ``below`` is the mirror image.
+
+  A claim without measurements at this profile is *not testable at this profile* (the claim file says which profile
+  tests it). An inconclusive verdict says how many values would decide, from the interval's 1/√n shrinkage at the
+  observed spread (an estimate: the spread itself is estimated).
+
+The rules are plain functions of numbers, tested on synthetic values in ``tests/test_claims.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import numpy as np
+
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable at this profile")
+COMPARISONS = ("within", "above", "below")
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 9999
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What the ledger prints for one claim at one profile."""
+
+    verdict: str
+    n: int = 0
+    mean: float | None = None
+    sd: float | None = None
+    interval: Interval | None = None
+    published: float | None = None
+    difference: float | None = None  # mean − published (within) or mean − margin (above / below)
+    needed: int | None = None  # values that would likely decide an inconclusive claim
+    reason: str = ""
+
+    def as_row(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "n": self.n,
+            "mean": self.mean,
+            "sd": self.sd,
+            "ci_low": None if self.interval is None else self.interval.low,
+            "ci_high": None if self.interval is None else self.interval.high,
+            "published": self.published,
+            "difference": self.difference,
+            "needed": self.needed,
+            "reason": self.reason,
+        }
+
+
+def confidence_interval(values: Sequence[float], seed: int = 0) -> Interval:
+    """The wider of Student's t and the BCa bootstrap 95 % intervals of the mean (see the module docstring)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        raise ValueError(f"a confidence interval needs at least 2 values, got {len(x)}")
+    mean, sd = float(x.mean()), float(x.std(ddof=1))
+    if sd == 0.0:
+        return Interval(mean, mean)
+    t = stats.t.ppf(0.5 + CONFIDENCE / 2, len(x) - 1) * sd / math.sqrt(len(x))
+    low, high = mean - t, mean + t
+    boot = stats.bootstrap(
+        (x,),
+        np.mean,
+        confidence_level=CONFIDENCE,
+        method="BCa",
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        random_state=np.random.default_rng(seed),
+    ).confidence_interval
+    if np.isfinite(boot.low) and np.isfinite(boot.high):  # BCa is undefined for some degenerate samples
+        low, high = min(low, float(boot.low)), max(high, float(boot.high))
+    return Interval(low, high)
+
+
+def _needed(n: int, half_width: float, allowed: float) -> int | None:
+    """Values for the interval's half-width to shrink (as 1/√n) to ``allowed``; None if no number would."""
+    if allowed <= 0 or half_width <= 0:
+        return None
+    return max(n + 1, math.ceil(n * (half_width / allowed) ** 2))
+
+
+def decide(
+    values: Sequence[float] | None,
+    comparison: str,
+    *,
+    published: float | None = None,
+    tolerance: float = 0.0,
+    margin: float = 0.0,
+    seed: int = 0,
+    untestable_reason: str = "",
+) -> Decision:
+    """The decision for one claim from its measured values (one per seed, fold or seed pair)."""
+    if comparison not in COMPARISONS:
+        raise ValueError(f"unknown comparison {comparison!r}: choose one of {COMPARISONS}")
+    if comparison == "within" and published is None:
+        raise ValueError("a 'within' claim needs the published value")
+    if values is None or len(values) == 0:
+        return Decision("not testable at this profile", published=published, reason=untestable_reason)
+    x = np.asarray(values, dtype=float)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"measured values must be finite, got {x.tolist()}")
+    n, mean = len(x), float(x.mean())
+    sd = float(x.std(ddof=1)) if n > 1 else None
+    if n < 2:
+        return Decision("inconclusive", n, mean, sd, None, published, reason="one value: no interval", needed=None)
+    ci = confidence_interval(x, seed)
+    if comparison == "within":
+        band_low, band_high = published - tolerance, published + tolerance
+        difference = mean - published
+        if band_low <= ci.low and ci.high <= band_high:
+            return Decision("reproduced", n, mean, sd, ci, published, difference)
+        if ci.high < band_low or ci.low > band_high:
+            return Decision("not reproduced", n, mean, sd, ci, published, difference)
+        # the interval must shrink to the nearer side that its mean does not cross
+        inside = band_low <= mean <= band_high
+        allowed = min(mean - band_low, band_high - mean) if inside else min(abs(mean - band_low), abs(mean - band_high))
+        return Decision("inconclusive", n, mean, sd, ci, published, difference, _needed(n, ci.half_width, allowed))
+    sign = 1.0 if comparison == "above" else -1.0
+    difference = mean - margin
+    low, high = (ci.low - margin) * sign, (ci.high - margin) * sign
+    low, high = min(low, high), max(low, high)
+    if low > 0:
+        return Decision("reproduced", n, mean, sd, ci, published, difference)
+    if high <= 0:
+        return Decision("not reproduced", n, mean, sd, ci, published, difference)
+    return Decision("inconclusive", n, mean, sd, ci, published, difference, _needed(n, ci.half_width, abs(difference)))
+
+
+# ---------------------------------------------------------------- claim files and the ledger
+
+SPEC_KEYS = {
+    "id": str,
+    "claim": str,
+    "source": str,
+    "comparison": str,
+    "measure": str,
+    "profiles": list,
+}
+OPTIONAL_KEYS = {"published": dict, "tolerance": (int, float), "margin": (int, float), "figure": str, "note": str}
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One claim as its claim file states it (see ``claims/README.md`` for the format)."""
+
+    id: str
+    claim: str
+    source: str
+    comparison: str
+    measure: str
+    profiles: tuple[str, ...]
+    published: dict | None = None  # {value, known: "stated" | "read off ...", reading_error}
+    tolerance: float = 0.0
+    margin: float = 0.0
+    figure: str = ""  # the output that shows it
+    note: str = ""
+
+    @property
+    def published_value(self) -> float | None:
+        return None if self.published is None else self.published.get("value")
+
+
+def load_claims(path) -> list[Claim]:
+    """Read and check a claim file; every problem is named with the claim's id and the key."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
+        raise ValueError(f"{path}: expected a mapping with a list under 'claims'")
+    out, seen = [], set()
+    for i, entry in enumerate(data["claims"]):
+        where = f"{path}: claim {entry.get('id', i) if isinstance(entry, dict) else i}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected a mapping")
+        unknown = set(entry) - set(SPEC_KEYS) - set(OPTIONAL_KEYS)
+        missing = set(SPEC_KEYS) - set(entry)
+        if unknown or missing:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
+        for key, kind in {**SPEC_KEYS, **OPTIONAL_KEYS}.items():
+            if key in entry and not isinstance(entry[key], kind):
+                raise ValueError(f"{where}: {key} must be {kind}, got {entry[key]!r}")
+        if entry["comparison"] not in COMPARISONS:
+            raise ValueError(f"{where}: comparison {entry['comparison']!r} not in {COMPARISONS}")
+        if entry["comparison"] == "within" and "value" not in (entry.get("published") or {}):
+            raise ValueError(f"{where}: a 'within' claim needs published.value")
+        if entry["id"] in seen:
+            raise ValueError(f"{where}: id {entry['id']!r} appears twice")
+        seen.add(entry["id"])
+        out.append(Claim(**{**entry, "profiles": tuple(entry["profiles"])}))
+    return out
+
+
+class Ledger:
+    """A notebook's claims and what its runs measured for them at one profile."""
+
+    def __init__(self, claims: list[Claim], profile: str):
+        self.claims = {c.id: c for c in claims}
+        self.profile = profile
+        self.values: dict[str, list[float]] = {}
+
+    def measure(self, claim_id: str, values) -> None:
+        """The measured quantity of a claim: one value per seed, fold or seed pair (see the claim's ``measure``)."""
+        if claim_id not in self.claims:
+            raise KeyError(f"no claim {claim_id!r}; the claim file has {sorted(self.claims)}")
+        self.values[claim_id] = [float(v) for v in values]
+
+    def decisions(self) -> dict[str, Decision]:
+        out = {}
+        for cid, c in self.claims.items():
+            values = self.values.get(cid)
+            if values is None:
+                testable = ", ".join(p for p in c.profiles if p != self.profile) or "none yet"
+                reason = f"measured at: {testable}"
+                out[cid] = decide(None, c.comparison, published=c.published_value, untestable_reason=reason)
+            else:
+                out[cid] = decide(
+                    values, c.comparison, published=c.published_value, tolerance=c.tolerance, margin=c.margin
+                )
+        return out
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def rows(self) -> list[dict]:
+        """One row per claim: the claim, where it is stated, the published value, the measurement and the verdict."""
+        rows = []
+        for cid, d in self.decisions().items():
+            c = self.claims[cid]
+            rows.append(
+                {
+                    "id": cid,
+                    "claim": c.claim,
+                    "source": c.source,
+                    "comparison": _comparison_text(c),
+                    **d.as_row(),
+                    "figure": c.figure,
+                }
+            )
+        return rows
+
+
+def _comparison_text(c: Claim) -> str:
+    if c.comparison == "within":
+        return f"= {c.published_value:g} ± {c.tolerance:g}"
+    return f"{'>' if c.comparison == 'above' else '<'} {c.margin:g}"
+
+
+# ---------------------------------------------------------------- outputs
+
+LEDGER_NAME = "claims"  # claims.md, claims.csv, claims.json beside a notebook's figures
+PROFILE_LEDGER = "CLAIMS.md"
+
+
+def display_frame(frame):
+    """The ledger as a reader reads it: numbers rounded, the interval in one column, empty cells blank."""
+
+    def number(v, digits=4):
+        return "" if v is None or v != v else f"{v:.{digits}g}"
+
+    rows = []
+    for r in frame.to_dict("records"):
+        interval = (
+            ""
+            if r["ci_low"] is None or r["ci_low"] != r["ci_low"]
+            else (f"[{number(r['ci_low'])}, {number(r['ci_high'])}]")
+        )
+        rows.append(
+            {
+                "id": r["id"],
+                "claim": r["claim"],
+                "source": r["source"],
+                "test": r["comparison"],
+                "n": r["n"] or "",
+                "mean": number(r["mean"]),
+                "sd": number(r["sd"], 2),
+                "95% CI": interval,
+                "verdict": r["verdict"] + (f" (≈{int(r['needed'])} values would decide)" if r["needed"] else ""),
+                "note": r["reason"],
+                "shown in": r["figure"],
+            }
+        )
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def write_profile_ledger(figures_dir, notebooks: list[str]):
+    """``figures/<profile>/CLAIMS.md``: every notebook's ledger in one table per notebook, each row linking the
+    output that shows it. Notebooks without a ledger yet are listed as such; nothing is written while none has one.
+    Returns the file's path, or None."""
+    import json
+    from pathlib import Path
+
+    from . import fileio
+
+    figures_dir = Path(figures_dir)
+    if not any((figures_dir / n / f"{LEDGER_NAME}.json").exists() for n in notebooks):
+        return None
+    parts = [
+        f"# Claims ledger ({figures_dir.name} profile)\n",
+        "Every claim of the four papers that this companion tests, with the verdict its runs support at this "
+        "profile (rules: `lib/repronets/claims.py`; claims: `claims/<notebook>.yaml`). Regenerated by every build.\n",
+    ]
+    counts: dict[str, int] = {v: 0 for v in VERDICTS}
+    for notebook in notebooks:
+        path = figures_dir / notebook / f"{LEDGER_NAME}.json"
+        parts.append(f"\n## {notebook}\n")
+        if not path.exists():
+            parts.append("\nNo ledger at this profile yet (the notebook has not been built, or states no claims).\n")
+            continue
+        rows = json.loads(path.read_text(encoding="utf-8"))["claims"]
+        parts.append("\n| claim | verdict | n | mean | 95% CI | shown in |\n|---|---|---:|---:|---|---|\n")
+        for r in rows:
+            counts[r["verdict"]] += 1
+            shown = f"[{r['figure']}]({notebook}/{r['figure']})" if r.get("figure") else ""
+            ci = "" if r["ci_low"] is None else f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
+            mean = "" if r["mean"] is None else f"{r['mean']:.4g}"
+            claim = f"**{r['id']}**: {r['claim']}"
+            parts.append(f"| {claim} | {r['verdict']} | {r['n'] or ''} | {mean} | {ci} | {shown} |\n")
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    parts.insert(2, f"\n{summary or 'no claims yet'}.\n")
+    return fileio.write_text(figures_dir / PROFILE_LEDGER, "".join(parts))

@@ -1,0 +1,191 @@
+"""The ledger's verdict rules on synthetic numbers: every verdict is reached, and the borders between them hold."""
+
+import numpy as np
+import pytest
+from repronets import claims
+from repronets.claims import decide
+
+
+def around(mean, spread, n=10):
+    """n values with exactly this mean and a fixed shape (a deterministic stand-in for seeds)."""
+    shape = np.linspace(-1, 1, n)
+    return (mean + spread * shape).tolist()
+
+
+def test_within_reaches_every_verdict():
+    assert decide(around(0.96, 0.002), "within", published=0.96, tolerance=0.01).verdict == "reproduced"
+    assert decide(around(0.90, 0.002), "within", published=0.96, tolerance=0.01).verdict == "not reproduced"
+    assert decide(around(0.96, 0.05), "within", published=0.96, tolerance=0.01).verdict == "inconclusive"
+    assert decide(None, "within", published=0.96).verdict == "not testable at this profile"
+    assert decide([], "within", published=0.96, untestable_reason="paper profile").reason == "paper profile"
+
+
+def test_within_borders_are_the_band_edges():
+    # all values equal: the interval is the point itself, so the verdict flips exactly at the band's edge
+    edge = 0.96 + 0.01
+    assert decide([edge] * 5, "within", published=0.96, tolerance=0.01).verdict == "reproduced"
+    assert decide([edge + 1e-9] * 5, "within", published=0.96, tolerance=0.01).verdict == "not reproduced"
+    # an interval that touches the band from outside is not "outside"
+    d = decide(around(0.972, 0.01, n=8), "within", published=0.96, tolerance=0.01)
+    assert d.interval.low < 0.97 < d.interval.high and d.verdict == "inconclusive"
+
+
+def test_above_and_below_reach_every_verdict_and_mirror():
+    assert decide(around(0.05, 0.01), "above").verdict == "reproduced"
+    assert decide(around(-0.05, 0.01), "above").verdict == "not reproduced"
+    assert decide(around(0.0, 0.05), "above").verdict == "inconclusive"
+    assert decide(around(-0.05, 0.01), "below").verdict == "reproduced"
+    assert decide(around(0.05, 0.01), "below").verdict == "not reproduced"
+    assert decide(around(0.0, 0.05), "below").verdict == "inconclusive"
+
+
+def test_above_border_is_the_margin():
+    assert decide([0.02] * 4, "above", margin=0.02).verdict == "not reproduced"  # equal to the margin: not above
+    assert decide([0.02 + 1e-9] * 4, "above", margin=0.02).verdict == "reproduced"
+    assert decide([0.02] * 4, "below", margin=0.02).verdict == "not reproduced"
+
+
+def test_interval_is_the_wider_of_t_and_bootstrap():
+    from scipy import stats
+
+    x = [0.95, 0.96, 0.955, 0.97, 0.94]
+    ci = claims.confidence_interval(x)
+    t = stats.ttest_1samp(x, 0).confidence_interval(0.95)
+    assert ci.low <= t.low + 1e-12 and ci.high >= t.high - 1e-12
+    # skewed, two-peaked values (a plateau mode): the bootstrap reaches further on the long side than t
+    plateau = [0.97] * 20 + [0.80] * 2
+    ci = claims.confidence_interval(plateau)
+    t = stats.ttest_1samp(plateau, 0).confidence_interval(0.95)
+    assert ci.low < t.low
+
+
+def test_the_interval_is_deterministic():
+    x = around(0.9, 0.03, n=12)
+    assert claims.confidence_interval(x) == claims.confidence_interval(x)
+
+
+def test_inconclusive_says_how_many_values_would_decide():
+    d = decide(around(0.03, 0.08, n=6), "above")
+    assert d.verdict == "inconclusive" and d.needed > 6
+    # the estimate is about right: that many values with the same mean and spread decide it
+    assert decide(around(0.03, 0.08, n=d.needed * 2), "above").verdict == "reproduced"
+
+
+def test_one_value_decides_nothing():
+    d = decide([0.97], "within", published=0.96, tolerance=0.05)
+    assert d.verdict == "inconclusive" and d.interval is None and d.n == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(values=[1.0, 2.0], comparison="near", published=1.0), "unknown comparison"),
+        (dict(values=[1.0, 2.0], comparison="within"), "needs the published value"),
+        (dict(values=[1.0, float("nan")], comparison="above"), "must be finite"),
+    ],
+)
+def test_bad_claims_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        decide(**kwargs)
+
+
+def test_every_verdict_is_in_the_vocabulary():
+    cases = [
+        decide(around(0.96, 0.002), "within", published=0.96, tolerance=0.01),
+        decide(around(0.90, 0.002), "within", published=0.96, tolerance=0.01),
+        decide(around(0.0, 0.05), "above"),
+        decide(None, "above"),
+    ]
+    assert {c.verdict for c in cases} == set(claims.VERDICTS)
+
+
+SPEC = """
+claims:
+  - id: a.value
+    claim: The model reaches 0.96.
+    source: paper, Table 1
+    comparison: within
+    published: {value: 0.96, known: stated}
+    tolerance: 0.01
+    measure: final test accuracy per seed
+    profiles: [quick, paper]
+  - id: a.order
+    claim: A learns faster than B.
+    source: paper, Figure 1
+    comparison: above
+    measure: epochs(B) - epochs(A) per seed
+    profiles: [paper]
+"""
+
+
+def test_ledger_decides_measured_claims_and_names_the_profile_of_the_others(tmp_path):
+    path = tmp_path / "claims.yaml"
+    path.write_text(SPEC)
+    ledger = claims.Ledger(claims.load_claims(path), "quick")
+    ledger.measure("a.value", around(0.961, 0.002))
+    frame = ledger.frame().set_index("id")
+    assert frame.loc["a.value", "verdict"] == "reproduced"
+    assert frame.loc["a.order", "verdict"] == "not testable at this profile"
+    assert frame.loc["a.order", "reason"] == "measured at: paper"
+    with pytest.raises(KeyError, match="no claim 'a.missing'"):
+        ledger.measure("a.missing", [1.0])
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.replace("comparison: within", "comparison: near"), "comparison 'near'"),
+        (lambda s: s.replace("    published: {value: 0.96, known: stated}\n", ""), "needs published.value"),
+        (lambda s: s.replace("id: a.order", "id: a.value"), "appears twice"),
+        (lambda s: s.replace("    measure: epochs(B) - epochs(A) per seed\n", ""), "missing keys \\['measure'\\]"),
+        (lambda s: s.replace("tolerance: 0.01", "tolerance: 0.01\n    tolerence: 1"), "unknown keys \\['tolerence'\\]"),
+    ],
+)
+def test_bad_claim_files_are_named(tmp_path, edit, message):
+    path = tmp_path / "claims.yaml"
+    path.write_text(edit(SPEC))
+    with pytest.raises(ValueError, match=message):
+        claims.load_claims(path)
+
+
+def test_profile_ledger_gathers_the_notebooks_ledgers(tmp_path):
+    import json
+
+    (tmp_path / "01_x").mkdir()
+    rows = claims.Ledger(claims.load_claims(_spec(tmp_path)), "quick")
+    rows.measure("a.value", around(0.961, 0.002))
+    payload = {"profile": "quick", "claims": rows.rows()}
+    (tmp_path / "01_x" / "claims.json").write_text(json.dumps(payload))
+    claims.write_profile_ledger(tmp_path, ["01_x", "02_y"])
+    text = (tmp_path / "CLAIMS.md").read_text()
+    assert "1 reproduced, 1 not testable at this profile." in text
+    assert "| **a.value**: The model reaches 0.96. | reproduced | 10 |" in text
+    assert "## 02_y\n\nNo ledger at this profile yet" in text
+
+
+def _spec(tmp_path):
+    path = tmp_path / "claims.yaml"
+    path.write_text(SPEC)
+    return path
+
+
+def test_session_writes_the_ledger_and_records_it(tmp_path):
+    import json
+
+    from repronets import provenance, results, session
+
+    s = session.Session("01_x", "quick", None, tmp_path, "cpu", results.RunStore(tmp_path / "runs"))
+    ledger = claims.Ledger(claims.load_claims(_spec(tmp_path)), "quick")
+    ledger.measure("a.value", around(0.90, 0.002))
+    s.claims(ledger, data="digits")
+    saved = json.loads((tmp_path / "claims.json").read_text())
+    assert [r["verdict"] for r in saved["claims"]] == ["not reproduced", "not testable at this profile"]
+    assert saved["claims"][1]["mean"] is None  # JSON null, not NaN
+    record = json.loads((tmp_path / provenance.OUTPUTS_RECORD).read_text())
+    assert {"claims.md", "claims.csv", "claims.json"} <= set(record) and record["claims.json"]["kind"] == "claims"
+    assert "not reproduced" in (tmp_path / "claims.md").read_text()
+
+
+def test_no_profile_ledger_while_no_notebook_has_one(tmp_path):
+    assert claims.write_profile_ledger(tmp_path, ["01_x"]) is None
+    assert not (tmp_path / "CLAIMS.md").exists()
