@@ -189,3 +189,20 @@ def test_session_writes_the_ledger_and_records_it(tmp_path):
 def test_no_profile_ledger_while_no_notebook_has_one(tmp_path):
     assert claims.write_profile_ledger(tmp_path, ["01_x"]) is None
     assert not (tmp_path / "CLAIMS.md").exists()
+
+
+def test_every_paper_notebook_has_a_valid_claim_file():
+    from pathlib import Path
+
+    from repronets import params
+
+    root = Path(__file__).resolve().parents[1] / "claims"
+    papers = [n for n in params.NOTEBOOK_SCHEMAS if not n.startswith("00")]
+    ids = []
+    for notebook in papers:
+        loaded = claims.load_claims(root / f"{notebook}.yaml")
+        assert loaded, notebook
+        for c in loaded:
+            assert set(c.profiles) <= set(params.PROFILES), c.id
+            ids.append(c.id)
+    assert len(ids) == len(set(ids)), "claim ids must be unique across notebooks"
