@@ -206,3 +206,10 @@ def test_every_paper_notebook_has_a_valid_claim_file():
             assert set(c.profiles) <= set(params.PROFILES), c.id
             ids.append(c.id)
     assert len(ids) == len(set(ids)), "claim ids must be unique across notebooks"
+
+
+def test_a_claim_is_decided_only_at_its_profiles(tmp_path):
+    ledger = claims.Ledger(claims.load_claims(_spec(tmp_path)), "smoke")
+    ledger.measure("a.value", around(0.961, 0.002))  # a.value lists quick and paper only
+    assert ledger.decisions()["a.value"].verdict == "not testable at this profile"
+    assert claims.ledger_for("01_tau_speedup", "quick").claims  # the project's own claim file

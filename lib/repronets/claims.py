@@ -222,8 +222,17 @@ def load_claims(path) -> list[Claim]:
     return out
 
 
+def ledger_for(notebook: str, profile: str) -> Ledger:
+    """The ledger of a notebook's claim file, ``claims/<notebook>.yaml`` in the project, at ``profile``."""
+    from .provenance import project_root
+
+    return Ledger(load_claims(project_root() / "claims" / f"{notebook}.yaml"), profile)
+
+
 class Ledger:
-    """A notebook's claims and what its runs measured for them at one profile."""
+    """A notebook's claims and what its runs measured for them at one profile. Measurements of a claim whose
+    ``profiles`` do not include this profile are kept out of the verdict (the claim is not testable here: its
+    measure needs the papers' data or scale)."""
 
     def __init__(self, claims: list[Claim], profile: str):
         self.claims = {c.id: c for c in claims}
@@ -239,7 +248,7 @@ class Ledger:
     def decisions(self) -> dict[str, Decision]:
         out = {}
         for cid, c in self.claims.items():
-            values = self.values.get(cid)
+            values = self.values.get(cid) if self.profile in c.profiles else None
             if values is None:
                 testable = ", ".join(p for p in c.profiles if p != self.profile) or "none yet"
                 reason = f"measured at: {testable}"
