@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from repronets import data, params, train
+from repronets import claims, data, params, train
 from repronets.counting import count_parameters as _count
-from repronets.results import RunStore
+from repronets.results import RunResult, RunStore
 from repronets.tau import ARCHITECTURES, analysis, reference
 from repronets.tau import experiment as E
 from repronets.tau.models import FracDNN, TauResNet
@@ -443,3 +443,68 @@ def test_the_speedup_table_reads_the_published_curve_by_dataset_and_label():
     assert table.loc["mnist", "final acc (original)"] == published.final_accuracy == 0.97
     assert table.loc["mnist", "epochs to 0.95 (original)"] == published.epochs_to[0.95] == 78
     assert np.isnan(table.loc["digits", "final acc (original)"])
+
+
+def synthetic_runs(overrides, **kw):
+    """The runs of a 3-epoch profile (the figure grid unless ``grid`` says otherwise) with made-up test accuracies:
+    ``overrides`` maps (dataset, architecture, curve, pruning, T, seed) to (accuracies, blocks removed). Every other
+    run gets 0.1, 0.2, 0.3, 0.3 + seed/100, except those no claim measures: the as-released "first" ResNet and the
+    runs with the time-horizon term get 0.9 from epoch 1 on, and the latter remove 5 blocks."""
+    p = smoke_params(epochs=3, T_values=[1.0, 6.0], fixed_modes=["first", "all"], seeds=[0, 1], **kw)
+    runs = []
+    for run in E.grid(p):
+        unmeasured = run["fixed"] == "first" or run["horizon"] > 0
+        default = [0.1, 0.9, 0.9, 0.9] if unmeasured else [0.1, 0.2, 0.3, 0.3 + run["seed"] / 100]
+        key = (run["dataset"], run["architecture"], analysis.curve_label(run), run["pruning"], run["T"], run["seed"])
+        accs, removed = overrides.get(key, (default, 5 * (run["horizon"] > 0)))
+        result = {"test_accs": accs, "final_test_acc": accs[-1], "pruning_events": [{"epoch": 1, "block": 5}] * removed}
+        runs.append(RunResult("k", "tau", run, result, {}, None))
+    return runs[::-1]  # claim_values orders by seed itself
+
+
+def test_claim_values_pair_the_figure_s_runs_by_seed_and_the_pruning_runs_by_T_and_seed():
+    var, fix = "ResNet τ variable", "ResNet τ fixed (all)"
+    runs = synthetic_runs(
+        {
+            ("digits", "resnet", var, False, 1.0, 0): ([0.1, 0.5, 0.85, 0.9], 0),  # reaches 0.8 at epoch 2
+            ("digits", "resnet", var, False, 1.0, 1): ([0.1, 0.8, 0.85, 0.92], 0),  # at 1
+            ("digits", "resnet", fix, False, 1.0, 0): ([0.1, 0.2, 0.3, 0.4], 0),  # never: counts as 3 + 1
+            ("digits", "resnet", fix, False, 1.0, 1): ([0.1, 0.2, 0.81, 0.85], 0),  # at 2
+            ("digits", "resnet", var, True, 1.0, 0): ([0.1, 0.5, 0.8, 0.88], 1),
+            ("digits", "resnet", var, True, 1.0, 1): ([0.1, 0.8, 0.85, 0.93], 2),
+            ("digits", "resnet", var, False, 6.0, 0): ([0.1, 0.5, 0.9, 0.95], 0),
+            ("digits", "resnet", var, False, 6.0, 1): ([0.1, 0.5, 0.9, 0.9], 0),
+            ("digits", "resnet", var, True, 6.0, 0): ([0.1, 0.5, 0.9, 0.94], 0),
+            ("digits", "resnet", var, True, 6.0, 1): ([0.1, 0.5, 0.9, 0.92], 3),
+        },
+        datasets=["digits"],
+    )
+    values = analysis.claim_values(runs, T=1.0)
+    assert set(values) == {"tau.speedup.resnet.digits", "tau.pruning.removes_blocks", "tau.pruning.keeps_accuracy"}
+    assert values["tau.speedup.resnet.digits"] == [4 - 2, 2 - 1]
+    # by seed, then T: (0, T 1), (0, T 6), (1, T 1), (1, T 6)
+    assert values["tau.pruning.removes_blocks"] == [1, 0, 2, 3]
+    assert values["tau.pruning.keeps_accuracy"] == pytest.approx([0.88 - 0.9, 0.94 - 0.95, 0.93 - 0.92, 0.92 - 0.9])
+    # at T = 6 both τ-variable runs reach 0.8 at epoch 2, the all-fixed ones (defaults) never
+    assert analysis.claim_values(runs, T=6.0)["tau.speedup.resnet.digits"] == [4 - 2, 4 - 2]
+
+
+def test_claim_values_measure_every_claim_of_the_claim_file_from_the_original_grid():
+    runs = synthetic_runs(
+        {("mnist", "fracdnn", "FracDNN τ variable", False, 1.0, 1): ([0.1, 0.96, 0.97, 0.975], 0)},
+        datasets=["mnist", "fashion_mnist", "digits"],
+        grid="original",  # beside the figure's runs: L1 or the horizon term alone or together, dependent τ, pruning
+    )
+    values = analysis.claim_values(runs, T=1.0)
+    ledger = claims.ledger_for("01_tau_speedup", "paper")
+    assert set(values) == set(ledger.claims)
+    # fixed "all", not the as-released "first" (which reaches 0.9 at epoch 1)
+    assert values["tau.figure.fixed_resnet.mnist"] == [0.3, 0.31]
+    assert values["tau.final.fracdnn_variable.mnist"] == [0.3, 0.975]
+    assert values["tau.final.fracdnn_variable.fashion_mnist"] == [0.3, 0.31]
+    # the FracDNN τ variable of seed 1 reaches 0.95 at epoch 1; everything else never (3 + 1)
+    assert values["tau.speedup.fracdnn.mnist"] == [0, 3]
+    assert values["tau.speedup.resnet.mnist"] == [0, 0]
+    # the pruning companion (L1, no horizon term) only: one run per dataset, T and seed
+    assert values["tau.pruning.removes_blocks"] == [0] * 12
+    assert values["tau.pruning.keeps_accuracy"] == [0] * 12

@@ -226,3 +226,103 @@ def pruning_plot(runs: list[RunResult]):
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7, ncol=2)
     return fig, [chosen[key] for key in keys]
+
+
+# ---------------------------------------------------------------- the claims ledger (claims/01_tau_speedup.yaml)
+
+# The accuracy each speedup claim is read at (the original figure's 0.95 / 0.85; 0.8 on the digits, where the quick
+# profile's ResNet τ variable ends near 0.92 at T = 1), for the (architecture, dataset) pairs the claim file states.
+SPEEDUP_THRESHOLDS = {
+    ("resnet", "mnist"): 0.95,
+    ("resnet", "fashion_mnist"): 0.85,
+    ("fracdnn", "mnist"): 0.95,
+    ("fracdnn", "fashion_mnist"): 0.85,
+    ("resnet", "digits"): 0.8,
+}
+# The figure's curves whose final accuracy the claim file states: claim id stem -> (architecture, trainable).
+# "ResNet τ fixed" is measured with every τ frozen (fixed mode "all"), as the claim file's measure says.
+FINAL_CLAIMS = {
+    "tau.final.resnet_variable": ("resnet", True),
+    "tau.final.fracdnn_variable": ("fracdnn", True),
+    "tau.final.fracdnn_fixed": ("fracdnn", False),
+    "tau.figure.fixed_resnet": ("resnet", False),
+}
+FINAL_DATASETS = ("mnist", "fashion_mnist")
+
+
+def _figure_run(p: dict, architecture: str, trainable: bool) -> bool:
+    """A run of the figure's curve: plain, this architecture, τ trainable or fixed (the ResNet's: every τ)."""
+    return (
+        is_plain(p)
+        and p["architecture"] == architecture
+        and p["tau_trainable"] == trainable
+        and (trainable or architecture != "resnet" or p["fixed"] == "all")
+    )
+
+
+def _is_pruning_companion(p: dict) -> bool:
+    """The figure grid's pruning run (ResNet, trainable τ, L1, adaptive pruning, no horizon term, no dependent τ);
+    the original grid has it too, beside its variants with the horizon term."""
+    return (
+        p["architecture"] == "resnet"
+        and p["tau_trainable"]
+        and p["l1"] > 0
+        and p["pruning"]
+        and not p["horizon"]
+        and not p["dependent_last"]
+    )
+
+
+def _by_seed(runs: list[RunResult], select, *args) -> dict[tuple, RunResult]:
+    """The runs for which ``select(params, *args)`` holds, keyed by (dataset, T, seed): the pairing unit of every
+    paired claim. Two runs under one key would make a claim's value ambiguous: an error."""
+    chosen = {}
+    for r in runs:
+        if select(r.params, *args):
+            key = (r.params["dataset"], r.params["T"], r.params["seed"])
+            if key in chosen:
+                raise ValueError(f"two runs for {key} where a claim expects one: {chosen[key].key} and {r.key}")
+            chosen[key] = r
+    return chosen
+
+
+def _epochs_or_never(r: RunResult, threshold: float) -> int:
+    """Epochs to ``threshold``; a run that never reaches it counts as its epochs + 1 (the claim file's rule)."""
+    reached = epochs_to(r.result["test_accs"], threshold)
+    return r.params["epochs"] + 1 if reached is None else reached
+
+
+def claim_values(runs: list[RunResult], T: float) -> dict[str, list[float]]:
+    """The measured quantity of every claim of ``claims/01_tau_speedup.yaml`` that these runs can measure: one value
+    per run, or per pair of runs where the claim is paired, ordered by seed, dataset and T. The figure's claims
+    (speedups, final accuracies) are read at time horizon ``T``; the pruning claims at every T the pruning runs have
+    (the figure grid runs its pruning companion at each T), paired with the plain trainable ResNet of the same
+    dataset, T and seed. Claims without runs are absent."""
+    runs = sorted(runs, key=lambda r: (r.params["seed"], r.params["dataset"], r.params["T"]))
+    at_T = [r for r in runs if r.params["T"] == T]
+    out: dict[str, list[float]] = {}
+    for (architecture, dataset), threshold in SPEEDUP_THRESHOLDS.items():
+        on = [r for r in at_T if r.params["dataset"] == dataset]
+        variable = _by_seed(on, _figure_run, architecture, True)
+        fixed = _by_seed(on, _figure_run, architecture, False)
+        pairs = [k for k in variable if k in fixed]
+        if pairs:
+            out[f"tau.speedup.{architecture}.{dataset}"] = [
+                float(_epochs_or_never(fixed[k], threshold) - _epochs_or_never(variable[k], threshold)) for k in pairs
+            ]
+    for stem, (architecture, trainable) in FINAL_CLAIMS.items():
+        for dataset in FINAL_DATASETS:
+            on = [r for r in at_T if r.params["dataset"] == dataset]
+            chosen = _by_seed(on, _figure_run, architecture, trainable)
+            if chosen:
+                out[f"{stem}.{dataset}"] = [r.result["final_test_acc"] for r in chosen.values()]
+    pruned = _by_seed(runs, _is_pruning_companion)
+    if pruned:
+        plain = _by_seed(runs, _figure_run, "resnet", True)
+        out["tau.pruning.removes_blocks"] = [float(len(r.result["pruning_events"])) for r in pruned.values()]
+        pairs = [k for k in pruned if k in plain]
+        if pairs:
+            out["tau.pruning.keeps_accuracy"] = [
+                pruned[k].result["final_test_acc"] - plain[k].result["final_test_acc"] for k in pairs
+            ]
+    return out
