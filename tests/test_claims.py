@@ -213,3 +213,11 @@ def test_a_claim_is_decided_only_at_its_profiles(tmp_path):
     ledger.measure("a.value", around(0.961, 0.002))  # a.value lists quick and paper only
     assert ledger.decisions()["a.value"].verdict == "not testable at this profile"
     assert claims.ledger_for("01_tau_speedup", "quick").claims  # the project's own claim file
+
+
+def test_display_frame_shows_blanks_for_what_was_not_measured(tmp_path):
+    ledger = claims.Ledger(claims.load_claims(_spec(tmp_path)), "quick")
+    ledger.measure("a.value", around(0.96, 0.05, n=4))  # inconclusive: says how many values would decide
+    shown = claims.display_frame(ledger.frame()).set_index("id")
+    assert shown.loc["a.value", "verdict"].startswith("inconclusive (≈")
+    assert shown.loc["a.order", "n"] == "" and shown.loc["a.order", "95% CI"] == ""

@@ -294,36 +294,36 @@ LEDGER_NAME = "claims"  # claims.md, claims.csv, claims.json beside a notebook's
 PROFILE_LEDGER = "CLAIMS.md"
 
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def display_frame(frame):
     """The ledger as a reader reads it: numbers rounded, the interval in one column, empty cells blank."""
+    import pandas as pd
 
     def number(v, digits=4):
-        return "" if v is None or v != v else f"{v:.{digits}g}"
+        return "" if _missing(v) else f"{v:.{digits}g}"
 
     rows = []
     for r in frame.to_dict("records"):
-        interval = (
-            ""
-            if r["ci_low"] is None or r["ci_low"] != r["ci_low"]
-            else (f"[{number(r['ci_low'])}, {number(r['ci_high'])}]")
-        )
+        interval = "" if _missing(r["ci_low"]) else f"[{number(r['ci_low'])}, {number(r['ci_high'])}]"
+        needed = "" if _missing(r["needed"]) else f" (≈{int(r['needed'])} values would decide)"
         rows.append(
             {
                 "id": r["id"],
                 "claim": r["claim"],
                 "source": r["source"],
                 "test": r["comparison"],
-                "n": r["n"] or "",
+                "n": "" if _missing(r["n"]) or not r["n"] else int(r["n"]),
                 "mean": number(r["mean"]),
                 "sd": number(r["sd"], 2),
                 "95% CI": interval,
-                "verdict": r["verdict"] + (f" (≈{int(r['needed'])} values would decide)" if r["needed"] else ""),
+                "verdict": r["verdict"] + needed,
                 "note": r["reason"],
                 "shown in": r["figure"],
             }
         )
-    import pandas as pd
-
     return pd.DataFrame(rows)
 
 
