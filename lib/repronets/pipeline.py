@@ -482,7 +482,8 @@ def build(
             pool.shutdown(wait=True)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-        claims.write_profile_ledger(project.figures(profile), project.notebooks())
+        with_claims = [n for n in project.notebooks() if (project.root / "claims" / f"{n}.yaml").exists()]
+        claims.write_profile_ledger(project.figures(profile), with_claims)
     return _summary(jobs, project, out)
 
 
