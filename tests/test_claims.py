@@ -221,3 +221,10 @@ def test_display_frame_shows_blanks_for_what_was_not_measured(tmp_path):
     shown = claims.display_frame(ledger.frame()).set_index("id")
     assert shown.loc["a.value", "verdict"].startswith("inconclusive (≈")
     assert shown.loc["a.order", "n"] == "" and shown.loc["a.order", "95% CI"] == ""
+
+
+def test_an_exact_quantity_is_decided_by_one_value():
+    assert decide([0.0], "within", published=0.0, exact=True).verdict == "reproduced"
+    assert decide([3.0, 0.0], "within", published=0.0, exact=True).verdict == "not reproduced"
+    assert decide([5.5e-5], "within", published=0.0, tolerance=5e-4, exact=True).verdict == "reproduced"
+    assert decide([5.5e-5], "within", published=0.0, tolerance=5e-4).verdict == "inconclusive"  # sampled: no interval

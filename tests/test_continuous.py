@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from repronets import data, params, train
+from repronets import claims, data, params, train
 from repronets.continuous import analysis
 from repronets.continuous import experiment as E
 from repronets.continuous.blocks import ODEBlock, ResidualFunction, manifestation, ode_blocks, refine
@@ -500,3 +500,65 @@ def test_the_summary_reads_the_manifestation_sweep_of_the_ode_runs():
 def test_observed_order():
     assert analysis.observed_order([1.0, 0.25, 1 / 64]) == 4.0
     assert analysis.observed_order([3.0, 1.5]) == 1.0
+
+
+def ledger_run(p, row, seed, acc, seconds, device="cpu", sweep=(), convergence=()):
+    result = {
+        "final_test_acc": acc,
+        "train_time_s": seconds,
+        "device": device,
+        "manifestation": [{"scheme": s, "steps": n, "test_acc": a} for s, n, a in sweep],
+        "convergence": [{"scheme": s, "steps": n, "relative_error": e} for s, n, e in convergence],
+    }
+    return RunResult(f"{row}{seed}", "continuous", E.run_params(p, row, seed), result, {}, None)
+
+
+def test_claim_values_pair_the_rows_by_seed_as_the_claim_file_says():
+    quick = params.load("02_continuousnet_tables", "quick")
+    euler_orders = [("euler", 2, 0.4), ("euler", 4, 0.2), ("euler", 8, 0.1), ("rk4_classic", 2, 0.32)]
+    euler_orders += [("rk4_classic", 4, 0.02), ("rk4_classic", 8, 0.005)]  # orders 4 then 2: the finest pair counts
+    runs = [
+        ledger_run(quick, "resnet20", 0, 0.90, 100.0),
+        ledger_run(quick, "resnet20", 1, 0.91, 120.0),
+        ledger_run(quick, "cn2_euler", 1, 0.88, 90.0, sweep=[("euler", 2, 0.8), ("euler", 1, 0.7)]),
+        ledger_run(
+            quick, "cn2_euler", 0, 0.89, 50.0, sweep=[("euler", 2, 0.9), ("euler", 1, 0.6)], convergence=euler_orders
+        ),
+        ledger_run(quick, "cn2_euler", 2, 0.89, 50.0, device="cuda"),  # timed elsewhere: no cost pair
+        ledger_run(
+            quick,
+            "cn2_rk4",
+            0,
+            0.90,
+            125.0,
+            sweep=[("rk4_classic", 2, 0.9), ("rk4_classic", 1, 0.85), ("euler", 2, 0.88), ("midpoint", 4, 0.91)]
+            + [("euler", 1, 0.2)],  # below 2 steps: not part of "keeps its accuracy"
+        ),
+        ledger_run(
+            quick,
+            "cn2_rk4",
+            1,
+            0.80,
+            180.0,
+            sweep=[("rk4_classic", 2, 0.8), ("rk4_classic", 1, 0.8), ("euler", 2, 0.75)],
+        ),
+        ledger_run(quick, "cn2_rk4", 2, 0.80, 125.0),
+        ledger_run(quick, "cn1to2_rk4", 0, 0.92, 100.0),
+    ]
+    values = analysis.claim_values(runs)
+    assert values["cn.cost.euler_as_resnet"] == pytest.approx([0.5, 0.75])  # per epoch: 15 epochs on both sides
+    assert values["cn.cost.rk4_over_euler"] == pytest.approx([2.5, 2.0])
+    assert values["cn.manifestation.euler_loses_more"] == pytest.approx([0.3 - 0.05, 0.1 - 0.0])
+    assert values["cn.manifestation.rk4_keeps_accuracy"] == pytest.approx([0.02, 0.05])
+    assert values["cn.refinement.keeps_accuracy"] == pytest.approx([2.0])
+    assert values["cn.convergence.euler"] == pytest.approx([1.0]) and values["cn.convergence.rk4_classic"] == [2.0]
+    assert not any(k.startswith("cn.accuracy.") for k in values)  # digits runs say nothing about the CIFAR tables
+    # parameter counts at the paper's size, whatever the runs: the refined row ends with 2-2-2's weights
+    assert values["cn.parameters.resnet20"] == [0.272474] and values["cn.parameters.cn1to2_rk4"] == [0.27321]
+    assert values["cn.parameters.wrn58"] == [13.631108] and len([k for k in values if "parameters" in k]) == len(E.ROWS)
+    paper = params.load("02_continuousnet_tables", "paper")
+    on_cifar = analysis.claim_values([ledger_run(paper, "wrn58", 0, 0.7916, 60.0)])
+    assert on_cifar["cn.accuracy.wrn58"] == pytest.approx([79.16]) and "cn.cost.euler_as_resnet" not in on_cifar
+    ledger = claims.ledger_for("02_continuousnet_tables", "quick")
+    for claim_id, v in values.items():  # every id names a claim of the file
+        ledger.measure(claim_id, v)

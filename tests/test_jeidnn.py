@@ -4,6 +4,7 @@ import dataclasses
 import inspect
 import math
 
+import numpy as np
 import pytest
 import torch
 from repronets import params
@@ -410,3 +411,84 @@ def test_baselines_identity_gates_cost_nothing():
     for l in range(G + 1):
         assert with_gates["original"][l] - without["original"][l] == min(l + 1, G) * (9 * 10 + 6)
         assert with_gates["macs"][l] - without["macs"][l] == min(l + 1, G) * 4
+
+
+def fold_metrics(acc, cost_macs, ece=(5.0, 5.0), size=(1.0, 1.0), miss=(0.0, 0.0)):
+    """A run's per-fold metrics as :class:`policies.FoldProtocol` stores them (two folds, α = 0.05)."""
+    folds = {"acc": acc, "cost_macs": (cost_macs,) * 2, "cost_original": (cost_macs,) * 2, "ece": ece}
+    for variant in ("general", "gated"):
+        folds[f"{variant}_size@0.05"], folds[f"{variant}_miscoverage@0.05"] = size, miss
+    return {k: metrics.fold_summary(list(v)) for k, v in folds.items()}
+
+
+def fake_run(method, result, tradeoff=None, dataset="digits", arch="small"):
+    from types import SimpleNamespace
+
+    params = {"dataset": dataset, "seed": 0, "method": method, "tradeoff": tradeoff, "arch": arch}
+    return SimpleNamespace(params=params, result=result)
+
+
+def test_claim_values_pair_each_lambda_with_the_baselines_level_at_no_more_cost():
+    from repronets import claims
+    from repronets.jeidnn import analysis
+
+    def jei(tradeoff, acc, cost, **kw):
+        m = fold_metrics(acc, cost, **kw)
+        result = {
+            "metrics": m,
+            "exit_costs": {"macs": [cost, 100.0], "original": [cost, 100.0]},
+            "exit_distribution": [],
+        }
+        return fake_run("jeidnn", result, tradeoff)
+
+    def baseline(method, levels):  # full cost 80: the baselines' gates cost nothing (fractions of their own full cost)
+        result = {
+            "exit_costs": {"macs": [10.0, 80.0], "original": [10.0, 80.0]},
+            "levels": [
+                {"budget_p": i, "metrics": fold_metrics(**lv), "exit_distribution": []} for i, lv in enumerate(levels)
+            ],
+        }
+        return fake_run(method, result)
+
+    runs = [
+        jei(0.1, (0.9, 0.8), 50.0, ece=(5.0, 7.0), size=(1.0, 1.2), miss=(0.02, 0.04)),  # half the cost
+        jei(1.0, (0.5, 0.5), 20.0, miss=(0.06, 0.08)),  # only BoostNet's level is this cheap
+        baseline(
+            "confidence",
+            [
+                dict(acc=(0.7, 0.8), cost_macs=32.0),
+                dict(acc=(0.85, 0.85), cost_macs=40.0, ece=(6.0, 6.0), size=(1.5, 1.1)),  # exactly half: compared
+                dict(acc=(0.8, 0.8), cost_macs=36.0),  # cheaper, less accurate (levels need not cost more in order)
+                dict(acc=(0.99, 0.99), cost_macs=48.0),  # more than half: not
+            ],
+        ),
+        baseline("boosted", [dict(acc=(0.6, 0.7), cost_macs=16.0)]),
+    ]
+    cifar = fake_run(
+        "jeidnn",
+        {"metrics": fold_metrics((0.9, 0.9098), 50.0), "exit_costs": {"macs": [100.0], "original": [100.0]}},
+        0.5,
+        dataset="cifar10",
+        arch="t2t_vit_7",
+    )
+    values = analysis.claim_values(runs + [cifar, fake_run("jeidnn", cifar.result, 3.0, "cifar10", "t2t_vit_7")])
+    approx = lambda v: pytest.approx(v, abs=1e-12)  # noqa: E731
+    assert values["jeidnn.tradeoff.confidence"] == approx([0.05, -0.05])  # λ = 1: the baseline does not reach its cost
+    assert values["jeidnn.tradeoff.boosted"] == approx([0.3, 0.1, -0.1, -0.2])
+    assert values["jeidnn.calibration"] == approx([1.0, -1.0])
+    assert values["jeidnn.conformal.smaller_sets"] == approx([0.5, -0.1])
+    assert values["jeidnn.conformal.coverage"] == approx([0.02, 0.04, 0.06, 0.08] + [0.0] * 4)
+    assert values["jeidnn.stored.cifar10.lambda0.5"] == approx([90.49])  # per seed, in %; λ = 3 is stored, not claimed
+    # the stored costs are rounded to 10³ operations; the largest difference is exit 1's: 6.843380 counted, 6.843 stored
+    assert values["jeidnn.costs.stored"] == [pytest.approx((6.84338 - 6.843) / 6.843, rel=1e-4)]
+    assert "jeidnn.tradeoff.l2w" not in values
+    # every measured claim is in the claim file, and every stored result it claims is one the analysis measures
+    ledger = claims.ledger_for("04_dynamic_exits", "quick")
+    for claim_id, v in values.items():
+        ledger.measure(claim_id, v)
+    stored = {f"jeidnn.stored.{d}.lambda{t:g}" for d, ts in analysis.STORED_CLAIMS.items() for t in ts}
+    assert stored == {c for c in ledger.claims if c.startswith("jeidnn.stored.")}
+    # the level compared is the results table's: its accuracy is the table's column for each baseline
+    numbers = analysis.comparison(analysis.frame(runs, 0.05), "digits", with_reference=False)
+    assert numbers["confidence threshold"].tolist() == pytest.approx([0.85, np.nan], nan_ok=True)
+    assert numbers.BoostNet.tolist() == pytest.approx([0.65, 0.65])

@@ -3,14 +3,17 @@
 import json
 import math
 import zipfile
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
-from repronets import data, params
+from repronets import claims, data, params
 from repronets.counting import count_macs, count_parameters
+from repronets.plotting import plt
 from repronets.results import RunStore
-from repronets.sss import experiment, models, reference
+from repronets.sss import analysis, experiment, models, reference
 from repronets.sss.layer import SSSLinear, per_stage_forward
 
 
@@ -253,3 +256,74 @@ def test_missing_data_is_named_before_any_training(tmp_path):
     with pytest.raises(data.DatasetNotFound, match="pendigits"):
         experiment.run(p, store)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("result.json"))
+
+
+def _claim_frames():
+    """Runs of two shares × two repeats × two losses (hand-set accuracies) and a complexity sweep of three sizes."""
+    acc = {  # (loss, share, repeat) → accuracy of dense, SSS s=4, SSS s=1, rank 1
+        ("double_softmax", 0.5, 0): (0.80, 0.95, 0.90, 0.40),
+        ("double_softmax", 0.5, 1): (0.96, 0.94, 0.91, 0.50),
+        ("double_softmax", 1.0, 0): (0.85, 0.97, 0.93, 0.60),
+        ("double_softmax", 1.0, 1): (0.97, 0.96, 0.92, 0.55),
+        ("logits", 0.5, 0): (0.95, 0.93, 0.92, 0.45),
+        ("logits", 1.0, 0): (0.97, 0.95, 0.94, 0.58),
+    }
+    keys = ("standard_nn", "ss_4_dim", "ss_1_dim", "rank_1")
+    rows = [
+        {"dataset": "digits", "width": 50, "loss": loss, "share": share, "repeat": r, "key": k, "test_accuracy": a}
+        for (loss, share, r), accs in acc.items()
+        for k, a in zip(keys, accs)
+    ]
+    cdf = pd.DataFrame(
+        [
+            {"n": n, "layer": "dense", "state_dim": None, "seconds": n * n * 1e-9, "macs_per_sample": n * n}
+            for n in (64, 256, 1024)
+        ]
+        + [
+            {
+                "n": n,
+                "layer": f"sss_{s}",
+                "state_dim": s,
+                "seconds": n * 1e-7 * s,
+                "macs_per_sample": 3 * s * n**p,
+                "minimal_macs_per_sample": 3 * s * n**p,
+            }
+            for s, p in ((1, 1.0), (2, 1.5))
+            for n in (64, 256, 1024)
+        ]
+    )
+    return pd.DataFrame(rows), cdf
+
+
+def test_claim_values_are_the_claims_measures():
+    df, cdf = _claim_frames()
+    values = analysis.claim_values(df, cdf)
+    # paired by share and repeat, shares pooled: SSS s=4 − dense
+    assert values["sss.beats_dense.double_softmax"] == pytest.approx([0.15, -0.02, 0.12, -0.01])
+    assert values["sss.beats_dense.logits"] == pytest.approx([-0.02, -0.02])
+    assert values["sss.beats_rank1.double_softmax"] == pytest.approx([0.50, 0.41, 0.33, 0.37])
+    assert values["sss.cost.linear"] == pytest.approx([1.0, 1.5])  # log-log slopes of n and n^1.5
+    # time ratio SSS / dense at n = 1024: 1024·1e-7·s / (1024²·1e-9)
+    assert values["sss.cost.faster_than_dense"] == pytest.approx([1e-7 / 1024e-9, 2e-7 / 1024e-9])
+    assert values["sss.parameters"] == [0.0] * len(reference.MODEL_PARAMETERS)
+    # without the SSS s=4 runs the dense claims have no pair and are left out (not testable)
+    assert not {"sss.beats_dense.double_softmax", "sss.beats_dense.logits"} & set(
+        analysis.claim_values(df[df.key != "ss_4_dim"], cdf)
+    )
+    ledger = claims.Ledger(claims.load_claims(Path(__file__).parents[1] / "claims" / "03_sss_benchmarks.yaml"), "quick")
+    for claim_id, v in values.items():
+        ledger.measure(claim_id, v)
+    verdicts = {k: d.verdict for k, d in ledger.decisions().items()}
+    assert verdicts["sss.parameters"] == "reproduced" and verdicts["sss.beats_rank1.double_softmax"] == "reproduced"
+    assert verdicts["sss.cost.faster_than_dense"] == "reproduced"
+
+
+def test_accuracy_distribution_figure_shows_every_run():
+    df, _ = _claim_frames()
+    df = df.assign(model=[analysis.model_label(k) for k in df.key])
+    fig = analysis.accuracy_distribution_figure(df)
+    axes = fig.axes
+    assert [ax.get_title().split(" · ")[1] for ax in axes] == list(analysis.LOSS_NAMES.values())
+    dots = [sum(len(c.get_offsets()) for c in ax.collections) for ax in axes]
+    assert dots == [(df.loss == loss).sum() for loss in analysis.LOSS_NAMES]  # one dot per run
+    plt.close(fig)

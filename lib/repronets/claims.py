@@ -117,8 +117,11 @@ def decide(
     margin: float = 0.0,
     seed: int = 0,
     untestable_reason: str = "",
+    exact: bool = False,
 ) -> Decision:
-    """The decision for one claim from its measured values (one per seed, fold or seed pair)."""
+    """The decision for one claim from its measured values (one per seed, fold or seed pair). ``exact``: the
+    measured quantity is computed, not sampled (a parameter count, a counted cost), so its interval is the range of
+    the values and one value decides."""
     if comparison not in COMPARISONS:
         raise ValueError(f"unknown comparison {comparison!r}: choose one of {COMPARISONS}")
     if comparison == "within" and published is None:
@@ -130,6 +133,16 @@ def decide(
         raise ValueError(f"measured values must be finite, got {x.tolist()}")
     n, mean = len(x), float(x.mean())
     sd = float(x.std(ddof=1)) if n > 1 else None
+    if exact:  # every value must satisfy the comparison; one that does not refutes it
+        ci = Interval(float(x.min()), float(x.max()))
+        if comparison == "within":
+            ok = bool(np.all(np.abs(x - published) <= tolerance))
+            difference = mean - published
+        else:
+            ok = bool(np.all(x > margin)) if comparison == "above" else bool(np.all(x < margin))
+            difference = mean - margin
+        verdict = "reproduced" if ok else "not reproduced"
+        return Decision(verdict, n, mean, sd, ci, published, difference, reason="exact quantity")
     if n < 2:
         return Decision("inconclusive", n, mean, sd, None, published, reason="one value: no interval", needed=None)
     ci = confidence_interval(x, seed)
@@ -165,7 +178,14 @@ SPEC_KEYS = {
     "measure": str,
     "profiles": list,
 }
-OPTIONAL_KEYS = {"published": dict, "tolerance": (int, float), "margin": (int, float), "figure": str, "note": str}
+OPTIONAL_KEYS = {
+    "published": dict,
+    "tolerance": (int, float),
+    "margin": (int, float),
+    "figure": str,
+    "note": str,
+    "exact": bool,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +203,7 @@ class Claim:
     margin: float = 0.0
     figure: str = ""  # the output that shows it
     note: str = ""
+    exact: bool = False  # a computed quantity (count, counted cost): one value decides
 
     @property
     def published_value(self) -> float | None:
@@ -255,7 +276,12 @@ class Ledger:
                 out[cid] = decide(None, c.comparison, published=c.published_value, untestable_reason=reason)
             else:
                 out[cid] = decide(
-                    values, c.comparison, published=c.published_value, tolerance=c.tolerance, margin=c.margin
+                    values,
+                    c.comparison,
+                    published=c.published_value,
+                    tolerance=c.tolerance,
+                    margin=c.margin,
+                    exact=c.exact,
                 )
         return out
 
@@ -277,6 +303,7 @@ class Ledger:
                     "comparison": _comparison_text(c),
                     **d.as_row(),
                     "figure": c.figure,
+                    "note": c.note,
                 }
             )
         return rows
@@ -320,7 +347,7 @@ def display_frame(frame):
                 "sd": number(r["sd"], 2),
                 "95% CI": interval,
                 "verdict": r["verdict"] + needed,
-                "note": r["reason"],
+                "note": "; ".join(t for t in (r["reason"], r.get("note")) if isinstance(t, str) and t),
                 "shown in": r["figure"],
             }
         )

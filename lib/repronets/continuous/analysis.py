@@ -6,10 +6,13 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import torch
 
+from ..counting import count_parameters
 from ..plotting import plt, sns
 from ..results import RunResult
-from .experiment import ROWS, Params, table_dataset
+from .blocks import refine
+from .experiment import ROWS, Params, build_model, table_dataset
 from .reference import PUBLISHED
 
 SCHEME_NAMES = {
@@ -181,16 +184,21 @@ def observed_order(errors) -> float:
     return float(np.log2(errors[-2] / errors[-1]))
 
 
-def observed_orders(runs: list[RunResult]) -> pd.DataFrame:
-    """:func:`observed_order` at the two finest step counts, per trained model and scheme (mean over seeds)."""
+def observed_orders_per_seed(runs: list[RunResult]) -> pd.DataFrame:
+    """:func:`observed_order` at the two finest step counts, per trained model, scheme and seed (long form)."""
     df = convergence_frame(runs)
-    out = (
+    return (
         df.sort_values("steps")
         .groupby(["trained", "scheme", "seed"])["relative_error"]
         .apply(observed_order)
         .rename("observed order")
         .reset_index()
     )
+
+
+def observed_orders(runs: list[RunResult]) -> pd.DataFrame:
+    """:func:`observed_order` at the two finest step counts, per trained model and scheme (mean over seeds)."""
+    out = observed_orders_per_seed(runs)
     return out.groupby(["trained", "scheme"])["observed order"].mean().unstack("scheme").reset_index()
 
 
@@ -215,3 +223,104 @@ def summary(runs: list[RunResult], rebuilt: list[Table]) -> list[str]:
             + "; ".join(f"{r.Units} {r.Scheme} {r.Model}: {r['Test accuracy']}" for _, r in t.frame.iterrows())
         )
     return lines
+
+
+# ---------------------------------------------------------------- claims ledger (claims/02_continuousnet_tables.yaml)
+
+PAPER_SIZE = {"alpha": 16, "widen_factor": 4}  # the paper's widths (params/paper): α of the CIFAR-10 models, k of WRN
+
+
+def paper_parameters(row: str) -> int:
+    """Parameters of a row's model at the paper's size on CIFAR (3 channels; 10 or 100 classes by its table), built
+    through the model registry and refined as often as the row refines (1-1-1 → 2-2-2 ends with 2-2-2's weights).
+    Untrained; the global RNG is left as it was."""
+    spec = ROWS[row]
+    run = {"arch": spec.arch, "seed": 0, "depth": spec.depth, "pieces": spec.pieces, "scheme": spec.scheme}
+    run |= {"T": None, "legacy_pieces": False, **PAPER_SIZE}
+    with torch.random.fork_rng():  # build_model seeds the CPU and every CUDA generator
+        model = build_model(run, 3, 100 if spec.table == "cifar100" else 10)
+    for _ in spec.refine_at:
+        refine(model)
+    return count_parameters(model, trainable_only=False)
+
+
+def _by_seed(runs: list[RunResult], row: str) -> dict[int, RunResult]:
+    return {r.params["seed"]: r for r in sorted(runs, key=lambda r: r.params["seed"]) if r.params["row"] == row}
+
+
+def _paired(runs: list[RunResult], a: str, b: str, value) -> list[float]:
+    """value(run of a, run of b) for each seed both rows have, in seed order."""
+    first, second = _by_seed(runs, a), _by_seed(runs, b)
+    return [float(value(first[s], second[s])) for s in first if s in second]
+
+
+def _seconds_per_epoch(r: RunResult) -> float:
+    return r.result["train_time_s"] / r.params["epochs"]
+
+
+def _time_ratio(a: RunResult, b: RunResult) -> float:
+    """Training time per epoch of ``a`` over ``b``; NaN (dropped) when the two were timed on different devices."""
+    same = a.result.get("device") == b.result.get("device")
+    return _seconds_per_epoch(a) / _seconds_per_epoch(b) if same else float("nan")
+
+
+def _sweep(r: RunResult) -> dict[tuple[str, int], float]:
+    """The manifestation sweep of a run as {(scheme, steps per block): test accuracy}."""
+    return {(m["scheme"], m["steps"]): m["test_acc"] for m in r.result.get("manifestation", [])}
+
+
+def _trained_accuracy(r: RunResult) -> float:
+    """Sweep accuracy with the training scheme at the training steps (pieces after every refinement); NaN (dropped)
+    when the sweep skipped them."""
+    return _sweep(r).get((r.params["scheme"], r.params["pieces"] * 2 ** len(r.params["refine_at"])), float("nan"))
+
+
+def _one_step_drop(r: RunResult) -> float:
+    """Accuracy lost from the training steps to one step per block, training scheme (NaN without a 1-step entry)."""
+    one = _sweep(r).get((r.params["scheme"], 1))
+    return float("nan") if one is None else _trained_accuracy(r) - one
+
+
+def _largest_drop_from_two_steps(r: RunResult) -> float:
+    """The largest accuracy lost from the training setting to any (scheme, steps ≥ 2) of the sweep."""
+    acc = _trained_accuracy(r)
+    return max((acc - a for (_, n), a in _sweep(r).items() if n >= 2), default=float("nan"))
+
+
+def claim_values(runs: list[RunResult]) -> dict[str, list[float]]:
+    """The measured quantity of every claim of ``claims/02_continuousnet_tables.yaml`` that can be measured: one value
+    per seed, or per seed pair (in seed order) where the claim pairs two rows. Parameter counts need no runs (one
+    exact value per row); accuracies only from runs on the row's own table data (CIFAR-10 or CIFAR-100); the other
+    claims from the rows and sweeps that ``runs`` have. Claims without values are absent."""
+    out: dict[str, list[float]] = {f"cn.parameters.{row}": [paper_parameters(row) / 1e6] for row in ROWS}
+    for row, spec in ROWS.items():
+        on_table_data = [r for r in _by_seed(runs, row).values() if r.params["dataset"] == spec.table]
+        if on_table_data:
+            out[f"cn.accuracy.{row}"] = [100 * r.result["final_test_acc"] for r in on_table_data]
+    pairs = {
+        "cn.cost.euler_as_resnet": ("cn2_euler", "resnet20", _time_ratio),
+        "cn.cost.rk4_over_euler": ("cn2_rk4", "cn2_euler", _time_ratio),
+        "cn.manifestation.euler_loses_more": (
+            "cn2_euler",
+            "cn2_rk4",
+            lambda a, b: _one_step_drop(a) - _one_step_drop(b),
+        ),
+        "cn.refinement.keeps_accuracy": (
+            "cn1to2_rk4",
+            "cn2_rk4",
+            lambda a, b: 100 * (a.result["final_test_acc"] - b.result["final_test_acc"]),
+        ),
+    }
+    for claim_id, (a, b, value) in pairs.items():
+        values = [v for v in _paired(runs, a, b, value) if np.isfinite(v)]
+        if values:
+            out[claim_id] = values
+    drops = [d for d in map(_largest_drop_from_two_steps, _by_seed(runs, "cn2_rk4").values()) if np.isfinite(d)]
+    if drops:
+        out["cn.manifestation.rk4_keeps_accuracy"] = drops
+    ode = [r for r in ode_runs(runs) if r.result.get("convergence")]
+    if ode:
+        orders = observed_orders_per_seed(ode).sort_values(["trained", "seed"], kind="stable")
+        for scheme, g in orders.groupby("scheme", sort=False):
+            out[f"cn.convergence.{scheme}"] = g["observed order"].tolist()
+    return out

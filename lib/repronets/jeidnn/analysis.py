@@ -1,4 +1,4 @@
-"""Tables and figures of the dynamic-exits notebook, from stored runs."""
+"""Tables and figures of the dynamic-exits notebook, and the measurements of its claims ledger, from stored runs."""
 
 from __future__ import annotations
 
@@ -294,3 +294,82 @@ def costs_table(runs: list[RunResult]) -> pd.DataFrame:
             "IC accuracy (all test samples)": np.round(r.result["per_exit_acc"], 4),
         }
     )
+
+
+# ---------------------------------------------------------------- the claims ledger (claims/04_dynamic_exits.yaml)
+
+CLAIM_ALPHA = 0.05  # the conformal claims' α
+# The original's stored results that the claim file states (jeidnn.stored.<dataset>.lambda<λ>): CIFAR-10's at these λ
+STORED_CLAIMS = {"cifar10": (0.01, 0.1, 0.5, 1.0)}
+
+
+def _cost_fraction(metrics_: dict, costs: dict) -> float:
+    """The mean multiply-adds per sample over the full cost, as :func:`frame` computes ``cost_macs_frac``."""
+    return metrics_["cost_macs"]["mean"] / costs["macs"][-1]
+
+
+def matched_level(jei: RunResult, baseline: RunResult) -> dict | None:
+    """The baseline's budget level that :func:`comparison` compares with a JEI-DNN run: the most accurate (fold
+    mean; the first on ties) among those that cost no more multiply-adds; None where none is that cheap."""
+    limit = _cost_fraction(jei.result["metrics"], jei.result["exit_costs"]) + 1e-9
+    cheap = [
+        lv for lv in baseline.result["levels"] if _cost_fraction(lv["metrics"], baseline.result["exit_costs"]) <= limit
+    ]
+    return max(cheap, key=lambda lv: lv["metrics"]["acc"]["mean"], default=None)
+
+
+def _folds(metrics_: dict, key: str) -> np.ndarray:
+    return np.asarray(metrics_[key]["folds"], dtype=float)
+
+
+def stored_cost_difference() -> float:
+    """The largest relative difference between T2T-ViT-7's cumulative exit costs on CIFAR-10 at 224 px in the
+    original counter's convention (:func:`repronets.jeidnn.exit_costs`, gates included) and the stored ones
+    (:data:`.reference.COSTS`). Builds the 224-px model: about 2 s on one core."""
+    from .cost import exit_costs
+    from .dynamic import DynamicNet
+    from .t2t_vit import t2t_vit_7
+
+    stored = reference.COSTS["cifar10"]
+    ours = exit_costs(DynamicNet(t2t_vit_7(stored.num_classes)), (3, stored.image_size, stored.image_size))
+    ours = np.asarray(ours["original"]) / 1e6
+    return float(np.max(np.abs(ours - stored.cumulative) / np.asarray(stored.cumulative)))
+
+
+def claim_values(runs: list[RunResult]) -> dict[str, list[float]]:
+    """The measured quantity of each claim of claims/04_dynamic_exits.yaml that the runs measure, as its ``measure``
+    states. Paired claims compare the test folds of JEI-DNN at one λ with those of the baseline's
+    :func:`matched_level` (the same folds: they are drawn from the run's seed), one value per fold, pooled over the
+    λ where the baseline reaches JEI-DNN's cost and over the datasets. Not measured here:
+    ``jeidnn.early_exit.saves_time`` (the runs store no inference times)."""
+    out: dict[str, list[float]] = {}
+
+    def add(claim_id: str, values) -> None:
+        out.setdefault(claim_id, []).extend(float(v) for v in values)
+
+    groups: dict[tuple, list[RunResult]] = {}
+    for r in runs:
+        groups.setdefault((r.params["dataset"], r.params["seed"]), []).append(r)
+    sizes, misses = f"gated_size@{CLAIM_ALPHA:g}", f"gated_miscoverage@{CLAIM_ALPHA:g}"
+    for (dataset, _), group in groups.items():
+        jei = sorted(jeidnn_runs(group), key=lambda r: r.params["tradeoff"])
+        baselines = [r for r in group if r.params["method"] != "jeidnn"]
+        for j in jei:
+            m = j.result["metrics"]
+            if misses in m:
+                add("jeidnn.conformal.coverage", _folds(m, misses))
+            for b in baselines:
+                level = matched_level(j, b)
+                if level is None:
+                    continue
+                lm, method = level["metrics"], b.params["method"]
+                add(f"jeidnn.tradeoff.{method}", _folds(m, "acc") - _folds(lm, "acc"))
+                if method == "confidence":
+                    add("jeidnn.calibration", _folds(lm, "ece") - _folds(m, "ece"))
+                    if sizes in m:
+                        add("jeidnn.conformal.smaller_sets", _folds(lm, sizes) - _folds(m, sizes))
+            stored = STORED_CLAIMS.get(dataset, ())
+            if j.params["arch"] == "t2t_vit_7" and j.params["tradeoff"] in stored:  # the original's backbone
+                add(f"jeidnn.stored.{dataset}.lambda{j.params['tradeoff']:g}", [100 * m["acc"]["mean"]])
+    out["jeidnn.costs.stored"] = [stored_cost_difference()]
+    return out

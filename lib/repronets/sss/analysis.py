@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..counting import count_parameters
 from ..plotting import plt, sns
 from ..results import RunResult
+from . import models, reference
 from .models import state_dim
 
 LOSS_NAMES = {"double_softmax": "double softmax (original)", "logits": "logits (corrected)"}
@@ -64,10 +66,14 @@ def training_samples(df: pd.DataFrame) -> pd.Series:
     return df.groupby(["dataset", "share"]).train_samples.first()
 
 
+def _panels(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(panel=df.dataset + (", h=" + df.width.astype(str) if df.width.nunique() > 1 else ""))
+
+
 def accuracy_figure(df: pd.DataFrame):
     """Test accuracy against training-set share, one line per model (mean, error bars ±1 sd over repeats); one column
     per loss variant, one row per dataset (and width)."""
-    df = df.assign(panel=df.dataset + (", h=" + df.width.astype(str) if df.width.nunique() > 1 else ""))
+    df = _panels(df)
     panels, losses = sorted(df.panel.unique()), [l for l in LOSS_NAMES if l in set(df.loss)]
     order = [model_label(k) for k in model_order(df.key)]
     colours = palette(df.key)
@@ -105,6 +111,42 @@ def accuracy_figure(df: pd.DataFrame):
             ax.set_xlabel("share of the training set")
             ax.set_ylabel("test accuracy")
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="hidden layer")
+    return fig
+
+
+def accuracy_distribution_figure(df: pd.DataFrame):
+    """Every run's final test accuracy, one dot per repeat, per training-set share and model: the outcomes under the
+    double softmax are many-peaked (a run reaches the top or stalls on a plateau), which a mean ± sd hides. One
+    column per loss variant, one row per dataset (and width)."""
+    df = _panels(df)
+    panels, losses = sorted(df.panel.unique()), [l for l in LOSS_NAMES if l in set(df.loss)]
+    order = [model_label(k) for k in model_order(df.key)]
+    fig, axes = plt.subplots(
+        len(panels), len(losses), figsize=(5.2 * len(losses), 3.6 * len(panels)), squeeze=False, sharey=True
+    )
+    for i, panel in enumerate(panels):
+        for j, loss in enumerate(losses):
+            ax = axes[i][j]
+            sub = df[(df.panel == panel) & (df.loss == loss)]
+            sns.stripplot(
+                data=sub,
+                x="share",
+                y="test_accuracy",
+                hue="model",
+                hue_order=order,
+                palette=palette(df.key),
+                dodge=True,
+                jitter=0.15,
+                size=3.5,
+                alpha=0.8,
+                ax=ax,
+                legend=(i, j) == (0, len(losses) - 1),
+            )
+            ax.set_title(f"{panel} · {LOSS_NAMES[loss]}", fontsize=10)
+            ax.set_xlabel("share of the training set")
+            ax.set_ylabel("test accuracy")
+    if axes[0][-1].get_legend() is not None:
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="hidden layer")
     return fig
 
 
@@ -283,3 +325,63 @@ def summary(df: pd.DataFrame, cmp: pd.DataFrame, cross: pd.DataFrame) -> list[st
             f"n = {int(row.largest_n)}"
         )
     return lines
+
+
+# ------------------------------------------------------------------ the claims ledger (claims/03_sss_benchmarks.yaml)
+
+# sss.beats_<baseline>.<loss>: (the SSS model, the baseline it is claimed to beat)
+CLAIM_PAIRS = {"beats_dense": ("ss_4_dim", "standard_nn"), "beats_rank1": ("ss_1_dim", "rank_1")}
+
+
+def parameter_mismatches() -> dict[str, int]:
+    """Per dataset of the original's benchmark: how many of its models (built at h = 50 from the dataset's input
+    shape and classes, every parameter counted) differ from the original's parameter count."""
+    out = {}
+    for dataset, expected in reference.MODEL_PARAMETERS.items():
+        shape, classes = reference.MODEL_INPUTS[dataset]
+        out[dataset] = sum(
+            count_parameters(models.build(key, shape, classes, 50), trainable_only=False) != count
+            for key, count in expected.items()
+        )
+    return out
+
+
+def paired_differences(df: pd.DataFrame, model: str, baseline: str, loss: str) -> list[float]:
+    """Test accuracy of ``model`` minus ``baseline`` for each dataset, width, share and repeat where both ran with
+    ``loss`` (the runs of a repeat share its split and seed: the design is paired); every share pooled."""
+    sub = df[(df.loss == loss) & df.key.isin([model, baseline])]
+    wide = sub.pivot(index=["dataset", "width", "share", "repeat"], columns="key", values="test_accuracy")
+    if model not in wide or baseline not in wide:
+        return []
+    return (wide[model] - wide[baseline]).dropna().tolist()
+
+
+def cost_slopes(cdf: pd.DataFrame, column: str = "minimal_macs_per_sample") -> dict[int, float]:
+    """Per state dimension: the least-squares slope of log(multiply-adds per sample) against log n. The default
+    column is the recursion's count (the paper's algorithm: one multiply-add per generator entry, equal to what
+    the per-stage loop performs, tested); ``macs_per_sample`` is this port's chunked layer, which trades
+    multiply-adds for batched products and grows faster than n."""
+    sss = cdf[cdf.layer != "dense"]
+    return {
+        int(s): float(np.polyfit(np.log(g.n), np.log(g[column]), 1)[0])
+        for s, g in sss.groupby("state_dim")
+        if g.n.nunique() > 1
+    }
+
+
+def claim_values(df: pd.DataFrame, cdf: pd.DataFrame) -> dict[str, list[float]]:
+    """The measured quantity of each claim of claims/03_sss_benchmarks.yaml that these runs (:func:`frame`) and
+    complexity measurements (:func:`complexity_frame`) can measure, as its ``measure`` defines it."""
+    out = {"sss.parameters": [float(v) for v in parameter_mismatches().values()]}
+    for loss in LOSS_NAMES:
+        for name, (model, baseline) in CLAIM_PAIRS.items():
+            values = paired_differences(df, model, baseline, loss)
+            if values:
+                out[f"sss.{name}.{loss}"] = values
+    slopes = cost_slopes(cdf)
+    if slopes:
+        out["sss.cost.linear"] = list(slopes.values())
+    cross = crossovers(cdf)
+    if len(cross):
+        out["sss.cost.faster_than_dense"] = cross.time_ratio_at_largest_n.tolist()
+    return out
