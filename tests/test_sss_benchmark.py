@@ -298,10 +298,10 @@ def _claim_frames():
 def test_claim_values_are_the_claims_measures():
     df, cdf = _claim_frames()
     values = analysis.claim_values(df, cdf)
-    # paired by share and repeat, shares pooled: SSS s=4 − dense
-    assert values["sss.beats_dense.double_softmax"] == pytest.approx([0.15, -0.02, 0.12, -0.01])
-    assert values["sss.beats_dense.logits"] == pytest.approx([-0.02, -0.02])
-    assert values["sss.beats_rank1.double_softmax"] == pytest.approx([0.50, 0.41, 0.33, 0.37])
+    # paired by share and repeat, averaged over the shares per repeat: SSS s=4 − dense
+    assert values["sss.beats_dense.double_softmax"] == pytest.approx([(0.15 + 0.12) / 2, (-0.02 - 0.01) / 2])
+    assert values["sss.beats_dense.logits"] == pytest.approx([-0.02])  # one repeat, two shares
+    assert values["sss.beats_rank1.double_softmax"] == pytest.approx([(0.50 + 0.33) / 2, (0.41 + 0.37) / 2])
     assert values["sss.cost.linear"] == pytest.approx([1.0, 1.5])  # log-log slopes of n and n^1.5
     # time ratio SSS / dense at n = 1024: 1024·1e-7·s / (1024²·1e-9)
     assert values["sss.cost.faster_than_dense"] == pytest.approx([1e-7 / 1024e-9, 2e-7 / 1024e-9])

@@ -347,13 +347,15 @@ def parameter_mismatches() -> dict[str, int]:
 
 
 def paired_differences(df: pd.DataFrame, model: str, baseline: str, loss: str) -> list[float]:
-    """Test accuracy of ``model`` minus ``baseline`` for each dataset, width, share and repeat where both ran with
-    ``loss`` (the runs of a repeat share its split and seed: the design is paired); every share pooled."""
+    """Test accuracy of ``model`` minus ``baseline`` where both ran with ``loss`` (the runs of a repeat share its
+    split and seed: the design is paired), averaged over the training-set shares: one value per dataset, width and
+    repeat. (Averaged, not pooled: a repeat's nested shares are not independent values.)"""
     sub = df[(df.loss == loss) & df.key.isin([model, baseline])]
     wide = sub.pivot(index=["dataset", "width", "share", "repeat"], columns="key", values="test_accuracy")
     if model not in wide or baseline not in wide:
         return []
-    return (wide[model] - wide[baseline]).dropna().tolist()
+    differences = (wide[model] - wide[baseline]).dropna()
+    return differences.groupby(level=["dataset", "width", "repeat"]).mean().tolist()
 
 
 def cost_slopes(cdf: pd.DataFrame, column: str = "minimal_macs_per_sample") -> dict[int, float]:
