@@ -70,81 +70,86 @@ def _panels(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(panel=df.dataset + (", h=" + df.width.astype(str) if df.width.nunique() > 1 else ""))
 
 
+def _accuracy_grid(df: pd.DataFrame, **share):
+    """The accuracy figures' layout: one column per loss variant, one row per dataset (and width). Returns the
+    frame with its panel column, the figure, the axes, the (row, column, panel, loss, runs) cells and the models in
+    display order."""
+    df = _panels(df)
+    panels, losses = sorted(df.panel.unique()), [l for l in LOSS_NAMES if l in set(df.loss)]
+    fig, axes = plt.subplots(
+        len(panels), len(losses), figsize=(5.2 * len(losses), 3.6 * len(panels)), squeeze=False, **share
+    )
+    cells = [
+        (i, j, panel, loss, df[(df.panel == panel) & (df.loss == loss)])
+        for i, panel in enumerate(panels)
+        for j, loss in enumerate(losses)
+    ]
+    for i, j, panel, loss, _ in cells:
+        axes[i][j].set_title(f"{panel} · {LOSS_NAMES[loss]}", fontsize=10)
+        axes[i][j].set_xlabel("share of the training set")
+        axes[i][j].set_ylabel("test accuracy")
+    return df, fig, axes, cells, [model_label(k) for k in model_order(df.key)]
+
+
 def accuracy_figure(df: pd.DataFrame):
     """Test accuracy against training-set share, one line per model (mean, error bars ±1 sd over repeats); one column
     per loss variant, one row per dataset (and width)."""
-    df = _panels(df)
-    panels, losses = sorted(df.panel.unique()), [l for l in LOSS_NAMES if l in set(df.loss)]
-    order = [model_label(k) for k in model_order(df.key)]
+    df, fig, axes, cells, order = _accuracy_grid(df, sharex=True)
     colours = palette(df.key)
-    fig, axes = plt.subplots(
-        len(panels), len(losses), figsize=(5.2 * len(losses), 3.6 * len(panels)), squeeze=False, sharex=True
-    )
-    for i, panel in enumerate(panels):
-        for j, loss in enumerate(losses):
-            ax = axes[i][j]
-            sub = df[(df.panel == panel) & (df.loss == loss)]
-            stats = sub.groupby(["model", "share"]).test_accuracy.agg(["mean", "std"]).reset_index()
-            shares = sorted(sub.share.unique())
-            offsets = dict(zip(order, np.linspace(-0.04, 0.04, len(order))))  # spread the error bars apart
-            for model in order:
-                m = stats[stats.model == model].sort_values("share")
-                if not len(m):
-                    continue
-                x = m.share * 10 ** offsets[model]
-                ax.errorbar(
-                    x,
-                    m["mean"],
-                    yerr=m["std"].fillna(0),
-                    label=model,
-                    color=colours[model],
-                    marker="o",
-                    ms=4,
-                    lw=1.4 if model in ("dense", "rank 1") else 1.1,
-                    capsize=2,
-                    ls="--" if model == "rank 1" else "-",
-                )
-            ax.set_xscale("log")
-            ax.set_xticks(shares, [f"{s:g}" for s in shares])
-            ax.minorticks_off()
-            ax.set_title(f"{panel} · {LOSS_NAMES[loss]}", fontsize=10)
-            ax.set_xlabel("share of the training set")
-            ax.set_ylabel("test accuracy")
+    for i, j, _, _, sub in cells:
+        ax = axes[i][j]
+        stats = sub.groupby(["model", "share"]).test_accuracy.agg(["mean", "std"]).reset_index()
+        shares = sorted(sub.share.unique())
+        offsets = dict(zip(order, np.linspace(-0.04, 0.04, len(order))))  # spread the error bars apart
+        for model in order:
+            m = stats[stats.model == model].sort_values("share")
+            if not len(m):
+                continue
+            x = m.share * 10 ** offsets[model]
+            ax.errorbar(
+                x,
+                m["mean"],
+                yerr=m["std"].fillna(0),
+                label=model,
+                color=colours[model],
+                marker="o",
+                ms=4,
+                lw=1.4 if model in ("dense", "rank 1") else 1.1,
+                capsize=2,
+                ls="--" if model == "rank 1" else "-",
+            )
+        ax.set_xscale("log")
+        ax.set_xticks(shares, [f"{s:g}" for s in shares])
+        ax.minorticks_off()
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="hidden layer")
     return fig
 
 
 def accuracy_distribution_figure(df: pd.DataFrame):
-    """Every run's final test accuracy, one dot per repeat, per training-set share and model: the outcomes under the
-    double softmax are many-peaked (a run reaches the top or stalls on a plateau), which a mean ± sd hides. One
-    column per loss variant, one row per dataset (and width)."""
-    df = _panels(df)
-    panels, losses = sorted(df.panel.unique()), [l for l in LOSS_NAMES if l in set(df.loss)]
-    order = [model_label(k) for k in model_order(df.key)]
-    fig, axes = plt.subplots(
-        len(panels), len(losses), figsize=(5.2 * len(losses), 3.6 * len(panels)), squeeze=False, sharey=True
-    )
-    for i, panel in enumerate(panels):
-        for j, loss in enumerate(losses):
-            ax = axes[i][j]
-            sub = df[(df.panel == panel) & (df.loss == loss)]
-            sns.stripplot(
-                data=sub,
-                x="share",
-                y="test_accuracy",
-                hue="model",
-                hue_order=order,
-                palette=palette(df.key),
-                dodge=True,
-                jitter=0.15,
-                size=3.5,
-                alpha=0.8,
-                ax=ax,
-                legend=(i, j) == (0, len(losses) - 1),
-            )
-            ax.set_title(f"{panel} · {LOSS_NAMES[loss]}", fontsize=10)
-            ax.set_xlabel("share of the training set")
-            ax.set_ylabel("test accuracy")
+    """Every run's final test accuracy, one dot per repeat, per training-set share and model: outcomes that scatter
+    or fall into several modes (as under the double softmax) show here, where a mean ± sd hides them. One column per
+    loss variant, one row per dataset (and width)."""
+    df, fig, axes, cells, order = _accuracy_grid(df, sharey=True)
+    last = len(axes[0]) - 1
+    for i, j, _, _, sub in cells:
+        ax = axes[i][j]
+        sns.stripplot(
+            data=sub,
+            x="share",
+            y="test_accuracy",
+            hue="model",
+            hue_order=order,
+            palette=palette(df.key),
+            dodge=True,
+            jitter=0.15,
+            size=3.5,
+            alpha=0.8,
+            ax=ax,
+            legend=(i, j) == (0, last),
+        )
+        # stripplot resets the labels of its axes
+        ax.set_xlabel("share of the training set")
+        ax.set_ylabel("test accuracy")
     if axes[0][-1].get_legend() is not None:
         sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="hidden layer")
     return fig
