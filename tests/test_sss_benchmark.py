@@ -327,3 +327,21 @@ def test_accuracy_distribution_figure_shows_every_run():
     dots = [sum(len(c.get_offsets()) for c in ax.collections) for ax in axes]
     assert dots == [(df.loss == loss).sum() for loss in analysis.LOSS_NAMES]  # one dot per run
     plt.close(fig)
+
+
+def test_accuracy_distribution_figure_is_the_same_on_every_build():
+    import io
+
+    import numpy as np
+
+    df, _ = _claim_frames()
+    df = df.assign(model=[analysis.model_label(k) for k in df.key])
+    images = []
+    for _ in range(2):
+        np.random.rand(3)  # whatever the global generator's state, the jitter is the same
+        fig = analysis.accuracy_distribution_figure(df)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        images.append(buffer.getvalue())
+    assert images[0] == images[1]

@@ -131,6 +131,10 @@ def accuracy_distribution_figure(df: pd.DataFrame):
     loss variant, one row per dataset (and width)."""
     df, fig, axes, cells, order = _accuracy_grid(df, sharey=True)
     last = len(axes[0]) - 1
+    # seaborn jitters with numpy's global generator: seeded here (and restored after) so the figure is the same
+    # on every build
+    saved = np.random.get_state()
+    np.random.seed(0)
     for i, j, _, _, sub in cells:
         ax = axes[i][j]
         sns.stripplot(
@@ -149,7 +153,8 @@ def accuracy_distribution_figure(df: pd.DataFrame):
         )
         # stripplot resets the labels of its axes
         ax.set_xlabel("share of the training set")
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel("test accuracy" if j == 0 else "")
+    np.random.set_state(saved)
     if axes[0][-1].get_legend() is not None:
         sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="hidden layer")
     return fig
