@@ -463,7 +463,7 @@ def synthetic_runs(overrides, **kw):
 
 
 def test_claim_values_pair_the_figure_s_runs_by_seed_and_the_pruning_runs_by_T_and_seed():
-    var, fix = "ResNet τ variable", "ResNet τ fixed (all)"
+    var, fix = "ResNet τ variable", "ResNet τ fixed"  # the figure's name for every τ frozen
     runs = synthetic_runs(
         {
             ("digits", "resnet", var, False, 1.0, 0): ([0.1, 0.5, 0.85, 0.9], 0),  # reaches 0.8 at epoch 2

@@ -40,7 +40,8 @@ class Params(CommonParams):
     T_values: list[float] = param(gt=0.0, doc="time horizons; every τ starts at T/(blocks+1)")
     figure_T: float = param(gt=0.0, doc="the T drawn in the main figure (the original does not say which)")
     fixed_modes: list[str] = param(
-        choices=FIXED_MODES, doc="what a ResNet 'τ fixed' run freezes: first (as released) and/or all (corrected)"
+        choices=FIXED_MODES,
+        doc="what a ResNet 'τ fixed' run freezes: first (as released) and/or all (corrected; the figure's curve)",
     )
     pruning_rule: str = param(choices=PRUNING_RULES, doc="smallest_share (corrected) or signed_min (faithful)")
     prune_crit: float = param(gt=0.0, lt=1.0, doc="prune when a τ's share of Σ|τ| falls below this")

@@ -59,11 +59,12 @@ class TauResNet(nn.Module):
 
     ``fixed`` says what "τ not trainable" means:
 
-    - ``"first"`` (default, faithful): as released, only τ0 (the input layer's) is frozen; the residual blocks'
-      τ stay trainable. The original passes ``tau_is_trainable`` to the first block only; its JSON still says
-      ``tau_is_trainable: false``. The default is the released behaviour because the paper's figure was made
-      with that code; the notebook also shows the corrected mode.
-    - ``"all"`` (corrected): every τ is frozen.
+    - ``"first"`` (default, faithful to the released code): only τ0 (the input layer's) is frozen; the residual
+      blocks' τ stay trainable. The original passes ``tau_is_trainable`` to the first block only; its JSON still
+      says ``tau_is_trainable: false``. It is the default because it is what the released code does.
+    - ``"all"`` (corrected): every τ is frozen. This is what the paper's figure shows: its "ResNet τ fix" curve is
+      matched by ``all`` and not by ``first``, which learns about as fast as trainable τ (paper profile, README;
+      claims ``tau.figure.fixed_resnet.*``). The experiments run both.
 
     With ``dependent_last`` the last τ is not trained: it is set to T − Σ(other τ) after every optimizer step
     (see :class:`repronets.tau.training.DependentLastTau`).

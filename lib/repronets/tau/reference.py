@@ -35,5 +35,5 @@ COLORS = {
     "FracDNN τ variable": "tab:orange",
     "ResNet τ fixed": "tab:green",
     "ResNet τ variable": "tab:red",
-    "ResNet τ fixed (all)": "tab:olive",
+    "ResNet τ fixed (only τ0, as released)": "tab:olive",
 }
