@@ -228,3 +228,12 @@ def test_an_exact_quantity_is_decided_by_one_value():
     assert decide([3.0, 0.0], "within", published=0.0, exact=True).verdict == "not reproduced"
     assert decide([5.5e-5], "within", published=0.0, tolerance=5e-4, exact=True).verdict == "reproduced"
     assert decide([5.5e-5], "within", published=0.0, tolerance=5e-4).verdict == "inconclusive"  # sampled: no interval
+
+
+def test_decisions_are_made_once_per_measurement(tmp_path):
+    ledger = claims.Ledger(claims.load_claims(_spec(tmp_path)), "quick")
+    ledger.measure("a.value", around(0.961, 0.002))
+    first = ledger.decisions()
+    assert ledger.decisions() is first  # not bootstrapped again
+    ledger.measure("a.value", around(0.90, 0.002))
+    assert ledger.decisions()["a.value"].verdict == "not reproduced"

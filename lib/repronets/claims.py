@@ -243,11 +243,18 @@ def load_claims(path) -> list[Claim]:
     return out
 
 
-def ledger_for(notebook: str, profile: str) -> Ledger:
-    """The ledger of a notebook's claim file, ``claims/<notebook>.yaml`` in the project, at ``profile``."""
+def claim_file(notebook: str, root=None):
+    """``claims/<notebook>.yaml`` in the project (``root``, or the project this package is installed from)."""
+    from pathlib import Path
+
     from .provenance import project_root
 
-    return Ledger(load_claims(project_root() / "claims" / f"{notebook}.yaml"), profile)
+    return Path(root or project_root()) / "claims" / f"{notebook}.yaml"
+
+
+def ledger_for(notebook: str, profile: str) -> Ledger:
+    """The ledger of a notebook's claim file at ``profile``."""
+    return Ledger(load_claims(claim_file(notebook)), profile)
 
 
 class Ledger:
@@ -259,14 +266,21 @@ class Ledger:
         self.claims = {c.id: c for c in claims}
         self.profile = profile
         self.values: dict[str, list[float]] = {}
+        self._decisions: dict[str, Decision] | None = None  # the bootstrap is not free: decided once per measurement
 
     def measure(self, claim_id: str, values) -> None:
         """The measured quantity of a claim: one value per seed, fold or seed pair (see the claim's ``measure``)."""
         if claim_id not in self.claims:
             raise KeyError(f"no claim {claim_id!r}; the claim file has {sorted(self.claims)}")
         self.values[claim_id] = [float(v) for v in values]
+        self._decisions = None
 
     def decisions(self) -> dict[str, Decision]:
+        if self._decisions is None:
+            self._decisions = self._decide()
+        return self._decisions
+
+    def _decide(self) -> dict[str, Decision]:
         out = {}
         for cid, c in self.claims.items():
             values = self.values.get(cid) if self.profile in c.profiles else None
@@ -325,28 +339,38 @@ def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def display_frame(frame):
-    """The ledger as a reader reads it: numbers rounded, the interval in one column, empty cells blank."""
-    import pandas as pd
+def _formatted(r: dict) -> dict:
+    """The measured columns of one ledger row as a reader reads them: numbers rounded, the interval in one cell,
+    blanks where nothing was measured (a row from JSON holds None, one from a DataFrame NaN)."""
 
     def number(v, digits=4):
         return "" if _missing(v) else f"{v:.{digits}g}"
 
+    needed = "" if _missing(r["needed"]) else f" (≈{int(r['needed'])} values would decide)"
+    return {
+        "n": "" if _missing(r["n"]) or not r["n"] else int(r["n"]),
+        "mean": number(r["mean"]),
+        "sd": number(r["sd"], 2),
+        "95% CI": "" if _missing(r["ci_low"]) else f"[{number(r['ci_low'])}, {number(r['ci_high'])}]",
+        "verdict": r["verdict"] + needed,
+    }
+
+
+def display_frame(ledger_rows):
+    """The ledger as a reader reads it (:func:`_formatted`), from :meth:`Ledger.frame` or :meth:`Ledger.rows`."""
+    import pandas as pd
+
+    records = ledger_rows.to_dict("records") if hasattr(ledger_rows, "to_dict") else ledger_rows
     rows = []
-    for r in frame.to_dict("records"):
-        interval = "" if _missing(r["ci_low"]) else f"[{number(r['ci_low'])}, {number(r['ci_high'])}]"
-        needed = "" if _missing(r["needed"]) else f" (≈{int(r['needed'])} values would decide)"
+    for r in records:
+        shown = _formatted(r)
         rows.append(
             {
                 "id": r["id"],
                 "claim": r["claim"],
                 "source": r["source"],
                 "test": r["comparison"],
-                "n": "" if _missing(r["n"]) or not r["n"] else int(r["n"]),
-                "mean": number(r["mean"]),
-                "sd": number(r["sd"], 2),
-                "95% CI": interval,
-                "verdict": r["verdict"] + needed,
+                **{k: shown[k] for k in ("n", "mean", "sd", "95% CI", "verdict")},
                 "note": "; ".join(t for t in (r["reason"], r.get("note")) if isinstance(t, str) and t),
                 "shown in": r["figure"],
             }
@@ -382,12 +406,10 @@ def write_profile_ledger(figures_dir, notebooks: list[str]):
         parts.append("\n| claim | verdict | n | mean | 95% CI | shown in |\n|---|---|---:|---:|---|---|\n")
         for r in rows:
             counts[r["verdict"]] += 1
-            shown = f"[{r['figure']}]({notebook}/{r['figure']})" if r.get("figure") else ""
-            ci = "" if r["ci_low"] is None else f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
-            mean = "" if r["mean"] is None else f"{r['mean']:.4g}"
+            link = f"[{r['figure']}]({notebook}/{r['figure']})" if r.get("figure") else ""
+            f = _formatted(r)
             claim = f"**{r['id']}**: {r['claim']}"
-            verdict = r["verdict"] + (f" (≈{r['needed']} values would decide)" if r.get("needed") else "")
-            parts.append(f"| {claim} | {verdict} | {r['n'] or ''} | {mean} | {ci} | {shown} |\n")
+            parts.append(f"| {claim} | {f['verdict']} | {f['n']} | {f['mean']} | {f['95% CI']} | {link} |\n")
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     parts.insert(2, f"\n{summary or 'no claims yet'}.\n")
     return fileio.write_text(figures_dir / PROFILE_LEDGER, "".join(parts))

@@ -482,7 +482,7 @@ def build(
             pool.shutdown(wait=True)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-        with_claims = [n for n in project.notebooks() if (project.root / "claims" / f"{n}.yaml").exists()]
+        with_claims = [n for n in project.notebooks() if claims.claim_file(n, project.root).exists()]
         claims.write_profile_ledger(project.figures(profile), with_claims)
     return _summary(jobs, project, out)
 

@@ -61,7 +61,7 @@ class Session:
         rows = ledger.rows()
         name = claims_mod.LEDGER_NAME
         caption = f"Claims ledger of {self.notebook} at the {self.profile} profile."
-        paths = plotting.save_table(claims_mod.display_frame(ledger.frame()), self.output_dir, name, caption)
+        paths = plotting.save_table(claims_mod.display_frame(rows), self.output_dir, name, caption)
         paths.append(fileio.write_json(self.output_dir / f"{name}.json", {"profile": self.profile, "claims": rows}))
         self._record(paths, "claims", runs, data, caption)
         return paths
