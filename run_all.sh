@@ -66,7 +66,11 @@ deps_hash=$(cat pyproject.toml "$LOCK" | sha256sum | cut -c1-16)
 stamp="$prefix/.repronets-deps-$INSTALL-$deps_hash"
 # The project must be importable from this checkout (a cached environment may hold another clone's install).
 from_here() { "$PY" -c "import repronets, sys; sys.exit(not repronets.__file__.startswith('$PWD/'))" 2>/dev/null; }
-if [[ ! -e "$stamp" ]] || ! from_here; then
+if [[ -e "$stamp" ]] && ! from_here; then
+    # the dependencies are current (the stamp); only the project is installed from elsewhere (or not at all)
+    log "installing the project from this checkout into $prefix"
+    "$PY" -m pip install --quiet --no-deps -e .
+elif [[ ! -e "$stamp" ]]; then
     log "installing the project and its dependencies ($INSTALL) into $prefix"
     "$PY" -m pip install --quiet --upgrade pip
     if [[ "$INSTALL" == lock ]]; then
