@@ -42,7 +42,11 @@ def build(project, *names, **kw):
 
 
 def test_build_publishes_outputs_and_manifest_then_skips_until_an_input_changes(project):
+    block = "<!-- generated: table figures/smoke/fixture_a/kernel.md -->\n<!-- end generated -->\n"
+    (project.root / "README.md").write_text("# Fixture\n" + block)
     code, out = build(project)
+    assert "README.md: its generated blocks were rewritten" in out  # the README quotes the new table
+    assert "kernel" in (project.root / "README.md").read_text().split("<!-- generated")[1]
     assert code == 0, out
     published = project.root / "figures" / "smoke" / "fixture_a"
     for f in ("curve.png", "curve.pdf", "kernel.md", "kernel.tex", "kernel.csv", "fixture_a.ipynb"):
@@ -98,6 +102,29 @@ def test_a_failing_notebook_does_not_stop_the_others_nor_damage_published_output
     assert (project.root / "figures" / "smoke" / "fixture_b" / "curve.png").exists()
     manifest = json.loads((project.root / "figures" / "smoke" / "MANIFEST.json").read_text())
     assert manifest["outputs"]["fixture_a/curve.png"]["params"]["fail"] is False
+
+
+def test_a_parameter_set_builds_its_own_notebooks_into_its_own_folder(project):
+    """params/real_mnist-style sets: only the notebooks the set has files for, outputs beside (not over) the
+    profile's own, the set's file in the manifest."""
+    assert build(project, "fixture_a")[0] == 0
+    own = (project.root / "figures" / "smoke" / "fixture_a" / "kernel.csv").read_bytes()
+    variant = project.root / "params" / "variant"
+    (variant / "smoke").mkdir(parents=True)
+    (variant / "smoke" / "fixture_b.yaml").write_text(yaml.safe_dump({"points": 7, "fail": False, "sleep_s": 0.0}))
+    in_set = pipeline.Project(project.root, variant)
+    code, out = build(in_set)
+    assert code == 0 and "run  fixture_b" in out and "fixture_a" not in out
+    published = project.root / "figures" / "variant" / "smoke"
+    assert pd.read_csv(published / "fixture_b" / "kernel.csv")["points"].item() == 7
+    manifest = json.loads((published / "MANIFEST.json").read_text())
+    assert manifest["outputs"]["fixture_b/kernel.csv"]["params_file"] == "params/variant/smoke/fixture_b.yaml"
+    assert (project.root / "figures" / "smoke" / "fixture_a" / "kernel.csv").read_bytes() == own
+    assert not (project.root / "figures" / "smoke" / "fixture_b").exists()
+    with pytest.raises(SystemExit):  # argparse's error: the folder is named before anything runs
+        pipeline.main(
+            ["--profile", "smoke", "--params-dir", str(project.root / "nowhere"), "--root", str(project.root)]
+        )
 
 
 @pytest.mark.parametrize(

@@ -345,3 +345,37 @@ def test_accuracy_distribution_figure_is_the_same_on_every_build():
         plt.close(fig)
         images.append(buffer.getvalue())
     assert images[0] == images[1]
+
+
+def test_fit_modes_count_stalled_runs_per_hidden_layer_and_leave_rank1_out():
+    rows = [
+        # (model, loss, repeat, final training accuracy, test accuracy)
+        ("standard_nn", "double_softmax", 0, 0.99, 0.95),
+        ("standard_nn", "double_softmax", 1, 0.90, 0.86),
+        ("standard_nn", "double_softmax", 2, 0.82, 0.79),
+        ("ss_4_dim", "double_softmax", 0, 0.95, 0.93),  # at the border: fitted
+        ("ss_4_dim", "double_softmax", 1, 0.949, 0.88),  # just below: stalled
+        ("ss_4_dim", "double_softmax", 2, 0.99, 0.96),
+        ("rank_1", "double_softmax", 0, 0.60, 0.40),
+        ("standard_nn", "logits", 0, 1.0, 0.97),
+    ]
+    df = pd.DataFrame(
+        [
+            dict(dataset="digits", width=50, share=1.0, key=k, model=analysis.model_label(k), loss=loss, repeat=r,
+                 final_train_loss=1.5, final_train_accuracy=fit, test_accuracy=acc)
+            for k, loss, r, fit, acc in rows
+        ]
+    )  # fmt: skip
+    modes = analysis.fit_modes(df).set_index(["loss", "hidden layer"])
+    dense, sss4 = analysis.model_label("standard_nn"), analysis.model_label("ss_4_dim")
+    ds, lg = analysis.LOSS_NAMES["double_softmax"], analysis.LOSS_NAMES["logits"]
+    assert modes.loc[(ds, dense), ["runs", "stalled"]].tolist() == [3, 2]
+    assert modes.loc[(ds, dense), "test acc, stalled"] == pytest.approx((0.86 + 0.79) / 2)
+    assert modes.loc[(ds, dense), "test acc, fitted"] == pytest.approx(0.95)
+    assert modes.loc[(ds, sss4), "stalled"] == 1 and modes.loc[(lg, dense), "stalled"] == 0
+    assert analysis.model_label("rank_1") not in modes.index.get_level_values("hidden layer")
+    lines = analysis.summary(df, pd.DataFrame(columns=["dataset", "loss"]), pd.DataFrame(), analysis.fit_modes(df))
+    assert any(f"{dense} 2/3" in line and f"{sss4} 1/3" in line for line in lines)
+    fig = analysis.fit_modes_figure(df)
+    assert [sum(len(c.get_offsets()) for c in ax.collections) for ax in fig.axes] == [6, 1]  # one dot per run
+    plt.close(fig)

@@ -35,7 +35,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import claims, fileio, provenance
+from . import claims, fileio, provenance, readme
 from . import params as params_mod
 from .provenance import OUTPUTS_RECORD
 
@@ -47,7 +47,12 @@ MANIFEST = "MANIFEST.json"
 
 @dataclasses.dataclass(frozen=True)
 class Project:
+    """The checkout, and the parameter set a build reads: ``params/`` (the profiles' own), or another folder of
+    ``<profile>/<notebook>.yaml`` files, e.g. ``params/real_mnist`` (the README's runs on the papers' datasets),
+    whose outputs go to ``figures/<set>/<profile>/`` so they never replace a profile's own."""
+
     root: Path
+    params_set: Path | None = None
 
     @property
     def notebooks_dir(self) -> Path:
@@ -55,16 +60,29 @@ class Project:
 
     @property
     def params_dir(self) -> Path:
-        return self.root / "params"
+        return self.params_set or self.root / "params"
+
+    def _folder(self, kind: str, profile: str) -> Path:
+        return self.root / kind / (f"{self.params_set.name}/{profile}" if self.params_set else profile)
 
     def figures(self, profile: str) -> Path:
-        return self.root / "figures" / profile
+        return self._folder("figures", profile)
+
+    def label(self, profile: str) -> str:
+        return f"{profile} profile" + (f", parameters {self.params_set.name}" if self.params_set else "")
 
     def build(self, profile: str) -> Path:
-        return self.root / "build" / profile
+        return self._folder("build", profile)
 
     def notebooks(self) -> list[str]:
         return sorted(p.stem for p in self.notebooks_dir.glob("*.ipynb"))
+
+    def notebooks_at(self, profile: str) -> list[str]:
+        """The notebooks a build of ``profile`` runs by default: all of them, or those a parameter set has files
+        for (``params/real_mnist`` gives only some notebooks some profiles)."""
+        if self.params_set is None:
+            return self.notebooks()
+        return [n for n in self.notebooks() if params_mod.params_path(n, profile, self.params_dir).exists()]
 
 
 @dataclasses.dataclass
@@ -394,7 +412,10 @@ def plan(project: Project, profile: str, names: list[str]) -> list[Job]:
     if unknown:
         raise BuildError(f"unknown notebook(s) {unknown}: the notebooks are {known}")
     problems, jobs = [], []
-    for nb in names or known:
+    selected = names or project.notebooks_at(profile)
+    if not selected:
+        raise BuildError(f"{project.params_dir} has no parameters for profile {profile!r}")
+    for nb in selected:
         try:
             p = params_mod.load(nb, profile, project.params_dir)
         except params_mod.ParamsError as e:
@@ -482,8 +503,10 @@ def build(
             pool.shutdown(wait=True)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-        with_claims = [n for n in project.notebooks() if claims.claim_file(n, project.root).exists()]
-        claims.write_profile_ledger(project.figures(profile), with_claims)
+        with_claims = [n for n in project.notebooks_at(profile) if claims.claim_file(n, project.root).exists()]
+        claims.write_profile_ledger(project.figures(profile), with_claims, project.label(profile))
+        if readme.update(project.root):
+            print("README.md: its generated blocks were rewritten from the new outputs", file=out)
     return _summary(jobs, project, out)
 
 
@@ -530,10 +553,23 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"seconds per notebook, 0 for none (default by profile: {DEFAULT_TIMEOUT_S})",
     )
+    parser.add_argument(
+        "--params-dir",
+        type=Path,
+        default=None,
+        help="another parameter set: a folder of <profile>/<notebook>.yaml (e.g. params/real_mnist); "
+        "outputs go to figures/<its name>/<profile>/",
+    )
     parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
     parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    project = Project((args.root or provenance.project_root()).resolve())
+    root = (args.root or provenance.project_root()).resolve()
+    params_set = args.params_dir.resolve() if args.params_dir else None
+    if params_set == root / "params":
+        params_set = None
+    elif params_set is not None and not params_set.is_dir():
+        parser.error(f"--params-dir {args.params_dir}: no such folder")
+    project = Project(root, params_set)
     if args.list:
         print("\n".join(project.notebooks()))
         return 0

@@ -56,6 +56,7 @@ def frame(runs: list[RunResult]) -> pd.DataFrame:
                 "train_samples": res["train_samples"],
                 "train_time_s": res["train_time_s"],
                 "final_train_loss": res["training_loss_history"][-1],
+                "final_train_accuracy": res["accuracy_history"][-1],
             }
         )
     return pd.DataFrame(rows)
@@ -157,6 +158,77 @@ def accuracy_distribution_figure(df: pd.DataFrame):
     np.random.set_state(saved)
     if axes[0][-1].get_legend() is not None:
         sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="hidden layer")
+    return fig
+
+
+# A run "stalls" when it stops fitting less than 95 % of its training set. Under the double softmax that is one or
+# more whole classes never predicted: on the quick profile's digits runs, the final training accuracies of the dense
+# and SSS models cluster at ≈ 0.99 (every class fitted), ≈ 0.90 (one class lost) and ≈ 0.82 (two), with test
+# accuracies to match, while with logits every one of them ends at ≥ 0.998. Rank 1 is left out: it cannot fit the
+# training set at all (0.46–0.92), whatever the loss.
+STALLED_BELOW = 0.95
+
+
+def fit_modes(df: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, width, loss and hidden layer (rank 1 excepted): how many runs stalled (final training accuracy
+    below :data:`STALLED_BELOW`), their share, and the mean test accuracy of the stalled and of the other runs. The
+    outcome is many-peaked where both modes occur; a mean over repeats then says more about how many runs stalled
+    than about the model."""
+    sub = df[df.key != "rank_1"].assign(stalled=lambda d: d.final_train_accuracy < STALLED_BELOW)
+    rows = []
+    for (dataset, width, loss, key), g in sub.groupby(["dataset", "width", "loss", "key"], sort=False):
+        stalled, fitted = g[g.stalled], g[~g.stalled]
+        rows.append(
+            {
+                "dataset": dataset,
+                "width": width,
+                "loss": LOSS_NAMES.get(loss, loss),
+                "hidden layer": model_label(key),
+                "runs": len(g),
+                "stalled": len(stalled),
+                "share stalled": len(stalled) / len(g),
+                "test acc, fitted": fitted.test_accuracy.mean() if len(fitted) else np.nan,
+                "test acc, stalled": stalled.test_accuracy.mean() if len(stalled) else np.nan,
+            }
+        )
+    out = pd.DataFrame(rows)
+    if out.width.nunique() == 1:
+        out = out.drop(columns="width")
+    return out
+
+
+def fit_modes_figure(df: pd.DataFrame):
+    """Every run's final training accuracy, per loss and hidden layer: the double softmax's modes (all classes
+    fitted, or one or two classes lost) show as separate bands; the dashed line is :data:`STALLED_BELOW`."""
+    sub = df[df.key != "rank_1"]
+    losses = [l for l in LOSS_NAMES if l in set(sub.loss)]
+    order = [model_label(k) for k in model_order(sub.key)]
+    fig, axes = plt.subplots(1, len(losses), figsize=(5.2 * len(losses), 3.6), sharey=True, squeeze=False)
+    saved = np.random.get_state()  # seaborn jitters with numpy's global generator: seeded for identical builds
+    np.random.seed(0)
+    for ax, loss in zip(axes[0], losses):
+        g = sub[sub.loss == loss]
+        sns.stripplot(
+            data=g,
+            x="model",
+            y="final_train_accuracy",
+            hue="model",
+            order=order,
+            hue_order=order,
+            palette=palette(sub.key),
+            jitter=0.2,
+            size=3.5,
+            alpha=0.8,
+            legend=False,
+            ax=ax,
+        )
+        ax.axhline(STALLED_BELOW, ls="--", lw=0.8, color="0.4")
+        ax.set_title(LOSS_NAMES[loss], fontsize=10)
+        ax.set_xlabel("")
+        ax.set_ylabel("final training accuracy" if ax is axes[0][0] else "")
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
+    np.random.set_state(saved)
+    fig.tight_layout()
     return fig
 
 
@@ -309,10 +381,11 @@ def double_softmax_floor(classes: int) -> float:
     return math.log(1 + (classes - 1) / math.e)
 
 
-def summary(df: pd.DataFrame, cmp: pd.DataFrame, cross: pd.DataFrame) -> list[str]:
+def summary(df: pd.DataFrame, cmp: pd.DataFrame, cross: pd.DataFrame, modes: pd.DataFrame | None = None) -> list[str]:
     """What a run shows, one line each: per dataset and loss, at how many shares SSS beats dense (any SSS model, and
     one with no more parameters) and rank 1 falls below it (from :func:`comparison`); the lowest final training loss
-    under the double softmax against its floor for 10 classes; and each s's crossover (from :func:`crossovers`)."""
+    under the double softmax against its floor for 10 classes; how many runs stalled per hidden layer (from
+    :func:`fit_modes`, where any did); and each s's crossover (from :func:`crossovers`)."""
     lines = []
     for (dataset, loss), g in cmp.groupby(["dataset", "loss"]):
         wins = (g["best SSS acc"] > g["dense"]).sum()
@@ -328,6 +401,11 @@ def summary(df: pd.DataFrame, cmp: pd.DataFrame, cross: pd.DataFrame) -> list[st
             f"lowest final training loss with the double softmax: {floor:.4f} "
             f"(bound for 10 classes: {double_softmax_floor(10):.4f})"
         )
+    if modes is not None:
+        for (dataset, loss), g in modes.groupby(["dataset", "loss"], sort=False):
+            if g.stalled.sum():
+                counts = ", ".join(f"{r['hidden layer']} {r.stalled}/{r.runs}" for _, r in g.iterrows())
+                lines.append(f"{dataset}, {loss}: runs that stalled (training accuracy < {STALLED_BELOW}): {counts}")
     for _, row in cross.iterrows():
         where = f"from n ≈ {row.crossover_n:.0f}" if row.crossover_n else "nowhere in the measured range"
         lines.append(

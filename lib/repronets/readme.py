@@ -1,0 +1,141 @@
+"""The README's generated blocks: its results quote the claims ledgers and tables that the builds write, so that no
+number a profile computes is typed into it by hand. A block is
+
+    <!-- generated: ledger figures/quick/03_sss_benchmarks -->
+    ... (rewritten) ...
+    <!-- end generated -->
+
+``ledger DIR``: the claims ledger in ``DIR/claims.json`` as a table, with the build it comes from;
+``table FILE``: a Markdown table that a notebook wrote, as it is; ``summary DIR``: the verdict counts of every
+ledger in a figures folder. ``run_all.sh`` rewrites every block after each
+build; ``python -m repronets.readme --check`` (and the tests) fail when the README differs from the outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from . import fileio
+from .claims import LEDGER_NAME, PROFILE_LEDGER, VERDICTS, formatted_row
+
+NOT_TESTABLE = VERDICTS[3]
+
+BLOCK = re.compile(r"(<!-- generated: (\w+) (\S+) -->\n)(.*?)(<!-- end generated -->)", re.DOTALL)
+
+
+def _provenance(root: Path, output: Path) -> str:
+    """'commit abc1234, 2026-11-30, cpu (2 threads)' from the manifest of the figures folder holding ``output``."""
+    folder = output.parent.parent if output.is_file() else output.parent
+    manifest = folder / "MANIFEST.json"
+    key = output.relative_to(folder).as_posix()
+    if output.is_dir():
+        key = f"{key}/{LEDGER_NAME}.json"
+    try:
+        entry = json.loads(manifest.read_text(encoding="utf-8"))["outputs"][key]
+    except (OSError, KeyError, ValueError):
+        return "not in a manifest"
+    commit = f"commit {entry['commit'][:7]}" if entry.get("commit") else "outside git"
+    dirty = ", uncommitted changes" if entry.get("dirty") else ""
+    return f"{commit}{dirty}, {entry['finished'][:10]}, {entry['device']}"
+
+
+def _missing(target: str) -> str:
+    return f"*`{target}` has not been built yet.*\n"
+
+
+def render_ledger(root: Path, target: str) -> str:
+    folder = root / target
+    path = folder / f"{LEDGER_NAME}.json"
+    if not path.exists():
+        return _missing(target)
+    ledger = json.loads(path.read_text(encoding="utf-8"))
+    rows = ledger["claims"]
+    tested = [r for r in rows if r["verdict"] != NOT_TESTABLE]
+    lines = [
+        f"*Claims ledger [`{target}/{LEDGER_NAME}.md`]({target}/{LEDGER_NAME}.md) ({_provenance(root, folder)}):*\n\n",
+        "| claim | test | n | mean | 95% CI | verdict |\n|---|---|---:|---:|---|---|\n",
+    ]
+    for r in tested:
+        f = formatted_row(r)
+        claim = f"`{r['id']}`: {r['claim']}"
+        lines.append(f"| {claim} | {r['comparison']} | {f['n']} | {f['mean']} | {f['95% CI']} | {f['verdict']} |\n")
+    untested = [r["id"] for r in rows if r["verdict"] == NOT_TESTABLE]
+    if untested:
+        lines.append(f"\nNot testable at this profile: {', '.join(f'`{i}`' for i in untested)}.\n")
+    return "".join(lines)
+
+
+def render_table(root: Path, target: str) -> str:
+    path = root / target
+    if not path.exists():
+        return _missing(target)
+    text = path.read_text(encoding="utf-8").strip()
+    return f"*[`{target}`]({target}) ({_provenance(root, path)}):* {text}\n"
+
+
+def render_summary(root: Path, target: str) -> str:
+    """The verdict counts of every notebook ledger under a figures folder, linking its CLAIMS.md."""
+    paths = sorted((root / target).glob(f"*/{LEDGER_NAME}.json"))
+    if not paths:
+        return _missing(target)
+    counts = {v: 0 for v in VERDICTS}
+    for path in paths:
+        for r in json.loads(path.read_text(encoding="utf-8"))["claims"]:
+            counts[r["verdict"]] += 1
+    tally = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    return f"[`{target}/{PROFILE_LEDGER}`]({target}/{PROFILE_LEDGER}): {tally}.\n"
+
+
+RENDERERS = {"ledger": render_ledger, "table": render_table, "summary": render_summary}
+
+
+def regenerate(text: str, root: Path) -> str:
+    """``text`` with every generated block rewritten from the outputs under ``root``."""
+
+    def block(m: re.Match) -> str:
+        kind, target = m.group(2), m.group(3)
+        if kind not in RENDERERS:
+            raise ValueError(
+                f"README block {m.group(1).strip()!r}: unknown kind {kind!r}, choose one of {list(RENDERERS)}"
+            )
+        return m.group(1) + RENDERERS[kind](root, target) + m.group(5)
+
+    return BLOCK.sub(block, text)
+
+
+def update(root: Path) -> bool:
+    """Rewrite the README's blocks from the outputs; True if it changed."""
+    readme = Path(root) / "README.md"
+    if not readme.exists():
+        return False
+    text = readme.read_text(encoding="utf-8")
+    new = regenerate(text, Path(root))
+    if new != text:
+        fileio.write_text(readme, new)
+    return new != text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Rewrite (or --check) the README's blocks generated from figures/.")
+    parser.add_argument("--check", action="store_true", help="only report whether the README is current")
+    parser.add_argument("--root", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from .provenance import project_root
+
+    root = (args.root or project_root()).resolve()
+    if args.check:
+        text = (root / "README.md").read_text(encoding="utf-8")
+        if regenerate(text, root) != text:
+            print("README.md differs from the outputs it quotes: run python -m repronets.readme", file=sys.stderr)
+            return 1
+        return 0
+    print("README.md " + ("rewritten" if update(root) else "unchanged"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The README's results are generated from the outputs it quotes (repronets.readme), never typed by hand."""
+
+import json
+from pathlib import Path
+
+import pytest
+from repronets import readme
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_readme_quotes_the_committed_outputs():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme.BLOCK.search(text), "the README has no generated blocks"
+    assert readme.regenerate(text, ROOT) == text, "README.md differs from figures/: run python -m repronets.readme"
+
+
+def _ledger(folder: Path, mean: float):
+    folder.mkdir(parents=True)
+    row = dict(
+        id="x.claim", claim="X beats Y.", comparison="> 0", n=3, mean=mean, sd=0.01, ci_low=mean - 0.02,
+        ci_high=mean + 0.02, verdict="reproduced", needed=None, published=None,
+    )  # fmt: skip
+    untested = dict(row, id="x.later", verdict="not testable at this profile", n=None, mean=None, sd=None,
+                    ci_low=None, ci_high=None)  # fmt: skip
+    (folder / "claims.json").write_text(json.dumps({"profile": "quick", "claims": [row, untested]}))
+    (folder / "table.md").write_text("A caption.\n\n| a |\n|--:|\n| 1 |\n")
+    manifest = {"outputs": {f"{folder.name}/claims.json": {"commit": "abcdef123456", "dirty": False,
+                "finished": "2026-11-30T08:00:00+00:00", "device": "cpu (2 threads)"}}}  # fmt: skip
+    (folder.parent / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+def test_blocks_are_rewritten_from_the_ledger_and_tables(tmp_path):
+    _ledger(tmp_path / "figures" / "quick" / "nb", 0.25)
+    text = (
+        "Prose stays.\n<!-- generated: ledger figures/quick/nb -->\nstale 0.99\n<!-- end generated -->\n"
+        "<!-- generated: table figures/quick/nb/table.md -->\n<!-- end generated -->\n"
+        "<!-- generated: summary figures/quick -->\n<!-- end generated -->\n"
+        "<!-- generated: ledger figures/paper/nb -->\n<!-- end generated -->\nMore prose.\n"
+    )
+    (tmp_path / "README.md").write_text(text)
+    assert readme.update(tmp_path)
+    out = (tmp_path / "README.md").read_text()
+    assert out.startswith("Prose stays.\n") and out.endswith("More prose.\n") and "stale" not in out
+    assert "| `x.claim`: X beats Y. | > 0 | 3 | 0.25 | [0.23, 0.27] | reproduced |" in out
+    assert "Not testable at this profile: `x.later`." in out and "commit abcdef1, 2026-11-30" in out
+    assert "| a |\n|--:|\n| 1 |" in out and "1 reproduced, 1 not testable at this profile" in out
+    assert "*`figures/paper/nb` has not been built yet.*" in out
+    assert not readme.update(tmp_path)  # idempotent
+    (tmp_path / "figures" / "quick" / "nb" / "claims.json").write_text(
+        (tmp_path / "figures" / "quick" / "nb" / "claims.json").read_text().replace('"mean": 0.25', '"mean": 0.5')
+    )
+    assert readme.update(tmp_path) and "| 0.5 |" in (tmp_path / "README.md").read_text()
+    assert readme.main(["--check", "--root", str(tmp_path)]) == 0
+
+
+def test_an_unknown_block_kind_is_named():
+    with pytest.raises(ValueError, match="unknown kind 'chart'"):
+        readme.regenerate("<!-- generated: chart x -->\n<!-- end generated -->", ROOT)
