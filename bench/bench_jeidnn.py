@@ -9,7 +9,6 @@ Uses the quick profile's runs from the run store (computed first if absent: abou
 import torch
 from repronets import params
 from repronets.jeidnn import cost, experiment
-from repronets.jeidnn.dynamic import DynamicNet
 from repronets.results import RunStore
 from runner import Suite
 
@@ -26,14 +25,7 @@ def _setup():
     tr, val, test = experiment.splits(p)
     backbone, _ = experiment.load_backbone(p, store, (tr, val, test))
     x = experiment.preprocess_for(p, tr)(test.x[:SAMPLES], training=False)  # normalised as in training
-    models = {}
-    for r in runs:
-        m = DynamicNet(backbone).eval()
-        state = r.tensors()
-        m.ics.load_state_dict(state["ics"])
-        m.gates.load_state_dict(state["gates"])
-        exits = m.infer(x)[1]
-        models[r.params["tradeoff"]] = (m, exits)
+    models = {lam: (m, m.infer(x)[1]) for lam, m in experiment.trained_exits(runs, backbone).items()}
     by_cost = sorted(models.items(), key=lambda kv: kv[1][1].float().mean())
     chosen = [by_cost[0], by_cost[-1]] if len(by_cost) > 1 else by_cost
     costs = cost.exit_costs(chosen[0][1][0], tuple(x.shape[1:]))

@@ -481,7 +481,9 @@ def test_claim_values_pair_each_lambda_with_the_baselines_level_at_no_more_cost(
     assert values["jeidnn.stored.cifar10.lambda0.5"] == approx([90.49])  # per seed, in %; λ = 3 is stored, not claimed
     # the stored costs are rounded to 10³ operations; the largest difference is exit 1's: 6.843380 counted, 6.843 stored
     assert values["jeidnn.costs.stored"] == [pytest.approx((6.84338 - 6.843) / 6.843, rel=1e-4)]
-    assert "jeidnn.tradeoff.l2w" not in values
+    assert "jeidnn.tradeoff.l2w" not in values and "jeidnn.early_exit.saves_time" not in values
+    timed = analysis.claim_values(runs, {"digits": {"ratios": [0.8, 0.7]}, "svhn": {}})
+    assert timed["jeidnn.early_exit.saves_time"] == [0.8, 0.7]  # the measured ratios, per repeat
     # every measured claim is in the claim file, and every stored result it claims is one the analysis measures
     ledger = claims.ledger_for("04_dynamic_exits", "quick")
     for claim_id, v in values.items():
@@ -492,3 +494,24 @@ def test_claim_values_pair_each_lambda_with_the_baselines_level_at_no_more_cost(
     numbers = analysis.comparison(analysis.frame(runs, 0.05), "digits", with_reference=False)
     assert numbers["confidence threshold"].tolist() == pytest.approx([0.85, np.nan], nan_ok=True)
     assert numbers.BoostNet.tolist() == pytest.approx([0.65, 0.65])
+
+
+def test_inference_time_ratios_time_the_early_exit_pass_against_the_backbone_once_per_repeat():
+    model = tiny_model(3).eval()
+    calls = {"infer": 0, "backbone": 0}
+    infer, forward = model.infer, model.backbone.forward
+
+    def counted(name, fn):
+        def wrapper(*a, **k):
+            calls[name] += 1
+            return fn(*a, **k)
+
+        return wrapper
+
+    model.infer = counted("infer", infer)
+    model.backbone.forward = counted("backbone", forward)
+    from repronets.jeidnn import experiment
+
+    ratios = experiment.inference_time_ratios(model, torch.randn(10, 1, 32, 32), batch=4, repeats=3)
+    assert len(ratios) == 3 and all(np.isfinite(r) and r > 0 for r in ratios)
+    assert calls == {"infer": 3 * 4, "backbone": 3 * 4}  # 3 chunks of ≤ 4, a warm-up pass and 3 repeats each

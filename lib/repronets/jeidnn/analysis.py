@@ -336,13 +336,14 @@ def stored_cost_difference() -> float:
     return float(np.max(np.abs(ours - stored.cumulative) / np.asarray(stored.cumulative)))
 
 
-def claim_values(runs: list[RunResult]) -> dict[str, list[float]]:
+def claim_values(runs: list[RunResult], inference: dict[str, dict] | None = None) -> dict[str, list[float]]:
     """The measured quantity of each claim of claims/04_dynamic_exits.yaml that the runs measure, as its ``measure``
     states. Paired claims compare the test folds of JEI-DNN at one λ with those of the baseline's
     :func:`matched_level` (the same folds: they are drawn from the run's seed): per fold, the difference averaged
     over the λ where the baseline reaches JEI-DNN's cost, one value per fold of each dataset and seed. (Averaged,
-    not pooled: a fold's differences at several λ are not independent values.) Not measured here:
-    ``jeidnn.early_exit.saves_time`` (the runs store no inference times)."""
+    not pooled: a fold's differences at several λ are not independent values.) ``inference``: per dataset,
+    :func:`experiment.measure_inference_time`'s result, whose time ratios measure ``jeidnn.early_exit.saves_time``
+    (the runs store no inference times)."""
     out: dict[str, list[float]] = {}
 
     def add(claim_id: str, values) -> None:
@@ -380,4 +381,19 @@ def claim_values(runs: list[RunResult]) -> dict[str, list[float]]:
         for claim_id, arrays in per_fold.items():
             add(claim_id, np.mean(np.stack(arrays), axis=0))
     out["jeidnn.costs.stored"] = [stored_cost_difference()]
+    for measured in (inference or {}).values():
+        if measured:
+            add("jeidnn.early_exit.saves_time", measured["ratios"])
     return out
+
+
+def inference_line(dataset: str, measured: dict) -> str:
+    """One printed line for :func:`experiment.measure_inference_time`'s result."""
+    if not measured:
+        return f"{dataset}: no JEI-DNN run to time"
+    return (
+        f"{dataset}: JEI-DNN at λ = {measured['tradeoff']:g} (mean exit {measured['mean_exit']:.2f}; counted cost "
+        f"{measured['counted_cost_ratio']:.3f} of the backbone's) takes {np.median(measured['ratios']):.3f} of the "
+        f"backbone's wall time (median of {len(measured['ratios'])} repeats; {measured['samples']} images at batch "
+        f"{measured['batch']}, {measured['threads']} thread(s))"
+    )

@@ -419,3 +419,78 @@ def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
         for b in q.baselines:
             out += store.sweep(f"jeidnn_{b}", [run_params(q, b, None)], fn, device=q.device)
     return out
+
+
+# ------------------------------------------------------------------ measured inference time
+
+
+def trained_exits(runs: list[RunResult], backbone: T2TViT) -> dict[float, DynamicNet]:
+    """The JEI-DNN models of ``runs`` (one dataset), by λ: the trained ICs and gates on ``backbone``, in eval mode."""
+    out = {}
+    for r in runs:
+        if r.params["method"] != "jeidnn":
+            continue
+        model = DynamicNet(backbone).eval()
+        state = r.tensors()
+        model.ics.load_state_dict(state["ics"])
+        model.gates.load_state_dict(state["gates"])
+        out[r.params["tradeoff"]] = model
+    return out
+
+
+def inference_time_ratios(model: DynamicNet, x: torch.Tensor, batch: int = 64, repeats: int = 10) -> list[float]:
+    """Wall time of early-exit inference (:meth:`DynamicNet.infer`: exited samples leave, later blocks run on fewer)
+    over ``x`` in batches of ``batch``, divided by the full backbone's on the same batches: one ratio per repeat.
+    The two are timed back to back within each repeat (after one warm-up pass each), so a machine whose speed drifts
+    slows both alike."""
+    import time
+
+    chunks = x.split(batch)
+    backbone = model.backbone
+
+    def seconds(fn) -> float:
+        start = time.perf_counter()
+        with torch.no_grad():
+            for c in chunks:
+                fn(c)
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    seconds(backbone), seconds(model.infer)
+    return [seconds(model.infer) / seconds(backbone) for _ in range(repeats)]
+
+
+def measure_inference_time(
+    p: Params,
+    dataset: str,
+    runs: list[RunResult],
+    store: RunStore,
+    samples: int = 256,
+    batch: int = 64,
+    repeats: int = 10,
+) -> dict:
+    """Claim ``jeidnn.early_exit.saves_time`` on ``dataset``: :func:`inference_time_ratios` of the JEI-DNN at the
+    largest λ of ``runs`` on the first ``samples`` test images, with that model's mean exit and counted cost ratio
+    on them (mean multiply-adds per sample / the backbone's), and the threads used."""
+    q = setting(p, dataset)
+    data_splits = splits(q)
+    backbone, _ = load_backbone(q, store, data_splits)
+    models = trained_exits([r for r in runs if r.params["dataset"] == dataset], backbone)
+    if not models:
+        return {}
+    tradeoff = max(models)
+    tr, test = data_splits[0], data_splits[2]
+    x = preprocess_for(q, tr)(test.x[:samples], training=False).to(train.resolve_device(q.device))
+    model = models[tradeoff]
+    exits = model.infer(x)[1]
+    costs = cost_mod.exit_costs(model, tuple(x.shape[1:]))
+    return {
+        "tradeoff": tradeoff,
+        "ratios": inference_time_ratios(model, x, batch, repeats),
+        "mean_exit": float(exits.float().mean()),
+        "counted_cost_ratio": float(cost_mod.mean_cost(exits, costs["macs"]) / costs["macs"][-1]),
+        "threads": torch.get_num_threads(),
+        "samples": len(x),
+        "batch": batch,
+    }
