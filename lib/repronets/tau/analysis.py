@@ -268,6 +268,11 @@ def _figure_run(p: dict, architecture: str, trainable: bool) -> bool:
     )
 
 
+def _released_fixed_resnet(p: dict) -> bool:
+    """The released code's "fixed τ" ResNet (only τ0 frozen), plain."""
+    return is_plain(p) and p["architecture"] == "resnet" and not p["tau_trainable"] and p["fixed"] == "first"
+
+
 def _is_pruning_companion(p: dict) -> bool:
     """The figure grid's pruning run (ResNet, trainable τ, L1, adaptive pruning, no horizon term, no dependent τ);
     the original grid has it too, beside its variants with the horizon term."""
@@ -324,6 +329,13 @@ def claim_values(runs: list[RunResult], T: float) -> dict[str, list[float]]:
             chosen = _by_seed(on, _figure_run, architecture, trainable)
             if chosen:
                 out[f"{stem}.{dataset}"] = [r.result["final_test_acc"] for r in chosen.values()]
+    for dataset in FINAL_DATASETS:
+        released = _by_seed([r for r in at_T if r.params["dataset"] == dataset], _released_fixed_resnet)
+        if released:
+            threshold = SPEEDUP_THRESHOLDS[("resnet", dataset)]
+            out[f"tau.figure.released_fixed.{dataset}"] = [
+                float(_epochs_or_never(r, threshold)) for r in released.values()
+            ]
     pruned = _by_seed(runs, _is_pruning_companion)
     if pruned:
         plain = _by_seed(runs, _figure_run, "resnet", True)
