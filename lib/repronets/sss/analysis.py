@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -176,21 +177,25 @@ def fit_modes(df: pd.DataFrame) -> pd.DataFrame:
     than about the model."""
     sub = df[df.key != "rank_1"].assign(stalled=lambda d: d.final_train_accuracy < STALLED_BELOW)
     rows = []
-    for (dataset, width, loss, key), g in sub.groupby(["dataset", "width", "loss", "key"], sort=False):
-        stalled, fitted = g[g.stalled], g[~g.stalled]
-        rows.append(
-            {
-                "dataset": dataset,
-                "width": width,
-                "loss": LOSS_NAMES.get(loss, loss),
-                "hidden layer": model_label(key),
-                "runs": len(g),
-                "stalled": len(stalled),
-                "share stalled": len(stalled) / len(g),
-                "test acc, fitted": fitted.test_accuracy.mean() if len(fitted) else np.nan,
-                "test acc, stalled": stalled.test_accuracy.mean() if len(stalled) else np.nan,
-            }
-        )
+    for (dataset, width), cell in sub.groupby(["dataset", "width"]):
+        for loss, key in itertools.product([l for l in LOSS_NAMES if l in set(cell.loss)], model_order(cell.key)):
+            g = cell[(cell.loss == loss) & (cell.key == key)]
+            if g.empty:
+                continue
+            stalled, fitted = g[g.stalled], g[~g.stalled]
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "width": width,
+                    "loss": LOSS_NAMES[loss],
+                    "hidden layer": model_label(key),
+                    "runs": len(g),
+                    "stalled": len(stalled),
+                    "share stalled": len(stalled) / len(g),
+                    "test acc, fitted": fitted.test_accuracy.mean() if len(fitted) else np.nan,
+                    "test acc, stalled": stalled.test_accuracy.mean() if len(stalled) else np.nan,
+                }
+            )
     out = pd.DataFrame(rows)
     if out.width.nunique() == 1:
         out = out.drop(columns="width")
