@@ -233,7 +233,6 @@ def fit_modes_figure(df: pd.DataFrame):
         ax.set_ylabel("final training accuracy" if ax is axes[0][0] else "")
         ax.tick_params(axis="x", rotation=30, labelsize=8)
     np.random.set_state(saved)
-    fig.tight_layout()
     return fig
 
 
