@@ -5,10 +5,12 @@ Files are written atomically. PDFs carry no creation date, so the same figure gi
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
 
 from . import fileio
@@ -59,6 +61,18 @@ def save_table(df, folder: str | Path, name: str, caption: str = "", precision: 
         fileio.write_text(folder / f"{name}.tex", tex),
         fileio.write_text(folder / f"{name}.csv", df.to_csv(index=False)),
     ]
+
+
+@contextlib.contextmanager
+def seeded_jitter(seed: int = 0):
+    """seaborn's strip plots jitter with numpy's global generator: drawn inside this, a figure is the same on every
+    build (the generator's state is restored afterwards, so nothing else sees the seed)."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
 
 
 def mean_band(ax, df, x: str, y: str, hue: str | None = None, **kw):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..counting import count_parameters
-from ..plotting import plt, sns
+from ..plotting import plt, seeded_jitter, sns
 from ..results import RunResult
 from . import models, reference
 from .models import state_dim
@@ -133,30 +133,26 @@ def accuracy_distribution_figure(df: pd.DataFrame):
     loss variant, one row per dataset (and width)."""
     df, fig, axes, cells, order = _accuracy_grid(df, sharey=True)
     last = len(axes[0]) - 1
-    # seaborn jitters with numpy's global generator: seeded here (and restored after) so the figure is the same
-    # on every build
-    saved = np.random.get_state()
-    np.random.seed(0)
-    for i, j, _, _, sub in cells:
-        ax = axes[i][j]
-        sns.stripplot(
-            data=sub,
-            x="share",
-            y="test_accuracy",
-            hue="model",
-            hue_order=order,
-            palette=palette(df.key),
-            dodge=True,
-            jitter=0.15,
-            size=3.5,
-            alpha=0.8,
-            ax=ax,
-            legend=(i, j) == (0, last),
-        )
-        # stripplot resets the labels of its axes
-        ax.set_xlabel("share of the training set")
-        ax.set_ylabel("test accuracy" if j == 0 else "")
-    np.random.set_state(saved)
+    with seeded_jitter():
+        for i, j, _, _, sub in cells:
+            ax = axes[i][j]
+            sns.stripplot(
+                data=sub,
+                x="share",
+                y="test_accuracy",
+                hue="model",
+                hue_order=order,
+                palette=palette(df.key),
+                dodge=True,
+                jitter=0.15,
+                size=3.5,
+                alpha=0.8,
+                ax=ax,
+                legend=(i, j) == (0, last),
+            )
+            # stripplot resets the labels of its axes
+            ax.set_xlabel("share of the training set")
+            ax.set_ylabel("test accuracy" if j == 0 else "")
     if axes[0][-1].get_legend() is not None:
         sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="hidden layer")
     return fig
@@ -209,30 +205,28 @@ def fit_modes_figure(df: pd.DataFrame):
     losses = [l for l in LOSS_NAMES if l in set(sub.loss)]
     order = [model_label(k) for k in model_order(sub.key)]
     fig, axes = plt.subplots(1, len(losses), figsize=(5.2 * len(losses), 3.6), sharey=True, squeeze=False)
-    saved = np.random.get_state()  # seaborn jitters with numpy's global generator: seeded for identical builds
-    np.random.seed(0)
-    for ax, loss in zip(axes[0], losses):
-        g = sub[sub.loss == loss]
-        sns.stripplot(
-            data=g,
-            x="model",
-            y="final_train_accuracy",
-            hue="model",
-            order=order,
-            hue_order=order,
-            palette=palette(sub.key),
-            jitter=0.2,
-            size=3.5,
-            alpha=0.8,
-            legend=False,
-            ax=ax,
-        )
-        ax.axhline(STALLED_BELOW, ls="--", lw=0.8, color="0.4")
-        ax.set_title(LOSS_NAMES[loss], fontsize=10)
-        ax.set_xlabel("")
-        ax.set_ylabel("final training accuracy" if ax is axes[0][0] else "")
-        ax.tick_params(axis="x", rotation=30, labelsize=8)
-    np.random.set_state(saved)
+    with seeded_jitter():
+        for ax, loss in zip(axes[0], losses):
+            g = sub[sub.loss == loss]
+            sns.stripplot(
+                data=g,
+                x="model",
+                y="final_train_accuracy",
+                hue="model",
+                order=order,
+                hue_order=order,
+                palette=palette(sub.key),
+                jitter=0.2,
+                size=3.5,
+                alpha=0.8,
+                legend=False,
+                ax=ax,
+            )
+            ax.axhline(STALLED_BELOW, ls="--", lw=0.8, color="0.4")
+            ax.set_title(LOSS_NAMES[loss], fontsize=10)
+            ax.set_xlabel("")
+            ax.set_ylabel("final training accuracy" if ax is axes[0][0] else "")
+            ax.tick_params(axis="x", rotation=30, labelsize=8)
     return fig
 
 
