@@ -310,6 +310,8 @@ def test_claim_values_are_the_claims_measures():
     assert not {"sss.beats_dense.double_softmax", "sss.beats_dense.logits"} & set(
         analysis.claim_values(df[df.key != "ss_4_dim"], cdf)
     )
+    # a measurement that stops below 1024 does not test "beyond a size"
+    assert "sss.cost.faster_than_dense" not in analysis.claim_values(df, cdf[cdf.n < 1024])
     ledger = claims.Ledger(claims.load_claims(Path(__file__).parents[1] / "claims" / "03_sss_benchmarks.yaml"), "quick")
     for claim_id, v in values.items():
         ledger.measure(claim_id, v)
