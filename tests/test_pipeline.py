@@ -121,6 +121,12 @@ def test_a_parameter_set_builds_its_own_notebooks_into_its_own_folder(project):
     assert manifest["outputs"]["fixture_b/kernel.csv"]["params_file"] == "params/variant/smoke/fixture_b.yaml"
     assert (project.root / "figures" / "smoke" / "fixture_a" / "kernel.csv").read_bytes() == own
     assert not (project.root / "figures" / "smoke" / "fixture_b").exists()
+    elsewhere = project.root.parent / "elsewhere"  # a parameter set outside the checkout: recorded by its path
+    (elsewhere / "smoke").mkdir(parents=True)
+    (elsewhere / "smoke" / "fixture_b.yaml").write_text((variant / "smoke" / "fixture_b.yaml").read_text())
+    assert build(pipeline.Project(project.root, elsewhere))[0] == 0
+    manifest = json.loads((project.root / "figures" / "elsewhere" / "smoke" / "MANIFEST.json").read_text())
+    assert manifest["outputs"]["fixture_b/kernel.csv"]["params_file"] == str(elsewhere / "smoke" / "fixture_b.yaml")
     with pytest.raises(SystemExit):  # argparse's error: the folder is named before anything runs
         pipeline.main(
             ["--profile", "smoke", "--params-dir", str(project.root / "nowhere"), "--root", str(project.root)]

@@ -343,7 +343,12 @@ def _publish(job: Job) -> dict:
 def _update_manifest(project: Project, profile: str, job: Job, records: dict, lock: threading.Lock) -> None:
     common = {
         "notebook": job.notebook,
-        "params_file": str(job.params_file.relative_to(project.root)),
+        # relative to the checkout when it is inside it (a parameter set may live anywhere: --params-dir)
+        "params_file": str(
+            job.params_file.relative_to(project.root)
+            if job.params_file.is_relative_to(project.root)
+            else job.params_file
+        ),
         "params": job.params,
         "input_hash": job.input_hash,
         **provenance.git_state(project.root),
