@@ -280,10 +280,12 @@ def test_git_state_ignores_the_builds_own_outputs(tmp_path):
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "table.md").write_text("a")
     (tmp_path / "code.py").write_text("x = 1")
+    (tmp_path / "README.md").write_text("<!-- generated: ledger figures/x -->")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
     assert provenance.git_state(tmp_path)["dirty"] is False
     (tmp_path / "figures" / "table.md").write_text("b")  # a published output: still a clean checkout
+    (tmp_path / "README.md").write_text("<!-- generated: ledger figures/y -->")  # its blocks, rewritten by a build
     assert provenance.git_state(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2")
     assert provenance.git_state(tmp_path)["dirty"] is True

@@ -21,15 +21,25 @@ def project_root() -> Path:
 
 def git_state(root: Path | None = None) -> dict:
     """``{"commit": sha or None, "dirty": bool or None}`` of the checkout at ``root``. Changes under ``figures/``
-    do not count: they are the build's own outputs (a build publishes one notebook's outputs before the next runs,
-    which would otherwise mark every later notebook of a clean checkout as dirty)."""
+    and to ``README.md`` do not count: they are the build's own outputs (a build publishes one notebook's outputs,
+    and rewrites the README's generated blocks, before the next notebook runs, which would otherwise mark every
+    later notebook of a clean checkout as dirty; the README feeds no computation)."""
     root = root or project_root()
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)figures",
+                ":(exclude)README.md",
+            ],
             cwd=root,
             capture_output=True,
             text=True,
