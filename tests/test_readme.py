@@ -28,6 +28,7 @@ def _ledger(folder: Path, mean: float):
     manifest = {"outputs": {f"{folder.name}/claims.json": {"commit": "abcdef123456", "dirty": False,
                 "finished": "2026-11-30T08:00:00+00:00", "device": "cpu (2 threads)"}}}  # fmt: skip
     (folder.parent / "MANIFEST.json").write_text(json.dumps(manifest))
+    (folder.parent / "CLAIMS.md").write_text("# Claims ledger (quick profile)\n\nrows\n")
 
 
 def test_blocks_are_rewritten_from_the_ledger_and_tables(tmp_path):
@@ -44,7 +45,10 @@ def test_blocks_are_rewritten_from_the_ledger_and_tables(tmp_path):
     assert out.startswith("Prose stays.\n") and out.endswith("More prose.\n") and "stale" not in out
     assert "| `x.claim`: X beats Y. | > 0 | 3 | 0.25 | [0.23, 0.27] | reproduced |" in out
     assert "Not testable at this profile: `x.later`." in out and "commit abcdef1, 2026-11-30" in out
-    assert "| a |\n|--:|\n| 1 |" in out and "1 reproduced, 1 not testable at this profile" in out
+    assert "| a |\n|--:|\n| 1 |" in out
+    assert (
+        "[Claims ledger (quick profile)](figures/quick/CLAIMS.md): 1 reproduced, 1 not testable at this profile." in out
+    )
     assert "*`figures/paper/nb` has not been built yet.*" in out
     assert not readme.update(tmp_path)  # idempotent
     (tmp_path / "figures" / "quick" / "nb" / "claims.json").write_text(

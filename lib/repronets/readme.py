@@ -87,7 +87,9 @@ def render_summary(root: Path, target: str) -> str:
         for r in json.loads(path.read_text(encoding="utf-8"))["claims"]:
             counts[r["verdict"]] += 1
     tally = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-    return f"[`{target}/{PROFILE_LEDGER}`]({target}/{PROFILE_LEDGER}): {tally}.\n"
+    page = root / target / PROFILE_LEDGER
+    title = page.read_text(encoding="utf-8").splitlines()[0].lstrip("# ") if page.exists() else PROFILE_LEDGER
+    return f"[{title}]({target}/{PROFILE_LEDGER}): {tally}.\n"
 
 
 RENDERERS = {"ledger": render_ledger, "table": render_table, "summary": render_summary}
