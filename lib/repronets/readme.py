@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from . import fileio
-from .claims import LEDGER_NAME, PROFILE_LEDGER, VERDICTS, formatted_row
+from .claims import LEDGER_NAME, PROFILE_LEDGER, VERDICTS, formatted_row, verdict_tally
 
 NOT_TESTABLE = VERDICTS[3]
 
@@ -82,11 +82,7 @@ def render_summary(root: Path, target: str) -> str:
     paths = sorted((root / target).glob(f"*/{LEDGER_NAME}.json"))
     if not paths:
         return _missing(target)
-    counts = {v: 0 for v in VERDICTS}
-    for path in paths:
-        for r in json.loads(path.read_text(encoding="utf-8"))["claims"]:
-            counts[r["verdict"]] += 1
-    tally = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    tally = verdict_tally(r for path in paths for r in json.loads(path.read_text(encoding="utf-8"))["claims"])
     page = root / target / PROFILE_LEDGER
     title = page.read_text(encoding="utf-8").splitlines()[0].lstrip("# ") if page.exists() else PROFILE_LEDGER
     return f"[{title}]({target}/{PROFILE_LEDGER}): {tally}.\n"

@@ -16,6 +16,7 @@ comparable with the stored results), while the evaluation flaws only blur what i
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import torch
 
@@ -443,8 +444,6 @@ def inference_time_ratios(model: DynamicNet, x: torch.Tensor, batch: int = 64, r
     over ``x`` in batches of ``batch``, divided by the full backbone's on the same batches: one ratio per repeat.
     The two are timed back to back within each repeat (after one warm-up pass each), so a machine whose speed drifts
     slows both alike."""
-    import time
-
     chunks = x.split(batch)
     backbone = model.backbone
 
