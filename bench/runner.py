@@ -30,6 +30,7 @@ class Case:
     fn: Callable[[], object]
     baseline: bool = False
     note: str = ""
+    units: int = 1  # units (see Suite.unit) one call does, e.g. the members of a batch
 
 
 @dataclasses.dataclass
@@ -40,8 +41,8 @@ class Suite:
     min_run_time: float = 1.0
     cases: list[Case] = dataclasses.field(default_factory=list)
 
-    def add(self, label: str, fn: Callable[[], object], baseline: bool = False, note: str = "") -> None:
-        self.cases.append(Case(label, fn, baseline, note))
+    def add(self, label: str, fn: Callable[[], object], baseline: bool = False, note: str = "", units: int = 1) -> None:
+        self.cases.append(Case(label, fn, baseline, note, units))
 
     def run(self) -> list[dict]:
         baselines = [c for c in self.cases if c.baseline]
@@ -55,14 +56,15 @@ class Suite:
             rows.append(
                 {
                     "case": case.label,
-                    "median_s": m.median,
-                    "iqr_s": m.iqr,
+                    "median_s": m.median / case.units,
+                    "iqr_s": m.iqr / case.units,
+                    "units_per_call": case.units,
                     "runs": len(m.times),
                     "baseline": case.baseline,
                     "note": case.note,
                 }
             )
-            print(f"  {case.label:<48} {m.median * 1e3:10.2f} ms/{self.unit}", flush=True)
+            print(f"  {case.label:<48} {m.median / case.units * 1e3:10.2f} ms/{self.unit}", flush=True)
         base = next(r["median_s"] for r in rows if r["baseline"])
         for r in rows:
             r["ratio_to_baseline"] = r["median_s"] / base

@@ -289,3 +289,18 @@ def test_git_state_ignores_the_builds_own_outputs(tmp_path):
     assert provenance.git_state(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2")
     assert provenance.git_state(tmp_path)["dirty"] is True
+
+
+def test_by_default_notebooks_run_side_by_side_with_one_thread_each_longest_first(project, monkeypatch):
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
+    set_params(project.root, "fixture_b", sleep_s=1.5)
+    code, out = build(project)
+    assert code == 0, out
+    for name in ("fixture_a", "fixture_b"):  # two notebooks on two cores: both at once, one thread each
+        table = pd.read_csv(project.root / "figures" / "smoke" / name / "kernel.csv", dtype=str)
+        assert table.threads[0] == "1", name
+    assert pipeline.previous_durations(project, "smoke")["fixture_b"] > 1.5
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    code, out = build(project, force=True, jobs_in_parallel=1)  # -j 1: in order, all cores to each
+    assert out.index("run  fixture_b") < out.index("run  fixture_a"), out  # the slower one starts first
+    assert pd.read_csv(project.root / "figures" / "smoke" / "fixture_a" / "kernel.csv", dtype=str).threads[0] == "unset"

@@ -47,6 +47,7 @@ def test_session_records_provenance_of_each_output(tmp_path):
         "weight_decay": 0.0,
         "seeds": [0],
         "samples_per_class": 2,
+        "batch_runs": True,
     }
     s = session.start("00_data_and_baselines", ns)
     run = s.store.run("demo", {"seed": 3}, lambda p, c: {"acc": 1.0})
@@ -64,7 +65,7 @@ def test_bad_parameters_stop_the_session_before_any_output(tmp_path):
     with pytest.raises(
         params.ParamsError,
         match=r"^notebook '00_data_and_baselines' parameters \(profile 'quick'\): missing keys \['device', .*'seeds', "
-        r"'samples_per_class'\] for notebook '00_data_and_baselines'$",
+        r"'samples_per_class', 'batch_runs'\] for notebook '00_data_and_baselines'$",
     ):
         session.start("00_data_and_baselines", ns)
     assert not (tmp_path / "out").exists()

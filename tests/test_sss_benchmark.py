@@ -215,10 +215,12 @@ def test_original_results_file(smoke_runs, tmp_path):
 
 
 def test_training_is_deterministic(smoke_runs):
-    p, _, runs = smoke_runs
-    again = experiment.train_one(p, runs[1].params)
-    assert again["test_accuracy"] == runs[1].result["test_accuracy"]
-    assert again["training_loss_history"] == runs[1].result["training_loss_history"]
+    p, _, runs = smoke_runs  # the fixture's runs were trained in batches
+    once, again = (experiment.train_one(p, runs[1].params) for _ in range(2))
+    assert again["test_accuracy"] == once["test_accuracy"]
+    assert again["training_loss_history"] == once["training_loss_history"]
+    assert runs[1].meta["batch"]["members"] == 2  # a group: one model and loss, two shares
+    np.testing.assert_allclose(once["training_loss_history"], runs[1].result["training_loss_history"], rtol=1e-4)
 
 
 def test_complexity_counts(tmp_path):
@@ -381,3 +383,66 @@ def test_fit_modes_count_stalled_runs_per_hidden_layer_and_leave_rank1_out():
     fig = analysis.fit_modes_figure(df)
     assert [sum(len(c.get_offsets()) for c in ax.collections) for ax in fig.axes] == [6, 1]  # one dot per run
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- batched runs
+
+
+def batched_runs(model: str, loss: str):
+    """Two shares × three repeats of one model: members of different sizes whose stopping rule fires at different
+    epochs (small patience), so frozen members and padded data are both exercised."""
+    p = params.load("03_sss_benchmarks", "smoke")
+    p = type(p)(**{**params.as_dict(p), "min_epochs": 3, "max_epochs": 40, "patience": 2, "min_improvement": 0.01})
+    return p, [experiment.run_params(p, "digits", share, model, 20, r, loss) for share in (0.25, 0.5) for r in range(3)]
+
+
+# Why not bit-identical: vmap's batched products and the masked sums over padded samples add in another order than
+# one model's; over ≤ 40 full-batch Adam epochs the histories agree to about 1e-6.
+BATCH_TOL = dict(atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "model, loss", [("standard_nn", "logits"), ("ss_2_dim", "double_softmax"), ("rank_1", "double_softmax")]
+)
+def test_each_batched_member_is_its_sequential_run(model, loss):
+    from repronets.sss import batched
+
+    p, runs = batched_runs(model, loss)
+    together = batched.train_members(p, runs)
+    epochs = set()
+    for run, b in zip(runs, together):
+        s = experiment.train_one(p, run)
+        what = f"{model} share {run['share']} repeat {run['repeat']}"
+        assert b["epochs"] == s["epochs"] and b["batched_members"] == len(runs), what
+        for key in ("training_loss_history", "accuracy_history", "val_accuracy_history"):
+            np.testing.assert_allclose(b[key], s[key], **BATCH_TOL, err_msg=f"{what}: {key}")
+        np.testing.assert_allclose(b["test_loss"], s["test_loss"], **BATCH_TOL, err_msg=what)
+        assert abs(b["test_accuracy"] - s["test_accuracy"]) <= 1 / s["test_samples"] + 1e-9, what
+        assert (b["train_samples"], b["nb_model_parameters"]) == (s["train_samples"], s["nb_model_parameters"])
+        assert b.get("hankel_ranks_after_training") == s.get("hankel_ranks_after_training"), what
+        epochs.add(s["epochs"])
+    assert len(epochs) > 1  # the members stopped at different epochs
+
+
+def test_an_interrupted_sss_batch_resumes_with_the_same_numbers(tmp_path, monkeypatch):
+    from repronets.sss import batched
+
+    p, runs = batched_runs("ss_2_dim", "logits")
+    whole = batched.train_members(p, runs)
+    monkeypatch.setattr(batched, "CHECKPOINT_EVERY_S", 0.0)
+    save = batched._Group.save
+
+    def interrupted(self, path):
+        save(self, path)
+        if self.epoch == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(batched._Group, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        batched.train_members(p, runs, tmp_path / "group.pt")
+    monkeypatch.setattr(batched._Group, "save", save)
+    resumed = batched.train_members(p, runs, tmp_path / "group.pt")
+    for a, b in zip(resumed, whole):
+        assert {k: v for k, v in a.items() if k != "train_time_s"} == {
+            k: v for k, v in b.items() if k != "train_time_s"
+        }

@@ -511,3 +511,107 @@ def test_claim_values_measure_every_claim_of_the_claim_file_from_the_original_gr
     # the pruning companion (L1, no horizon term) only: one run per dataset, T and seed
     assert values["tau.pruning.removes_blocks"] == [0] * 12
     assert values["tau.pruning.keeps_accuracy"] == [0] * 12
+
+
+# ---------------------------------------------------------------- batched runs
+
+
+def batched_group(p):
+    """One group of every kind of member the τ grids have (seeds, T, both fixed modes, a dependent τ, L1 with
+    pruning that fires), with momentum so that the pruned member's optimizer reset matters."""
+    mk = lambda seed, T=1.0, **kw: E.run_params(p, "resnet", "digits", seed, T, **kw)  # noqa: E731
+    runs = [
+        mk(0, trainable=True),
+        mk(1, 6.0, trainable=False, fixed="first"),
+        mk(2, trainable=False, fixed="all"),
+        mk(3, trainable=True, l1=True, pruning=True),
+        mk(4, trainable=True, dependent=True, horizon=True),
+    ]
+    runs[3]["prune_crit"] = 0.19  # six τ of 1/6 each: the first epoch already removes a block
+    return runs
+
+
+# Why not bit-identical: the members' matrix products are batched (vmap → bmm), which sums in another order than
+# one model's mm. Over 4 epochs of 6 steps the step losses of the two agree to about 5e-7.
+BATCH_TOL = dict(atol=1e-5, rtol=1e-5)
+
+
+def assert_same_run(batched_result, sequential_result, what):
+    b, s = batched_result, sequential_result
+    np.testing.assert_allclose(b["test_losses"], s["test_losses"], **BATCH_TOL, err_msg=what)
+    np.testing.assert_allclose(b["test_accs"], s["test_accs"], atol=1 / s["test_samples"] + 1e-9, err_msg=what)
+    for name in ("losses", "clean_losses", "tau_tracking"):
+        torch.testing.assert_close(b["tensors"][name], s["tensors"][name], **BATCH_TOL, equal_nan=True, msg=what)
+    np.testing.assert_allclose(b["final_taus"], s["final_taus"], **BATCH_TOL, err_msg=what)
+    assert b["pruning_events"] == s["pruning_events"] or (
+        [e["block"] for e in b["pruning_events"]] == [e["block"] for e in s["pruning_events"]]
+    ), what
+    assert (b["parameters"], b["train_samples"]) == (s["parameters"], s["train_samples"]), what
+
+
+@pytest.mark.parametrize("architecture", ["resnet", "fracdnn"])
+def test_each_batched_member_is_its_sequential_run(architecture):
+    from repronets.tau import batched
+
+    p = smoke_params(epochs=4, train_limit=300, batch_size=50, momentum=0.5, device="cpu")
+    runs = batched_group(p)
+    if architecture == "fracdnn":  # the FracDNN has no pruning and no "first" mode
+        runs = [E.run_params(p, "fracdnn", "digits", seed, T, trainable=t, dependent=d)
+                for seed, T, t, d in [(0, 1.0, True, False), (1, 6.0, False, False), (2, 1.0, True, True)]]  # fmt: skip
+    together = batched.train_members(p, runs)
+    for run, result in zip(runs, together):
+        assert result["batched_members"] == len(runs)
+        assert_same_run(result, E.train_one(p, run), f"{run['architecture']} seed {run['seed']}")
+    if architecture == "resnet":
+        assert [e["block"] for e in together[3]["pruning_events"]][:1] == [1] and together[3]["parameters"] < 58006
+
+
+def test_a_pruned_block_is_the_network_without_it():
+    torch.manual_seed(0)
+    model, x = TauResNet(64, T=1.0), torch.randn(7, 64)
+    with torch.no_grad():
+        model.blocks[3].tau.zero_()
+    zeroed = model(x)
+    model.remove_block(3)
+    assert torch.equal(model(x), zeroed)
+
+
+def test_an_interrupted_batch_resumes_from_its_checkpoint_with_the_same_numbers(tmp_path, monkeypatch):
+    from repronets.tau import batched
+
+    p = smoke_params(epochs=4, train_limit=200, batch_size=50, momentum=0.5, device="cpu")
+    runs = batched_group(p)
+    whole = batched.train_members(p, runs)
+    monkeypatch.setattr(batched, "CHECKPOINT_EVERY_S", 0.0)
+    prune = batched._Group.prune
+
+    def interrupted(self):
+        prune(self)
+        if self.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(batched._Group, "prune", interrupted)
+    ckpt = tmp_path / "group.pt"
+    with pytest.raises(KeyboardInterrupt):
+        batched.train_members(p, runs, ckpt)
+    monkeypatch.setattr(batched._Group, "prune", prune)
+    resumed = batched.train_members(p, runs, ckpt)
+    for a, b in zip(resumed, whole):
+        assert a["test_losses"] == b["test_losses"] and a["pruning_events"] == b["pruning_events"]
+        assert torch.equal(a["tensors"]["losses"], b["tensors"]["losses"])
+        assert torch.equal(a["tensors"]["tau_tracking"].nan_to_num(-1), b["tensors"]["tau_tracking"].nan_to_num(-1))
+
+
+def test_batched_runs_are_stored_under_the_sequential_runs_keys(tmp_path):
+    p = smoke_params(epochs=1, train_limit=200, T_values=[1.0, 6.0], seeds=[0, 1])
+    alone = E.run(dataclasses.replace(p, batch_runs=False), RunStore(tmp_path / "alone"))
+    together = E.run(p, RunStore(tmp_path / "together"))
+    assert [r.key for r in together] == [r.key for r in alone]
+    assert {r.meta.get("batch", {}).get("members") for r in together} == {
+        12,
+        8,
+    }  # ResNet: 3 configurations × 2 T × 2 seeds; FracDNN: 2 × 2 × 2
+    assert all("batch" not in r.meta for r in alone)
+    again = E.run(p, RunStore(tmp_path / "together"))
+    assert all(r.cached for r in again)
+    assert not list((tmp_path / "together" / "tau" / "_groups").glob("*/checkpoint.pt"))

@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from . import data, train
+from .batched import MemberTrainer
 from .counting import count_parameters
 from .params import CommonParams, param
 from .registry import Registry
-from .results import RunResult, RunStore, long_frame
+from .results import RunResult, RunStore, canonical, long_frame
 
 KIND = "baselines"  # the runs' folder in the run store
 # Part of every run's key: bump it when a change alters these runs' numbers, so finished runs made by the
@@ -59,6 +60,7 @@ class Params(CommonParams):
     weight_decay: float = param(ge=0.0, doc="0 in the τ paper's protocol")
     seeds: list[int] = param(ge=0, doc="one run per seed; bands show their spread")
     samples_per_class: int = param(ge=1, le=20, doc="images per class in the sample grid")
+    batch_runs: bool = param(doc="train the seeds of one baseline as one batch")
 
 
 def load_splits(p: Params, name: str):
@@ -101,12 +103,15 @@ def run_params(p: Params, dataset: str, model: str, seed: int) -> dict:
     }
 
 
-def train_one(p: Params, run: dict, checkpoint=None) -> dict:
-    tr, te = load_splits(p, run["dataset"])
+def build_model(run: dict, tr: data.Split) -> nn.Module:
+    """The run's baseline, initialised from its seed."""
     torch.manual_seed(run["seed"])
     options = {"hidden": run["hidden"]} if run["hidden"] is not None else {}  # the MLP's width, None otherwise
-    model = MODELS.create(run["model"], tr.input_shape, tr.num_classes, **options)
-    config = train.TrainConfig(
+    return MODELS.create(run["model"], tr.input_shape, tr.num_classes, **options)
+
+
+def train_config(p: Params, run: dict) -> train.TrainConfig:
+    return train.TrainConfig(
         epochs=run["epochs"],
         batch_size=run["batch_size"],
         **train.optimizer_options(run),
@@ -116,7 +121,16 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
         log_steps=False,
         name=f"{run['dataset']}/{run['model']}/seed{run['seed']}",
     )
-    history = train.fit(model, tr, config, test_data=te, checkpoint=checkpoint)
+
+
+def train_one(p: Params, run: dict, checkpoint=None) -> dict:
+    tr, te = load_splits(p, run["dataset"])
+    model = build_model(run, tr)
+    history = train.fit(model, tr, train_config(p, run), test_data=te, checkpoint=checkpoint)
+    return run_result(model, history, tr, te)
+
+
+def run_result(model: nn.Module, history: train.History, tr: data.Split, te: data.Split) -> dict:
     return {
         "epochs": history.epochs,
         "final_test_acc": history.epochs["test_acc"][-1],
@@ -127,11 +141,36 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     }
 
 
+# The run keys that seeds trained together share (everything but the seed).
+BATCH_SHARED = ("code_version", "dataset", "model", "train_limit", "hidden", "epochs", "batch_size", "optimizer", "lr",
+                "momentum", "weight_decay")  # fmt: skip
+
+
+def batch_key(run: dict) -> str:
+    return canonical({k: run[k] for k in BATCH_SHARED})
+
+
+def train_members(p: Params, runs: list[dict], checkpoint=None) -> list[dict]:
+    """The seeds of one baseline trained as one batch (:class:`repronets.batched.MemberTrainer`); each result is
+    its sequential run's within float tolerance (``tests/test_data.py``)."""
+    tr, te = load_splits(p, runs[0]["dataset"])
+    models = [build_model(r, tr) for r in runs]
+    config = train_config(p, runs[0])
+    names = [train_config(p, r).name for r in runs]
+    trainer = MemberTrainer(models, [r["seed"] for r in runs], config, names, train.resolve_device(p.device))
+    histories = trainer.fit(tr, te, checkpoint)
+    for r, model in enumerate(models):
+        model.load_state_dict(trainer.members.state_dict(r))
+    return [run_result(m, h, tr, te) | {"batched_members": len(runs)} for m, h in zip(models, histories)]
+
+
 def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
-    """Every (dataset, model, seed) run of the profile; finished runs are loaded, the rest trained."""
+    """Every (dataset, model, seed) run of the profile; finished runs are loaded, the rest trained (the seeds of one
+    baseline as one batch with ``batch_runs``)."""
     store = store or RunStore()
     grid = [run_params(p, d, m, s) for d in p.datasets for m in p.models for s in p.seeds]
-    return store.sweep(KIND, grid, functools.partial(train_one, p), device=p.device)
+    together = dict(group=batch_key, fn_group=functools.partial(train_members, p)) if p.batch_runs else {}
+    return store.sweep(KIND, grid, functools.partial(train_one, p), device=p.device, **together)
 
 
 # ---------------------------------------------------------------- notebook 00's tables and figure

@@ -17,6 +17,8 @@ Adam) leaves them exactly as a sequential run would.
 from __future__ import annotations
 
 import copy
+import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -76,6 +78,29 @@ class Members:
         for name, mask in self.frozen.items():
             self.tensors[name][mask] = self._frozen_values[name]
 
+    @torch.no_grad()
+    def set_(self, name: str, member: int, value) -> None:
+        """Write ``member``'s ``name``; where it is frozen in that member, the frozen value too (a projection or a
+        pruned τ set to zero is then what later steps restore)."""
+        self.tensors[name][member] = value
+        mask = self.frozen.get(name)
+        if mask is not None and mask[member]:
+            self._frozen_values[name][int(mask[:member].sum())] = value
+
+    def checkpoint_state(self) -> dict:
+        """Everything that changes during training, for a checkpoint (the structure is rebuilt from the runs)."""
+        return {
+            "tensors": {k: v.detach().clone() for k, v in self.tensors.items()},
+            "frozen": dict(self.frozen),
+            "frozen_values": dict(self._frozen_values),
+        }
+
+    @torch.no_grad()
+    def load_checkpoint_state(self, saved: dict) -> None:
+        for name, value in saved["tensors"].items():
+            self.tensors[name].copy_(value)
+        self.frozen, self._frozen_values = dict(saved["frozen"]), dict(saved["frozen_values"])
+
     def state_dict(self, member: int) -> dict[str, torch.Tensor]:
         """Member ``member``'s tensors by name, loadable into a module of its own structure."""
         return {k: v.detach()[member].clone() for k, v in self.tensors.items()}
@@ -100,3 +125,157 @@ def _as_all_parameters(model: nn.Module) -> nn.Module:
     for p in clone.parameters():  # stack_module_state wants all or none of a name's tensors to require grad
         p.requires_grad_(True)
     return clone
+
+
+class MemberTrainer:
+    """:func:`repronets.train.fit` for R members at once, each exactly its own run: its model (built by the caller
+    from its seed), its data order (the permutation ``fit`` draws from seed·100003 + epoch), its loss, its
+    optimizer state (one optimizer over the stacked tensors: element-wise, so per member), its history and its
+    finiteness check. Subclasses change the objective and add per-step and per-epoch work (the τ paper's
+    projection, tracking and pruning: :mod:`repronets.tau.batched`).
+
+    Plain SGD, momentum, weight decay, Adam and AdamW; no learning-rate scheduler (none of the batched experiments
+    has one) and no AMP. A checkpoint (every ``checkpoint_every_s``) holds every member, so an interrupted batch
+    resumes with the numbers of an uninterrupted one.
+    """
+
+    checkpoint_every_s = 30.0
+
+    def __init__(self, models: list[nn.Module], seeds: list[int], config, names: list[str], device, identity=None):
+        """``identity``: what a checkpoint must have been written for (plain data; default: the names and seeds)."""
+        from . import train
+
+        if config.scheduler != "none" or config.amp != "off":
+            raise ValueError(f"{names[0]}: batched training has no scheduler and no AMP; train these runs apart")
+        self.train = train
+        self.device = torch.device(device)
+        self.members = Members([m.to(self.device) for m in models])
+        self.seeds, self.config, self.names, self.size = list(seeds), config, list(names), len(models)
+        self.optimizer = train.OPTIMIZERS[config.optimizer](self.members.parameters(), config)
+        self.identity = identity if identity is not None else {"names": self.names, "seeds": self.seeds}
+        self.epoch = self.step = 0
+        self.histories = [train.History() for _ in models]
+
+    # ---------------------------------------------------------------- hooks
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor, shared: bool = False):
+        """Each member's loss (R,) and metrics {name: (R,)} on its batch; the default: :func:`train.cross_entropy`."""
+        logits = self.members(x, shared=shared)
+        targets = y.expand(self.size, -1) if shared else y
+        ce = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+        return ce.view(self.size, -1).mean(1), {"acc": (logits.argmax(2) == targets).float().mean(1)}
+
+    def after_step(self) -> None:
+        """After every optimizer step (frozen tensors already restored)."""
+
+    def after_epoch(self) -> None:
+        """After every epoch's evaluation and history row."""
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, saved: dict) -> None:
+        pass
+
+    # ---------------------------------------------------------------- the loop
+
+    @torch.no_grad()
+    def evaluate(self, split) -> list[dict]:
+        """Each member's sample-weighted mean loss and metrics over ``split`` (the same samples for all)."""
+        totals: dict[str, torch.Tensor] = {}
+        for x, y in split.loader(self.config.eval_batch_size):
+            loss, metrics = self.objective(x, y, shared=True)
+            for k, v in {"loss": loss, **metrics}.items():
+                totals[k] = totals.get(k, 0.0) + v.detach().float() * len(y)
+        values = {k: (v / len(split)).cpu().tolist() for k, v in totals.items()}
+        return [{f"test_{k}": v[r] for k, v in values.items()} for r in range(self.size)]
+
+    def train_epoch(self, split, epoch: int) -> dict[str, torch.Tensor]:
+        """One epoch of steps for every member: each step's loss and metrics, {name: (R, steps)} on the CPU."""
+        orders = torch.stack(
+            [
+                torch.randperm(len(split), generator=torch.Generator().manual_seed(s * 100_003 + epoch))
+                for s in self.seeds
+            ]
+        ).to(self.device)
+        logs: list[dict] = []
+        for start in range(0, len(split), self.config.batch_size):
+            index = orders[:, start : start + self.config.batch_size]
+            loss, metrics = self.objective(split.x[index], split.y[index])
+            if self.device.type == "cpu":
+                self.check_finite(loss, self.step + 1, epoch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()  # members' parameters are disjoint: each gets its own loss's gradient
+            self.optimizer.step()
+            self.members.restore_frozen_()
+            self.step += 1
+            self.after_step()
+            logs.append({"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}})
+        steps = {k: torch.stack([s[k].float() for s in logs], dim=1).cpu() for k in logs[0]}
+        for s in range(steps["loss"].shape[1]):  # on CUDA the check waits until here: an .item() per step stalls
+            self.check_finite(steps["loss"][:, s], self.step - steps["loss"].shape[1] + s + 1, epoch)
+        return steps
+
+    def fit(self, train_data, test_data=None, checkpoint=None) -> list:
+        """Train every member for ``config.epochs``; their histories, as ``train.fit`` returns one."""
+        started = time.perf_counter()
+        train_data = train_data.to(self.device)
+        test_data = test_data.to(self.device) if test_data is not None else None
+        if checkpoint and Path(checkpoint).exists():
+            self.restore(checkpoint)
+            started -= self.histories[0].wall_time
+        elif self.config.eval_before and test_data is not None:
+            for h, row in zip(self.histories, self.evaluate(test_data)):
+                h.log(h.epochs, {"epoch": 0, **row})
+        last_save = time.perf_counter()
+        while self.epoch < self.config.epochs:
+            epoch = self.epoch + 1
+            epoch_started = time.perf_counter()
+            steps = self.train_epoch(train_data, epoch)
+            train_time = time.perf_counter() - epoch_started
+            tested = self.evaluate(test_data) if test_data is not None else [{}] * self.size
+            self.epoch = epoch
+            for r, h in enumerate(self.histories):
+                if self.config.log_steps:
+                    for k, v in steps.items():
+                        h.steps.setdefault(k, []).extend(v[r].tolist())
+                h.wall_time = time.perf_counter() - started
+                row = {"epoch": epoch, "lr": self.config.lr, "train_time": train_time}
+                row |= {f"train_{k}": float(v[r].mean()) for k, v in steps.items()}
+                h.log(h.epochs, {**row, **tested[r], "wall_time": h.wall_time})
+            self.after_epoch()
+            if checkpoint and time.perf_counter() - last_save >= self.checkpoint_every_s:
+                self.save(checkpoint)
+                last_save = time.perf_counter()
+        return self.histories
+
+    def check_finite(self, losses: torch.Tensor, step: int, epoch: int) -> None:
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            r = int(bad[0])
+            value = float(losses[r].detach())
+            raise self.train.NonFiniteLossError(
+                f"run {self.names[r]!r} (member {r} of {self.size} trained together): loss is {value} at "
+                f"step {step} (epoch {epoch}); lower the learning rate or check the data and the model's initialisation"
+            )
+
+    def save(self, path) -> None:
+        values = {
+            "identity": self.identity,
+            "epoch": self.epoch,
+            "step": self.step,
+            "members": self.members.checkpoint_state(),
+            "histories": [vars(h) for h in self.histories],
+            "extra": self.extra_state(),
+        }
+        self.train.save_checkpoint(path, {"optimizer": self.optimizer}, values)
+
+    def restore(self, path) -> None:
+        saved = self.train.read_checkpoint(path, map_location=self.device)
+        if saved["identity"] != self.identity:
+            raise ValueError(f"batch checkpoint {path} was written for other runs; delete it to start over")
+        self.load_extra_state(saved["extra"])
+        self.members.load_checkpoint_state(saved["members"])
+        self.train.restore_states(saved, {"optimizer": self.optimizer})
+        self.epoch, self.step = saved["epoch"], saved["step"]
+        self.histories = [self.train.History(**h) for h in saved["histories"]]

@@ -443,11 +443,41 @@ def plan(project: Project, profile: str, names: list[str]) -> list[Job]:
     return jobs
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under Slurm or taskset), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_parallel(notebooks: int) -> int:
+    """Notebooks run at once by default: one per usable core (at most the number to run), each with one thread
+    (even a notebook built alone).
+
+    Measured on the 2-core machine (README, "Build time"): an OpenMP thread that shares its core with another process
+    stalls its partner at every parallel region (notebook 02's smoke profile 13× slower with one core kept busy by
+    another process); one thread per notebook has no partner to wait for, so a busy core costs a notebook at most
+    its share of that core. On an idle machine one thread each loses little: these models are small, and two
+    notebooks use both cores."""
+    return max(1, min(usable_cores(), notebooks))
+
+
+def previous_durations(project: Project, profile: str) -> dict[str, float]:
+    """Each notebook's duration in the last build of this profile (from its manifest), for longest-first order."""
+    path = project.figures(profile) / MANIFEST
+    try:
+        outputs = json.loads(path.read_text())["outputs"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        return {}
+    return {v["notebook"]: float(v.get("duration_s") or 0.0) for v in outputs.values() if "notebook" in v}
+
+
 def build(
     project: Project,
     profile: str,
     names: list[str],
-    jobs_in_parallel: int = 1,
+    jobs_in_parallel: int | None = None,
     force: bool = False,
     timeout_s: float | None = None,
     out=sys.stdout,
@@ -456,7 +486,6 @@ def build(
     for folder in (project.figures(profile), project.build(profile)):
         fileio.check_writable(folder)
     timeout_s = DEFAULT_TIMEOUT_S[profile] if timeout_s is None else timeout_s
-    threads = max(1, (os.cpu_count() or 1) // jobs_in_parallel) if jobs_in_parallel > 1 else None
     manifest_lock, running = threading.Lock(), _Running()
     with _ProfileLock(project.figures(profile)):
         todo = []
@@ -470,6 +499,13 @@ def build(
                 )
             else:
                 todo.append(job)
+        # Longest first (by the last build's durations), so the last notebook to start is a short one.
+        durations = previous_durations(project, profile)
+        todo.sort(key=lambda job: -durations.get(job.notebook, 0.0))
+        if jobs_in_parallel is None:  # the default: one thread per notebook, as many notebooks as cores
+            jobs_in_parallel, threads = default_parallel(len(todo)), 1
+        else:  # -j N: the cores shared between N notebooks; -j 1: one notebook on every core
+            threads = max(1, usable_cores() // jobs_in_parallel) if jobs_in_parallel > 1 else None
 
         def run_one(job: Job) -> Job:
             print(f"run  {job.notebook} [{profile}] -> {job.published} (log: {job.log})", file=out, flush=True)
@@ -550,7 +586,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("notebooks", nargs="*", help="notebook names (default: all), e.g. 00_data_and_baselines")
     parser.add_argument("--profile", default="quick", help="smoke | quick (default) | paper")
-    parser.add_argument("-j", "--jobs", type=int, default=1, help="notebooks to run in parallel (default 1)")
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        help="notebooks to run in parallel, each with cores / N threads (default: one notebook per usable core, "
+        "one thread each)",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when the outputs are up to date")
     parser.add_argument(
         "--timeout",
@@ -578,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(project.notebooks()))
         return 0
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         parser.error("-j must be at least 1")
     try:
         return build(

@@ -115,24 +115,76 @@ class RunStore:
                 return found
             started = datetime.now(timezone.utc)
             t0 = time.perf_counter()
-            result = dict(fn(params, folder / "checkpoint.pt"))
+            result = fn(params, folder / "checkpoint.pt")
+            return self._write(kind, params, result, started, time.perf_counter() - t0, device)
+
+    def run_group(self, kind: str, members: list[dict], fn, *, device: str | None = None) -> None:
+        """Compute the missing runs among ``members`` together: ``fn(missing_params, checkpoint_path)`` returns their
+        results in order, and each is stored under its own key, as :meth:`run` would store it (so caching and
+        readers do not care how a run was computed). Every member's lock is held meanwhile, in key order, so two
+        processes never compute one run. The group's checkpoint lives in ``<kind>/_groups/<hash of the missing
+        keys>/``: an interrupted group resumes when the same runs are missing again. Each result records the
+        group's size and wall time; its ``wall_time_s`` is its share (the group's time / members)."""
+        folders = sorted({self.folder(kind, p) for p in members})
+        with contextlib.ExitStack() as locks:
+            for folder in folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                locks.enter_context(_exclusive(folder / ".lock"))
+            missing = [p for p in members if self.load(kind, p) is None]
+            if not missing:
+                return
+            keys = ",".join(sorted(run_key(p) for p in missing))
+            group = self.root / kind / "_groups" / hashlib.sha256(keys.encode()).hexdigest()[:16]
+            group.mkdir(parents=True, exist_ok=True)
+            started = datetime.now(timezone.utc)
+            t0 = time.perf_counter()
+            results = list(fn(missing, group / "checkpoint.pt"))
             wall = time.perf_counter() - t0
-            tensors = result.pop("tensors", None)
-            if tensors:
-                fileio.save_torch(folder / "tensors.pt", tensors)
-            meta = {
-                "key": run_key(params),
-                "kind": kind,
-                "seed": params.get("seed"),
-                "started": started.isoformat(timespec="seconds"),
-                "wall_time_s": round(wall, 3),
-                **provenance.record(device or params.get("device")),
-            }
-            fileio.write_json(folder / "result.json", {"params": params, "result": result, "meta": meta})
-            (folder / "checkpoint.pt").unlink(missing_ok=True)
+            if len(results) != len(missing):
+                raise RuntimeError(f"{kind}: a group of {len(missing)} runs returned {len(results)} results")
+            batch = {"members": len(missing), "group_wall_time_s": round(wall, 3), "group": group.name}
+            for params, result in zip(missing, results):
+                self._write(kind, params, result, started, wall / len(missing), device, batch=batch)
+            (group / "checkpoint.pt").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                group.rmdir()
+
+    def _write(self, kind, params, result, started, wall, device, **extra) -> RunResult:
+        folder = self.folder(kind, params)
+        result = dict(result)
+        tensors = result.pop("tensors", None)
+        if tensors:
+            fileio.save_torch(folder / "tensors.pt", tensors)
+        meta = {
+            "key": run_key(params),
+            "kind": kind,
+            "seed": params.get("seed"),
+            "started": started.isoformat(timespec="seconds"),
+            "wall_time_s": round(wall, 3),
+            **extra,
+            **provenance.record(device or params.get("device")),
+        }
+        fileio.write_json(folder / "result.json", {"params": params, "result": result, "meta": meta})
+        (folder / "checkpoint.pt").unlink(missing_ok=True)
         return RunResult(meta["key"], kind, params, result, meta, folder, cached=False)
 
-    def sweep(self, kind: str, grid: Iterable[dict], fn, **kw) -> list[RunResult]:
+    def sweep(
+        self, kind: str, grid: Iterable[dict], fn, *, group=None, fn_group=None, max_group: int = 64, **kw
+    ) -> list[RunResult]:
+        """Every run of ``grid``, computed where missing. With ``group`` (params → a key, or None for a run that
+        trains alone) and ``fn_group`` (see :meth:`run_group`), missing runs with the same key are computed together
+        first, at most ``max_group`` at a time."""
+        grid = list(grid)
+        if group is not None:
+            buckets: dict = {}
+            for params in grid:
+                key = group(params)
+                if key is not None and self.load(kind, params) is None:
+                    buckets.setdefault(key, []).append(params)
+            for members in buckets.values():
+                for i in range(0, len(members), max_group):
+                    if len(members[i : i + max_group]) > 1:
+                        self.run_group(kind, members[i : i + max_group], fn_group, **kw)
         return [self.run(kind, params, fn, **kw) for params in grid]
 
     def results(self, kind: str) -> list[RunResult]:

@@ -107,6 +107,9 @@ class Params(CommonParams):
     manifestation_steps: list[int] = param(ge=1, doc="steps per ODE block in the manifestation sweep")
     manifestation_schemes: list[str] = param(choices=tuple(SCHEMES))
     convergence_doublings: int = param(ge=1, le=8, doc="block-convergence study: steps = pieces·2^j, j < this")
+    convergence_samples: int = param(
+        ge=1, doc="test images in the block-convergence batch (its float64 reference grid is most of a run's time)"
+    )
     amp: str = param(choices=("off", "bf16", "fp16"), doc="mixed precision on CUDA")
     channels_last: bool = param(doc="channels-last memory format (faster convolutions on GPUs)")
     compile: bool = param(doc="torch.compile the model")
@@ -170,6 +173,7 @@ def run_params(p: Params, row_name: str, seed: int) -> dict:
         "manifestation_steps": p.manifestation_steps,
         "manifestation_schemes": p.manifestation_schemes,
         "convergence_doublings": p.convergence_doublings,
+        "convergence_samples": p.convergence_samples,
     }
 
 
@@ -246,7 +250,9 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
         result["manifestation"] = manifestation_sweep(
             model, te, loss_fn, run["manifestation_steps"], run["manifestation_schemes"]
         )
-        result["convergence"] = block_convergence(model, te, preprocess, run["convergence_doublings"])
+        result["convergence"] = block_convergence(
+            model, te, preprocess, run["convergence_doublings"], run["convergence_samples"]
+        )
     return result
 
 

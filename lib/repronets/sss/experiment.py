@@ -37,7 +37,7 @@ from ..counting import count_macs, count_parameters
 from ..params import CommonParams, param
 from ..results import RunResult, RunStore
 from ..timing import benchmark_timer
-from . import models
+from . import batched, models
 from .layer import SSSLinear
 
 CODE_VERSION = 1
@@ -78,6 +78,7 @@ class Params(CommonParams):
     complexity_states: list[int] = param(ge=1)
     complexity_batch: int = param(ge=1)
     complexity_min_time: float = param(gt=0.0, doc="seconds of timing per point")
+    batch_runs: bool = param(doc="train the runs of one model, loss and width (repeats, shares) as one batch")
 
     def __post_init__(self):
         if self.min_epochs >= self.max_epochs:
@@ -194,14 +195,25 @@ def load_dataset(p: Params, name: str) -> tuple[data.Split, data.Split]:
     return data.train_test(name, root=p.data_root or None, download=p.download)
 
 
-def train_one(p: Params, run: dict, checkpoint=None, dataset=None) -> dict:
-    """One run of the grid; ``dataset``: its (train, test) splits when the caller has them already."""
+def prepare(p: Params, run: dict, dataset=None):
+    """A run's (train part, validation, test) splits as it sees them and its initialised model; ``dataset``: the
+    (train, test) splits when the caller has them already."""
     full, test = dataset or load_dataset(p, run["dataset"])
     subset = share_of(full, run["share"], run["split_seed"])
     train_part, validation = validation_split(subset, run["validation_fraction"], run["seed"])
     train_part, validation, test = prepare_inputs(train_part, [validation, test], run["inputs"])
     output = "softmax" if run["loss"] == "double_softmax" else "logits"
     model = models.build(run["model"], train_part.input_shape, full.num_classes, run["width"], output, run["seed"])
+    return train_part, validation, test, model
+
+
+def run_name(run: dict) -> str:
+    return f"{run['dataset']}/{run['share']}/{run['model']}/r{run['repeat']}/{run['loss']}"
+
+
+def train_one(p: Params, run: dict, checkpoint=None, dataset=None) -> dict:
+    """One run of the grid; ``dataset``: its (train, test) splits when the caller has them already."""
+    train_part, validation, test, model = prepare(p, run, dataset)
     stopping = OriginalStopping(
         train_part, validation, run["min_epochs"], run["patience"], run["min_improvement"], run["eval_batch_size"]
     )
@@ -214,20 +226,26 @@ def train_one(p: Params, run: dict, checkpoint=None, dataset=None) -> dict:
         eval_batch_size=run["eval_batch_size"],
         log_steps=False,
         checkpoint_every_s=30.0,
-        name=f"{run['dataset']}/{run['share']}/{run['model']}/r{run['repeat']}/{run['loss']}",
+        name=run_name(run),
     )
     history = train.fit(model, train_part, config, callbacks=[stopping], checkpoint=checkpoint)
     tested = train.evaluate(model, test.to(next(model.parameters()).device), batch_size=run["eval_batch_size"])
+    sizes = (len(train_part), len(validation), len(test))
+    return run_result(p, model, stopping.history, tested, sum(history.epochs["train_time"]), sizes)
+
+
+def run_result(p: Params, model, histories: dict, tested: dict, train_time_s: float, sizes) -> dict:
+    """A run's stored result, from its final model (sequential, or one member of a batch)."""
     result = {
-        **stopping.history,
+        **histories,
         "test_loss": tested["loss"],
         "test_accuracy": tested["acc"],
         "nb_model_parameters": count_parameters(model, trainable_only=False),
-        "epochs": len(history.epochs["epoch"]),
-        "train_time_s": sum(history.epochs["train_time"]),
-        "train_samples": len(train_part),
-        "validation_samples": len(validation),
-        "test_samples": len(test),
+        "epochs": len(histories["val_accuracy_history"]),
+        "train_time_s": train_time_s,
+        "train_samples": sizes[0],
+        "validation_samples": sizes[1],
+        "test_samples": sizes[2],
         "device": str(train.resolve_device(p.device)),
     }
     hidden = model.head.hidden if isinstance(model, models.ConvNet) else model.hidden
@@ -245,7 +263,12 @@ def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
     out = []
     for name in p.datasets:
         runs = [g for g in grid(p) if g["dataset"] == name]
-        out += store.sweep("sss", runs, functools.partial(train_one, p, dataset=load_dataset(p, name)), device=p.device)
+        dataset = load_dataset(p, name)
+        together = {}
+        if p.batch_runs:
+            fn_group = functools.partial(batched.train_members, p, dataset=dataset)
+            together = dict(group=batched.group_key, fn_group=fn_group, max_group=batched.MAX_MEMBERS)
+        out += store.sweep("sss", runs, functools.partial(train_one, p, dataset=dataset), device=p.device, **together)
     return out
 
 

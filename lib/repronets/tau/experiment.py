@@ -23,6 +23,7 @@ from .. import data, fileio, train
 from ..counting import count_parameters
 from ..params import CommonParams, param
 from ..results import RunResult, RunStore
+from . import batched
 from .models import ARCHITECTURES, FIXED_MODES, MEMORY_MODES
 from .training import PRUNING_RULES, AdaptivePruning, DependentLastTau, TauTracker, objective
 
@@ -60,6 +61,7 @@ class Params(CommonParams):
     weight_decay: float = param(ge=0.0, doc="on weights and τ alike; 0 in the original")
     seeds: list[int] = param(ge=0)
     thresholds: list[float] = param(gt=0.0, lt=1.0, doc="accuracies for the epochs-to-threshold table")
+    batch_runs: bool = param(doc="train runs that share an architecture and dataset as one batch (SGD only)")
 
     def __post_init__(self):
         if self.figure_T not in self.T_values:
@@ -165,6 +167,12 @@ def build_model(run: dict, in_features: int, num_classes: int):
     )
 
 
+def run_name(run: dict) -> str:
+    """How progress bars and errors name a run, e.g. ``resnet/mnist/T1/fix-all/seed0``."""
+    mode = "var" if run["tau_trainable"] else f"fix-{run['fixed'] or 'all'}"
+    return f"{run['architecture']}/{run['dataset']}/T{run['T']:g}/{mode}/seed{run['seed']}"
+
+
 def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     tr, te = data.train_test(
         run["dataset"], root=p.data_root or None, download=p.download, train_limit=run["train_limit"]
@@ -176,11 +184,6 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     pruner = AdaptivePruning(run["prune_crit"], run["pruning_rule"]) if run["pruning"] else None
     if pruner:
         callbacks.append(pruner)
-    name = (
-        f"{run['architecture']}/{run['dataset']}/T{run['T']:g}/"
-        + ("var" if run["tau_trainable"] else f"fix-{run['fixed'] or 'all'}")
-        + f"/seed{run['seed']}"
-    )
     config = train.TrainConfig(
         epochs=run["epochs"],
         batch_size=run["batch_size"],
@@ -188,7 +191,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
         seed=run["seed"],
         device=p.device,
         eval_before=True,
-        name=name,
+        name=run_name(run),
     )
     history = train.fit(
         model,
@@ -199,6 +202,11 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
         checkpoint=checkpoint,
         loss_fn=objective(run["T"], run["horizon"], run["l1"], run["l2"]),
     )
+    return run_result(run, model, history, tracker.table(), pruner.events if pruner else [], len(tr), len(te))
+
+
+def run_result(run: dict, model, history: train.History, tau_tracking, pruning_events, n_train, n_test) -> dict:
+    """A run's stored result, from its trained model and history (sequential or one member of a batch)."""
     T = int(run["T"]) if float(run["T"]).is_integer() else run["T"]
     return {
         # The original's keys (docs/papers/tau.md §4); the per-step series are stored as tensors (see original_record).
@@ -224,21 +232,28 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
         "final_test_acc": history.epochs["test_acc"][-1],
         "final_taus": model.taus().tolist(),
         "parameters": count_parameters(model, trainable_only=True),
-        "pruning_events": pruner.events if pruner else [],
-        "train_samples": len(tr),
-        "test_samples": len(te),
+        "pruning_events": pruning_events,
+        "train_samples": n_train,
+        "test_samples": n_test,
         "wall_time_train_s": history.wall_time,
         "tensors": {
             "losses": torch.tensor(history.steps["loss"]),
             "clean_losses": torch.tensor(history.steps["ce"]),
-            "tau_tracking": tracker.table(),
+            "tau_tracking": tau_tracking,
         },
     }
 
 
 def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
+    """The grid's runs; with ``batch_runs`` the missing runs that can share a batch (:func:`batched.group_key`) are
+    trained together, each stored under its own key as if it had run alone."""
     store = store or RunStore()
-    return store.sweep("tau", grid(p), functools.partial(train_one, p), device=p.device)
+    together = {}
+    if p.batch_runs:
+        together = dict(
+            group=batched.group_key, fn_group=functools.partial(batched.train_members, p), max_group=batched.MAX_MEMBERS
+        )
+    return store.sweep("tau", grid(p), functools.partial(train_one, p), device=p.device, **together)
 
 
 # ---------------------------------------------------------------- the original's result files

@@ -164,6 +164,9 @@ class FracDNN(nn.Module):
                 self.register_buffer(f"tau{i}", value)
         self.T, self.gamma, self.eps, self.memory, self.dependent_last = float(T), gamma, eps, memory, dependent_last
         self.block_ids = list(range(num_layers))
+        # Batched training (repronets.tau.batched) clamps the stacked τ of all members before the forward instead:
+        # vmap has no batching rule for the in-place clamp_ and falls back to a slow per-member loop.
+        self.clamp_in_forward = True
 
     def tau_tensors(self) -> list[torch.Tensor]:
         return [getattr(self, f"tau{i}") for i in range(len(self.linears))]
@@ -185,7 +188,8 @@ class FracDNN(nn.Module):
         return taus[n] ** self.gamma / taus[:n] * (upper**one_minus - lower**one_minus)
 
     def forward(self, x):
-        self.clamp_taus_()
+        if self.clamp_in_forward:
+            self.clamp_taus_()
         u = x.flatten(1)
         taus = self.taus()
         scale = math.gamma(2.0 - self.gamma)
