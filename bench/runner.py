@@ -70,11 +70,12 @@ class Suite:
             r["ratio_to_baseline"] = r["median_s"] / base
         return rows
 
-    def write(self, rows: list[dict], folder: Path = HERE / "results") -> Path:
+    def write(self, rows: list[dict], folder: Path = HERE / "results", command: str = "") -> Path:
         record = {
             "suite": self.name,
             "description": self.description,
             "unit": self.unit,
+            "command": command,
             "rows": rows,
             "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **provenance.record(),
@@ -82,7 +83,7 @@ class Suite:
         fileio.write_json(folder / f"{self.name}.json", record)
         lines = [
             f"**{self.name}**: {self.description} ({record['device']}, torch {record['versions']['torch']}, "
-            f"{record['measured'][:10]})",
+            f"{record['measured'][:10]}" + (f"; `{command}`" if command else "") + ")",
             "",
             f"| case | time per {self.unit} | × baseline | note |",
             "|---|---:|---:|---|",
@@ -112,7 +113,7 @@ def main(argv: list[str]) -> int:
         for make in getattr(module, "SUITES", None) or [module.suite]:
             suite = make()
             print(f"{suite.name}: {suite.description}")
-            path = suite.write(suite.run())
+            path = suite.write(suite.run(), command=f"python bench/runner.py {name}")
             print(path.read_text())
     return 0
 

@@ -58,6 +58,19 @@ def test_blocks_are_rewritten_from_the_ledger_and_tables(tmp_path):
     assert readme.main(["--check", "--root", str(tmp_path)]) == 0
 
 
+def test_a_bench_block_quotes_the_suite_s_table(tmp_path):
+    table = (
+        "**s**: a suite (cpu, 2026-11-30; `python bench/runner.py s`)\n\n| case | time |\n|---|---:|\n| a | 1 ms |\n"
+    )
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    (tmp_path / "bench" / "results" / "s.md").write_text(table)
+    text = "<!-- generated: bench bench/results/s.md -->\nold\n<!-- end generated -->\n"
+    text += "<!-- generated: bench bench/results/none.md -->\n<!-- end generated -->\n"
+    out = readme.regenerate(text, tmp_path)
+    assert out.startswith("<!-- generated: bench bench/results/s.md -->\n" + table + "<!-- end generated -->")
+    assert "*`bench/results/none.md` has not been built yet.*" in out
+
+
 def test_an_unknown_block_kind_is_named():
     with pytest.raises(ValueError, match="unknown kind 'chart'"):
         readme.regenerate("<!-- generated: chart x -->\n<!-- end generated -->", ROOT)

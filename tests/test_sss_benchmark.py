@@ -219,7 +219,7 @@ def test_training_is_deterministic(smoke_runs):
     once, again = (experiment.train_one(p, runs[1].params) for _ in range(2))
     assert again["test_accuracy"] == once["test_accuracy"]
     assert again["training_loss_history"] == once["training_loss_history"]
-    assert runs[1].meta["batch"]["members"] == 2  # a group: one model and loss, two shares
+    assert runs[1].meta["batch"]["members"] == 2  # a group: one model and share, two losses
     np.testing.assert_allclose(once["training_loss_history"], runs[1].result["training_loss_history"], rtol=1e-4)
 
 
@@ -389,15 +389,17 @@ def test_fit_modes_count_stalled_runs_per_hidden_layer_and_leave_rank1_out():
 
 
 def batched_runs(model: str, loss: str):
-    """Two shares × three repeats of one model: members of different sizes whose stopping rule fires at different
-    epochs (small patience), so frozen members and padded data are both exercised."""
+    """Five repeats of one model and share with ``loss`` and one with the other loss: members whose stopping rule
+    fires at different epochs (small patience), so frozen members and the per-member double softmax are exercised."""
     p = params.load("03_sss_benchmarks", "smoke")
     p = type(p)(**{**params.as_dict(p), "min_epochs": 3, "max_epochs": 40, "patience": 2, "min_improvement": 0.01})
-    return p, [experiment.run_params(p, "digits", share, model, 20, r, loss) for share in (0.25, 0.5) for r in range(3)]
+    other = "logits" if loss == "double_softmax" else "double_softmax"
+    runs = [experiment.run_params(p, "digits", 0.5, model, 20, r, loss) for r in range(5)]
+    return p, runs + [experiment.run_params(p, "digits", 0.5, model, 20, 0, other)]
 
 
-# Why not bit-identical: vmap's batched products and the masked sums over padded samples add in another order than
-# one model's; over ≤ 40 full-batch Adam epochs the histories agree to about 1e-6.
+# Why not bit-identical: vmap's batched products add in another order than one model's; over ≤ 40 full-batch Adam
+# epochs the histories agree to about 1e-6.
 BATCH_TOL = dict(atol=1e-5, rtol=1e-4)
 
 

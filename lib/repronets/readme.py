@@ -7,8 +7,9 @@ number a profile computes is typed into it by hand. A block is
 
 ``ledger DIR``: the claims ledger in ``DIR/claims.json`` as a table, with the build it comes from;
 ``table FILE``: a Markdown table that a notebook wrote, as it is; ``summary DIR``: the verdict counts of every
-ledger in a figures folder. ``run_all.sh`` rewrites every block after each
-build; ``python -m repronets.readme --check`` (and the tests) fail when the README differs from the outputs.
+ledger in a figures folder; ``bench FILE``: a benchmark suite's table from ``bench/results/``. ``run_all.sh``
+rewrites every block after each build; ``python -m repronets.readme --check`` (and the tests) fail when the README
+differs from the outputs.
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ def render_table(root: Path, target: str) -> str:
     return f"*[`{target}`]({target}) ({_provenance(root, path)}):* {text}\n"
 
 
+def render_bench(root: Path, target: str) -> str:
+    """A benchmark suite's table (``bench/results/<suite>.md``), as the runner wrote it: its first line names the
+    machine, the versions, the date and the command that measured it."""
+    path = root / target
+    return path.read_text(encoding="utf-8").strip() + "\n" if path.exists() else _missing(target)
+
+
 def render_summary(root: Path, target: str) -> str:
     """The verdict counts of every notebook ledger under a figures folder, linking its CLAIMS.md."""
     paths = sorted((root / target).glob(f"*/{LEDGER_NAME}.json"))
@@ -88,7 +96,7 @@ def render_summary(root: Path, target: str) -> str:
     return f"[{title}]({target}/{PROFILE_LEDGER}): {tally}.\n"
 
 
-RENDERERS = {"ledger": render_ledger, "table": render_table, "summary": render_summary}
+RENDERERS = {"ledger": render_ledger, "table": render_table, "summary": render_summary, "bench": render_bench}
 
 
 def regenerate(text: str, root: Path) -> str:

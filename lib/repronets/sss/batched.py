@@ -1,14 +1,17 @@
 """Many SSS-benchmark runs trained as one: every member is its own run of
 :func:`repronets.sss.experiment.train_one` under the original protocol.
 
-Members share a model key, width, loss and the protocol's settings (:func:`group_key`); they differ in repeat
-(seed: validation split and initialisation) and training-set share. Each member has its own data: its train part
-and validation part (their sizes differ between shares) are padded to the largest member's and masked, so a
-member's full-batch loss is the mean over its own samples and its evaluations are over its own samples. Each has
-its own Adam state (Adam is element-wise; all members start together, so its step count, one per stacked tensor,
-is every member's), its own histories and its own stopping rule: a member that stops is frozen there
-(:meth:`repronets.batched.Members.freeze_`; its later evaluations are dropped) and its result is that of its final
-epoch, as the sequential run's; the group trains until every member has stopped or the cap is reached.
+Members share a model key, width, training-set share and the protocol's settings (:func:`group_key`); they differ
+in repeat (seed: validation split and initialisation) and loss (the double softmax is applied per member). Each
+member has its own data (its train and validation parts, of one size within a share), its own Adam state (Adam is
+element-wise; all members start together, so its step count, one per stacked tensor, is every member's), its own
+histories and its own stopping rule: a member that stops is frozen there (:meth:`repronets.batched.Members.freeze_`;
+its later evaluations are dropped) and its result is that of its final epoch, as the sequential run's; the group
+trains until every member has stopped or the cap is reached.
+
+Why not one group across shares: their train parts differ in size, and padding them to the largest costs the
+quick profile's four shares 2.2× the multiply-adds; grouped per share, notebook 03's runs took 123 s of training
+against 173 s padded (1 thread, measured on this project's 2-core CPU).
 
 Only full-batch runs are batched (one step per epoch, as every profile here uses); a member whose train part is
 larger than ``batch_size`` is trained on its own. Not bit-identical to the sequential runs: batched matrix
@@ -25,13 +28,14 @@ import torch.nn.functional as F
 from .. import data, train
 from ..batched import Members
 from ..results import canonical
+from . import models
 
 SHARED = (
     "code_version",
     "dataset",
+    "share",
     "model",
     "width",
-    "loss",
     "inputs",
     "split_seed",
     "validation_fraction",
@@ -79,16 +83,12 @@ def train_members(p, runs: list[dict], checkpoint=None, dataset=None) -> list[di
     return [out[i] for i in range(len(runs))]
 
 
-def _padded(splits: list[data.Split], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(R, N_max, ...) inputs, (R, N_max) targets and (R, N_max) weights: 1/N_r on a member's own samples, 0 on
-    padding, so a weighted sum is the member's mean."""
-    n = max(len(s) for s in splits)
-    x = torch.zeros(len(splits), n, *splits[0].x.shape[1:])
-    y = torch.zeros(len(splits), n, dtype=splits[0].y.dtype)
-    w = torch.zeros(len(splits), n)
-    for r, s in enumerate(splits):
-        x[r, : len(s)], y[r, : len(s)], w[r, : len(s)] = s.x, s.y, 1.0 / len(s)
-    return x.to(device), y.to(device), w.to(device)
+def _stacked(splits: list[data.Split], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, N, ...) inputs and (R, N) targets of members whose splits have one size (the runs of one share)."""
+    sizes = {len(s) for s in splits}
+    if len(sizes) != 1:
+        raise ValueError(f"members of one batch need splits of one size; got {sorted(sizes)}")
+    return torch.stack([s.x for s in splits]).to(device), torch.stack([s.y for s in splits]).to(device)
 
 
 class _Group:
@@ -97,8 +97,14 @@ class _Group:
 
         self.runs, self.device, self.size = runs, device, len(runs)
         self.members = Members([m.to(device) for *_, m in prepared])
-        self.train = _padded([tr for tr, *_ in prepared], device)
-        self.validation = _padded([val for _, val, *_ in prepared], device)
+        # The double softmax (models.TwoHiddenLayerNet's output="softmax") differs between members of one group, so
+        # the stacked model ends in logits and the softmax is applied here to the members whose loss has it.
+        head = self.members.base.head if isinstance(self.members.base, models.ConvNet) else self.members.base
+        head.softmax = False
+        softmax = [r["loss"] == "double_softmax" for r in runs]
+        self.softmax = torch.tensor(softmax, device=device)[:, None, None] if any(softmax) else None
+        self.train = _stacked([tr for tr, *_ in prepared], device)
+        self.validation = _stacked([val for _, val, *_ in prepared], device)
         first = runs[0]
         self.rule = OriginalStopping(None, None, first["min_epochs"], first["patience"], first["min_improvement"], 0)
         config = train.TrainConfig(
@@ -113,11 +119,13 @@ class _Group:
         ]
 
     def losses(self, split) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each member's mean cross-entropy and accuracy over its own samples of ``split`` (padded), (R,) each."""
-        x, y, w = split
+        """Each member's mean cross-entropy and accuracy over its own samples of ``split``, (R,) each."""
+        x, y = split
         out = self.members(x)
-        ce = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view_as(w)
-        return (ce * w).sum(1), ((out.argmax(2) == y).float() * w).sum(1)
+        if self.softmax is not None:
+            out = torch.where(self.softmax, out.softmax(-1), out)
+        ce = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view_as(y)
+        return ce.mean(1), (out.argmax(2) == y).float().mean(1)
 
     def fit(self, checkpoint) -> None:
         if checkpoint and checkpoint.exists():
