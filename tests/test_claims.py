@@ -223,6 +223,14 @@ def test_display_frame_shows_blanks_for_what_was_not_measured(tmp_path):
     assert shown.loc["a.order", "n"] == "" and shown.loc["a.order", "95% CI"] == ""
 
 
+def test_a_mean_at_the_border_does_not_print_an_absurd_count():
+    row = {"n": 2, "mean": 0.01, "sd": 0.01, "ci_low": -0.06, "ci_high": 0.08, "verdict": "inconclusive"}
+    assert claims.formatted_row(row | {"needed": 24265891952220})["verdict"] == (
+        "inconclusive (the mean is at the border: more than 10,000 values would be needed)"
+    )
+    assert claims.formatted_row(row | {"needed": 9})["verdict"] == "inconclusive (≈9 values would decide)"
+
+
 def test_an_exact_quantity_is_decided_by_one_value():
     assert decide([0.0], "within", published=0.0, exact=True).verdict == "reproduced"
     assert decide([3.0, 0.0], "within", published=0.0, exact=True).verdict == "not reproduced"

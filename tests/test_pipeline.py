@@ -293,10 +293,11 @@ def test_git_state_ignores_the_builds_own_outputs(tmp_path):
 
 def test_by_default_notebooks_run_side_by_side_with_one_thread_each_longest_first(project, monkeypatch):
     monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
+    assert [pipeline.default_parallel(n) for n in (1, 2, 5)] == [1, 2, 3]  # one more than cores, at most n
     set_params(project.root, "fixture_b", sleep_s=1.5)
     code, out = build(project)
     assert code == 0, out
-    for name in ("fixture_a", "fixture_b"):  # two notebooks on two cores: both at once, one thread each
+    for name in ("fixture_a", "fixture_b"):  # two notebooks, two cores: both at once, one thread each
         table = pd.read_csv(project.root / "figures" / "smoke" / name / "kernel.csv", dtype=str)
         assert table.threads[0] == "1", name
     assert pipeline.previous_durations(project, "smoke")["fixture_b"] > 1.5

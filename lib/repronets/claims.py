@@ -339,6 +339,9 @@ def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
+PRACTICAL_VALUES = 10_000  # an inconclusive row needing more values than this says so instead of a count
+
+
 def formatted_row(r: dict) -> dict:
     """The measured columns of one ledger row as a reader reads them: numbers rounded, the interval in one cell,
     blanks where nothing was measured (a row from JSON holds None, one from a DataFrame NaN)."""
@@ -346,7 +349,12 @@ def formatted_row(r: dict) -> dict:
     def number(v, digits=4):
         return "" if _missing(v) else f"{v:.{digits}g}"
 
-    needed = "" if _missing(r["needed"]) else f" (≈{int(r['needed'])} values would decide)"
+    if _missing(r["needed"]):
+        needed = ""
+    elif r["needed"] > PRACTICAL_VALUES:  # the mean sits (almost) on the border: the count is meaningless
+        needed = f" (the mean is at the border: more than {PRACTICAL_VALUES:,} values would be needed)"
+    else:
+        needed = f" (≈{int(r['needed'])} values would decide)"
     return {
         "n": "" if _missing(r["n"]) or not r["n"] else int(r["n"]),
         "mean": number(r["mean"]),

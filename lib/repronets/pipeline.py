@@ -452,15 +452,16 @@ def usable_cores() -> int:
 
 
 def default_parallel(notebooks: int) -> int:
-    """Notebooks run at once by default: one per usable core (at most the number to run), each with one thread
-    (even a notebook built alone).
+    """Notebooks run at once by default: one more than the usable cores (at most the number to run), each with one
+    thread (even a notebook built alone).
 
-    Measured on the 2-core machine (README, "Build time"): an OpenMP thread that shares its core with another process
-    stalls its partner at every parallel region (notebook 02's smoke profile 13× slower with one core kept busy by
-    another process); one thread per notebook has no partner to wait for, so a busy core costs a notebook at most
-    its share of that core. On an idle machine one thread each loses little: these models are small, and two
-    notebooks use both cores."""
-    return max(1, min(usable_cores(), notebooks))
+    Measured on the 2-core machine (README, "Build time"): an OpenMP thread that shares its core with another
+    process stalls its partner at every parallel region (notebook 02's smoke profile 13× slower with one core kept
+    busy by another process); one thread per notebook has no partner to wait for. One notebook more than cores: the
+    scheduler shares the CPU per process, so beside a busy process three notebooks get 3/4 of two cores where two
+    get 2/3 (full quick rebuild with one core busy: 1.43× its idle time with three, 1.55× with two); idle, the two
+    took the same time within 2 %."""
+    return max(1, min(usable_cores() + 1, notebooks))
 
 
 def previous_durations(project: Project, profile: str) -> dict[str, float]:
@@ -502,7 +503,7 @@ def build(
         # Longest first (by the last build's durations), so the last notebook to start is a short one.
         durations = previous_durations(project, profile)
         todo.sort(key=lambda job: -durations.get(job.notebook, 0.0))
-        if jobs_in_parallel is None:  # the default: one thread per notebook, as many notebooks as cores
+        if jobs_in_parallel is None:  # the default: one thread per notebook, one notebook more than cores
             jobs_in_parallel, threads = default_parallel(len(todo)), 1
         else:  # -j N: the cores shared between N notebooks; -j 1: one notebook on every core
             threads = max(1, usable_cores() // jobs_in_parallel) if jobs_in_parallel > 1 else None
@@ -591,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs",
         type=int,
         default=None,
-        help="notebooks to run in parallel, each with cores / N threads (default: one notebook per usable core, "
+        help="notebooks to run in parallel, each with cores / N threads (default: usable cores + 1 notebooks, "
         "one thread each)",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even when the outputs are up to date")

