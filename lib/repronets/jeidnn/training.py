@@ -89,13 +89,13 @@ class Features:
         return out
 
     def _set_training(self, flag: bool) -> None:
-        """``backbone.train(flag)`` without its recursion: what ``nn.Module.train`` does to modules that do not
-        override it (none here). Measured: the recursive call over T2T-ViT-7's ~130 modules took 0.9 ms, twice per
-        batch, 17 % of a quick-profile JEI-DNN run."""
+        """``backbone.train(flag)``: what ``nn.Module.train`` does to modules that do not override it (none here),
+        without its recursion and ``nn.Module.__setattr__``'s checks, twice per batch over T2T-ViT-7's ~130 modules.
+        Measured on one quick-profile JEI-DNN run (1 thread): 20.9 s with ``train()``, 19.5 s with this."""
         if not hasattr(self, "_backbone_modules"):
             self._backbone_modules = list(self.model.backbone.modules())
         for module in self._backbone_modules:
-            module.training = flag
+            module.__dict__["training"] = flag
 
     def evaluation(self, x: torch.Tensor) -> torch.Tensor:
         """Features of a whole split for evaluation (eval mode, no augmentation), cached."""
