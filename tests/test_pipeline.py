@@ -305,3 +305,20 @@ def test_by_default_notebooks_run_side_by_side_with_one_thread_each_longest_firs
     code, out = build(project, force=True, jobs_in_parallel=1)  # -j 1: in order, all cores to each
     assert out.index("run  fixture_b") < out.index("run  fixture_a"), out  # the slower one starts first
     assert pd.read_csv(project.root / "figures" / "smoke" / "fixture_a" / "kernel.csv", dtype=str).threads[0] == "unset"
+
+
+def test_longest_first_counts_the_runs_a_cached_build_did_not_train(project):
+    entry = lambda nb, duration, runs: {"notebook": nb, "duration_s": duration, "runs": runs}  # noqa: E731
+    run = lambda key, s: {"kind": "k", "key": key, "wall_time_s": s}  # noqa: E731
+    manifest = {
+        "profile": "smoke",
+        "outputs": {
+            "a/f.png": entry("a", 5.0, [run("1", 100.0), run("2", 50.0)]),
+            "a/t.md": entry("a", 5.0, [run("2", 50.0)]),  # one run shown twice counts once
+            "b/t.md": entry("b", 80.0, [run("3", 10.0)]),
+            "c/c.md": entry("c", 3.0, []),
+        },
+    }
+    (project.root / "figures" / "smoke").mkdir(parents=True)
+    (project.root / "figures" / "smoke" / "MANIFEST.json").write_text(json.dumps(manifest))
+    assert pipeline.previous_durations(project, "smoke") == {"a": 150.0, "b": 80.0, "c": 3.0}

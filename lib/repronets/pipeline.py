@@ -465,13 +465,24 @@ def default_parallel(notebooks: int) -> int:
 
 
 def previous_durations(project: Project, profile: str) -> dict[str, float]:
-    """Each notebook's duration in the last build of this profile (from its manifest), for longest-first order."""
+    """Each notebook's cost in the last build of this profile (from its manifest), for longest-first order: its
+    duration, or the wall time of the runs its outputs show where that is more (a build that found its runs cached
+    was short; a fresh one trains them)."""
     path = project.figures(profile) / MANIFEST
     try:
         outputs = json.loads(path.read_text())["outputs"]
     except (OSError, json.JSONDecodeError, KeyError):
         return {}
-    return {v["notebook"]: float(v.get("duration_s") or 0.0) for v in outputs.values() if "notebook" in v}
+    durations: dict[str, float] = {}
+    runs: dict[str, dict[str, float]] = {}
+    for entry in outputs.values():
+        name = entry.get("notebook")
+        if name is None:
+            continue
+        durations[name] = max(durations.get(name, 0.0), float(entry.get("duration_s") or 0.0))
+        for run in entry.get("runs") or []:
+            runs.setdefault(name, {})[f"{run.get('kind')}/{run.get('key')}"] = float(run.get("wall_time_s") or 0.0)
+    return {name: max(d, sum(runs.get(name, {}).values())) for name, d in durations.items()}
 
 
 def build(
