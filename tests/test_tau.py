@@ -288,6 +288,19 @@ def test_the_input_layer_is_never_pruned_by_the_corrected_rule_and_breaks_the_fa
     assert AdaptivePruning(0.01, "smallest_share").candidates(frozen) == [1, 2, 3, 4, 5]
 
 
+def test_with_every_tau_fixed_pruning_removes_nothing_and_the_run_completes():
+    """The paper grid's ResNet runs with every τ fixed and pruning on (they crashed after the first epoch)."""
+    frozen = TauResNet(64, tau_trainable=False, fixed="all")
+    state = State(frozen)
+    for rule in ("smallest_share", "signed_min"):
+        AdaptivePruning(0.99, rule).after_epoch(state)
+        assert frozen.block_ids == [0, 1, 2, 3, 4, 5] and state.rebuilt == 0
+    p = smoke_params(epochs=2, train_limit=200, batch_size=50, device="cpu")
+    run = E.run_params(p, "resnet", "digits", 0, 1.0, trainable=False, fixed="all", pruning=True)
+    run["prune_crit"] = 0.99
+    assert E.train_one(p, run)["pruning_events"] == []
+
+
 class Interrupt:
     def after_epoch(self, state):
         if state.epoch == 3:

@@ -92,7 +92,12 @@ class AdaptivePruning:
       :class:`PruningError`.
 
     The corrected rule is the default because the faithful one can destroy the network and prunes by the sign
-    of τ rather than by the share that triggers it. After a removal the optimizer is rebuilt at the current
+    of τ rather than by the share that triggers it.
+
+    With no trainable τ (a ResNet with every τ fixed, ``fixed="all"``) there are no shares to compare, and nothing
+    is pruned: pruning removes blocks whose *trained* step size became negligible, and a fixed τ never changes. Such
+    a run trains as it would without pruning. (The original never meets this case: its "fixed" ResNet freezes τ0
+    only, and the other five τ take part.) After a removal the optimizer is rebuilt at the current
     learning rate (the original rebuilds plain SGD every epoch, which is the same thing).
     """
 
@@ -110,6 +115,8 @@ class AdaptivePruning:
 
     def choose(self, model) -> int | None:
         positions = self.candidates(model)
+        if not positions:  # no trainable τ: see the class docstring
+            return None
         taus = torch.stack([model.blocks[i].tau.detach() for i in positions])
         shares = taus.abs() / taus.abs().sum()
         if self.rule == "signed_min":
