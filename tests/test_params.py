@@ -131,3 +131,28 @@ def test_notebook_namespace_is_validated_like_a_file():
 def test_extra_schemas_from_the_environment(monkeypatch):
     monkeypatch.setenv("REPRONETS_SCHEMAS", "mine=repronets.baselines:Params")
     assert params.schema_for("mine").__name__ == "Params"
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("lr: .inf", r"key 'lr': got inf, not a finite number"),
+        ("lr: .nan", r"key 'lr': got nan, not a finite number"),
+        ("lr: 5e-2", r"key 'lr': expected a number, got the string '5e-2'.*write 0\.05"),
+    ],
+)
+def test_numbers_that_are_not_finite_or_read_as_text_are_named(tmp_path, line, expected):
+    text = "\n".join(f"{k}: {json.dumps(v)}" for k, v in quick_values().items() if k != "lr") + f"\n{line}\n"
+    write(tmp_path, "quick", NOTEBOOK, text)
+    with pytest.raises(params.ParamsError, match=expected):
+        params.load(NOTEBOOK, "quick", tmp_path)
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
+    text = "\n".join(f"{k}: {json.dumps(v)}" for k, v in quick_values().items()) + "\nepochs: 7\n"
+    path = write(tmp_path, "quick", NOTEBOOK, text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("epochs:"))
+    with pytest.raises(
+        params.ParamsError, match=rf"{path}: not valid YAML: .*key 'epochs' given twice \(lines {line} and"
+    ):
+        params.load(NOTEBOOK, "quick", tmp_path)

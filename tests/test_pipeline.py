@@ -199,7 +199,8 @@ def test_a_killed_build_takes_its_kernels_down(project):
     before = kernels()
     set_params(project.root, "fixture_a", sleep_s=120.0)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a", "--root", str(project.root)],
+        [sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a", "fixture_b", "-j", "1"]
+        + ["--root", str(project.root)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -228,7 +229,8 @@ def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project):
     before = kernels()
     set_params(project.root, "fixture_a", sleep_s=60.0)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a", "--root", str(project.root)],
+        [sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a", "fixture_b", "-j", "1"]
+        + ["--root", str(project.root)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -241,6 +243,8 @@ def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
     assert "interrupted" in out and not (project.root / "figures" / "smoke" / "fixture_a").exists()
+    never_started = out.split("FAILED fixture_b (interrupted): not started")[1].split("FAILED")[0]
+    assert "partial notebook" not in never_started and "log:" not in never_started  # no paths that do not exist
     assert not kernels() - before
     set_params(project.root, "fixture_a")
     code, out = build(project, "fixture_a")
@@ -266,6 +270,7 @@ def test_a_failure_while_publishing_is_reported_and_the_others_still_build(proje
     monkeypatch.setattr(pipeline, "_publish", publish)
     code, out = build(project)
     assert code == 1 and "FAILED fixture_a (failed): pipeline error: OSError" in out and "ok   fixture_b" in out
+    assert "failed fixture_a in" in out  # the status column does not run into the name
 
 
 def test_git_state_ignores_the_builds_own_outputs(tmp_path):

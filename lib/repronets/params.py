@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import math
 import os
 import types
 import typing
@@ -83,12 +84,29 @@ def load(notebook: str, profile: str, params_dir: str | os.PathLike | None = Non
             f"create it with the keys {field_names(schema)}"
         )
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (safe loader)
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(values, dict):
         raise ParamsError(f"{path}: expected a mapping of key: value, got {type(values).__name__}")
     return validate(schema, values, source=str(path))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error (PyYAML keeps the last silently, so
+    an edited params file could hold two values of which only one is used)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1})",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def from_namespace(notebook: str, namespace: Mapping[str, Any], source: str = "the notebook's parameters cell"):
@@ -168,15 +186,30 @@ def _check(value, hint, meta) -> tuple[Any, str | None]:
         if isinstance(value, bool) or not isinstance(value, int):
             return value, f"expected an integer, got {value!r} ({type(value).__name__})"
     elif hint is float:
+        if isinstance(value, str) and _is_number(value):
+            return value, (
+                f"expected a number, got the string {value!r}: YAML reads an exponent without a decimal point as text;"
+                f" write {float(value)!r}"
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value, f"expected a number, got {value!r} ({type(value).__name__})"
         value = float(value)
+        if not math.isfinite(value):
+            return value, f"got {value!r}, not a finite number"
     elif hint is str:
         if not isinstance(value, str):
             return value, f"expected a string, got {value!r} ({type(value).__name__})"
     else:
         raise TypeError(f"unsupported schema type {hint!r}")
     return value, _check_bounds(value, meta)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_bounds(value, meta) -> str | None:

@@ -528,7 +528,7 @@ def build(
             except Exception as e:  # one broken job must not end the build before the others and the summary
                 job.status, job.error = "failed", f"pipeline error: {type(e).__name__}: {e}"
             print(
-                f"{job.status:<5}{job.notebook} in {job.duration_s:.1f} s" + (f": {job.error}" if job.error else ""),
+                f"{job.status:<4} {job.notebook} in {job.duration_s:.1f} s" + (f": {job.error}" if job.error else ""),
                 file=out,
                 flush=True,
             )
@@ -576,9 +576,9 @@ def _summary(jobs: list[Job], project: Project, out) -> int:
         print(line.format(*r), file=out)
     bad = [j for j in jobs if j.status not in ("ok", "skipped")]
     for j in bad:
-        print(
-            f"FAILED {j.notebook} ({j.status}): {j.error}\n  partial notebook: {j.executed}\n  log: {j.log}", file=out
-        )
+        where = [f"partial notebook: {j.executed}"] if j.executed.exists() else []  # none if it never started
+        where += [f"log: {j.log}"] if j.log.exists() else []
+        print(f"FAILED {j.notebook} ({j.status}): {j.error}" + "".join(f"\n  {w}" for w in where), file=out)
     if bad:
         print(f"{len(bad)} of {len(jobs)} notebook(s) failed: {', '.join(j.notebook for j in bad)}", file=out)
     return 1 if bad else 0
