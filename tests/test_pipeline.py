@@ -327,3 +327,13 @@ def test_longest_first_counts_the_runs_a_cached_build_did_not_train(project):
     (project.root / "figures" / "smoke").mkdir(parents=True)
     (project.root / "figures" / "smoke" / "MANIFEST.json").write_text(json.dumps(manifest))
     assert pipeline.previous_durations(project, "smoke") == {"a": 150.0, "b": 80.0, "c": 3.0}
+
+
+def test_an_unwritable_run_store_is_named_before_any_notebook_starts(project, monkeypatch, capsys):
+    blocker = project.root / "not_a_folder"
+    blocker.write_text("a file where the run store's parent should be")
+    monkeypatch.setenv("REPRONETS_RUNS", str(blocker / "runs"))
+    assert pipeline.main(["--profile", "smoke", "--root", str(project.root)]) == 2
+    err = capsys.readouterr().err
+    assert f"run store {blocker / 'runs'} is not writable" in err and "REPRONETS_RUNS" in err
+    assert not (project.root / "build" / "smoke" / "fixture_a.log").exists()

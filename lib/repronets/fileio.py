@@ -52,15 +52,15 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f), mode="wb")
 
 
-def check_writable(folder: str | os.PathLike) -> Path:
-    """Create ``folder`` if needed and prove a file can be written there; raise a clear error if not."""
+def check_writable(folder: str | os.PathLike, what: str = "output folder", way_out: str = "") -> Path:
+    """Create ``folder`` if needed and prove a file can be written there; raise a clear error if not, naming it as
+    ``what`` and suggesting ``way_out`` (default: another folder or its permissions)."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as e:
-        raise PermissionError(
-            f"output folder {folder} is not writable ({e.strerror or e}); choose another folder or fix its permissions"
-        ) from e
+        way_out = way_out or "choose another folder or fix its permissions"
+        raise PermissionError(f"{what} {folder} is not writable ({e.strerror or e}); {way_out}") from e
     return folder

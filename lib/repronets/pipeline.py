@@ -38,6 +38,7 @@ from pathlib import Path
 from . import claims, fileio, provenance, readme
 from . import params as params_mod
 from .provenance import OUTPUTS_RECORD
+from .results import RunStore
 
 KERNEL_NAME = "repronets"
 DEFAULT_TIMEOUT_S = {"smoke": 600, "quick": 1800, "paper": 0}  # 0: no limit
@@ -497,6 +498,7 @@ def build(
     jobs = plan(project, profile, names)
     for folder in (project.figures(profile), project.build(profile)):
         fileio.check_writable(folder)
+    RunStore().check_writable()  # the kernels' run store: found unwritable here, not after a kernel has started
     timeout_s = DEFAULT_TIMEOUT_S[profile] if timeout_s is None else timeout_s
     manifest_lock, running = threading.Lock(), _Running()
     with _ProfileLock(project.figures(profile)):

@@ -92,6 +92,12 @@ class RunStore:
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root else default_root()
 
+    def check_writable(self) -> Path:
+        """Raise a clear error now if runs cannot be written here (before any training starts)."""
+        return fileio.check_writable(
+            self.root, "run store", "set REPRONETS_RUNS to a writable folder, or fix this one's permissions"
+        )
+
     def folder(self, kind: str, params: dict) -> Path:
         return self.root / kind / run_key(params)
 

@@ -102,4 +102,6 @@ def start(notebook: str, namespace: Mapping) -> Session:
     output_dir = fileio.check_writable(output_dir)
     device = str(resolve_device(getattr(p, "device", "auto")))
     plotting.use_style()
-    return Session(notebook, profile, p, Path(output_dir), device, RunStore())
+    store = RunStore()
+    store.check_writable()
+    return Session(notebook, profile, p, Path(output_dir), device, store)
