@@ -203,3 +203,16 @@ def test_evaluate_weights_by_batch_size(digits):
     whole = train.evaluate(model, te, batch_size=10_000)
     pieces = train.evaluate(model, te, batch_size=7)
     assert whole["acc"] == pytest.approx(pieces["acc"]) and whole["loss"] == pytest.approx(pieces["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 cut short", b"not a checkpoint at all"])
+def test_an_unreadable_checkpoint_is_named_moved_aside_and_the_run_restarts(digits, tmp_path, content):
+    tr, te = digits
+    h_ref = train.fit(mlp(), tr, config(), test_data=te)
+    ckpt = tmp_path / "checkpoint.pt"
+    ckpt.write_bytes(content)
+    with pytest.warns(UserWarning, match=rf"checkpoint {ckpt} cannot be read .* this run restarts from scratch"):
+        h = train.fit(mlp(), tr, config(), test_data=te, checkpoint=ckpt)
+    assert h.steps == h_ref.steps  # from scratch: the numbers of a run that never had a checkpoint
+    (aside,) = tmp_path.glob("checkpoint.pt.unreadable-*")
+    assert aside.read_bytes() == content  # kept for inspection, nothing lost

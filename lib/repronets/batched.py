@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -221,8 +220,9 @@ class MemberTrainer:
         started = time.perf_counter()
         train_data = train_data.to(self.device)
         test_data = test_data.to(self.device) if test_data is not None else None
-        if checkpoint and Path(checkpoint).exists():
-            self.restore(checkpoint)
+        saved = self.train.resume_from(checkpoint, map_location=self.device)
+        if saved is not None:
+            self.restore(saved, checkpoint)
             started -= self.histories[0].wall_time
         elif self.config.eval_before and test_data is not None:
             for h, row in zip(self.histories, self.evaluate(test_data)):
@@ -270,8 +270,7 @@ class MemberTrainer:
         }
         self.train.save_checkpoint(path, {"optimizer": self.optimizer}, values)
 
-    def restore(self, path) -> None:
-        saved = self.train.read_checkpoint(path, map_location=self.device)
+    def restore(self, saved: dict, path) -> None:
         if saved["identity"] != self.identity:
             raise ValueError(f"batch checkpoint {path} was written for other runs; delete it to start over")
         self.load_extra_state(saved["extra"])

@@ -19,10 +19,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import pickle
 import random
 import sys
 import time
 import warnings
+import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -208,8 +211,9 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=(amp == "fp16"))
     train_data, test_data = train_data.to(device), (test_data.to(device) if test_data is not None else None)
     checkpoint = Path(checkpoint) if checkpoint else None
-    if checkpoint and checkpoint.exists():
-        _restore(state, scaler, callbacks, checkpoint)
+    saved = resume_from(checkpoint, map_location=device)
+    if saved is not None:
+        _restore(state, scaler, callbacks, checkpoint, saved)
     elif config.eval_before and test_data is not None:
         state.history.log(
             state.history.epochs,
@@ -335,6 +339,31 @@ def read_checkpoint(path: str | Path, map_location=None) -> dict:
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
+# What torch.load raises for a file cut short or overwritten (zip reader, unpickler); not OSError (permissions).
+UNREADABLE = (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+def resume_from(path: str | Path | None, map_location=None) -> dict | None:
+    """The checkpoint to resume from, or None when there is none. A file that cannot be read (a job killed while
+    writing it without the atomic write, a full disk, another program's file) is moved aside to
+    ``<name>.unreadable-<time>`` with a warning naming both paths, and the run restarts from scratch: nothing in it
+    could be used."""
+    if not path or not Path(path).exists():
+        return None
+    path = Path(path)
+    try:
+        return read_checkpoint(path, map_location)
+    except UNREADABLE as e:
+        aside = path.with_name(f"{path.name}.unreadable-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        path.rename(aside)
+        warnings.warn(
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e)[:200]}); moved to {aside}; "
+            "this run restarts from scratch",
+            stacklevel=2,
+        )
+        return None
+
+
 def restore_states(saved: dict, objects: dict) -> None:
     """Load each object's saved state, in the order given (skipped where the object or its state is None)."""
     for name, obj in objects.items():
@@ -372,8 +401,7 @@ def _save(state: TrainState, scaler, callbacks, path: Path) -> None:
     save_checkpoint(path, objects, values)
 
 
-def _restore(state: TrainState, scaler, callbacks, path: Path) -> None:
-    saved = read_checkpoint(path, map_location=state.device)
+def _restore(state: TrainState, scaler, callbacks, path: Path, saved: dict) -> None:
     if saved["config"] != _config_fingerprint(state.config):
         diff = {
             k: (saved["config"].get(k), v)

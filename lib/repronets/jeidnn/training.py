@@ -173,7 +173,7 @@ class EpochCheckpoint:
 
     def __init__(self, path=None):
         self.path = Path(path) if path else None
-        self.saved = train.read_checkpoint(self.path) if self.path and self.path.exists() else None
+        self.saved = train.resume_from(self.path)
 
     @property
     def stage(self) -> str | None:

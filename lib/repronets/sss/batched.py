@@ -128,8 +128,9 @@ class _Group:
         return ce.mean(1), (out.argmax(2) == y).float().mean(1)
 
     def fit(self, checkpoint) -> None:
-        if checkpoint and checkpoint.exists():
-            self.restore(checkpoint)
+        saved = train.resume_from(checkpoint, map_location=self.device)
+        if saved is not None:
+            self.restore(saved, checkpoint)
         last_save = time.perf_counter()
         while self.epoch < self.runs[0]["max_epochs"] and not all(self.stopped):
             self.train_epoch()
@@ -172,8 +173,7 @@ class _Group:
         }
         train.save_checkpoint(path, {"optimizer": self.optimizer}, values)
 
-    def restore(self, path) -> None:
-        saved = train.read_checkpoint(path, map_location=self.device)
+    def restore(self, saved: dict, path) -> None:
         if saved["runs"] != canonical(self.runs):
             raise ValueError(f"group checkpoint {path} was written for other runs; delete it to start over")
         self.members.load_checkpoint_state(saved["members"])
