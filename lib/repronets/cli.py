@@ -34,7 +34,18 @@ def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None,
     except params_mod.ParamsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    runs = run(p, RunStore(args.runs))
+    try:
+        runs = run(p, RunStore(args.runs))
+    except FileNotFoundError as e:  # a missing dataset, table or checkpoint: the message says where and what to do
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished runs are kept in the run store and an unfinished one resumes from its checkpoint;"
+            " run the same command again to go on",
+            file=sys.stderr,
+        )
+        return 130
     for r in runs:
         print(f"{'cached' if r.cached else 'ran   '} {r.kind}/{r.key} {r.meta['wall_time_s']:.1f} s  {r.path}")
     if export and args.export:
