@@ -193,3 +193,16 @@ def test_real_mnist_from_a_data_root(mnist_root):
     assert tr.y[:5].tolist() == [5, 0, 4, 1, 9]  # the well-known first training labels
     assert torch.bincount(te.y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert 0.12 < float(tr.x.mean()) < 0.14
+
+
+def test_a_truncated_unpacked_file_beside_its_archive_is_named(mnist_root):
+    data.load("mnist", "test", root=mnist_root, download=False)  # unpacks the archives beside them
+    images = mnist_root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    full = images.stat().st_size
+    with open(images, "r+b") as f:
+        f.truncate(full // 2)
+    with pytest.raises(data.DatasetNotFound, match=rf"{images} is truncated \({full // 2:,} of the {full:,} bytes.*"
+                       r"t10k-images-idx3-ubyte.gz beside it is unpacked again"):  # fmt: skip
+        data.load("mnist", "test", root=mnist_root, download=False)
+    images.unlink()  # the way out the message gives
+    assert data.load("mnist", "test", root=mnist_root, download=False).x.shape == (10000, 1, 28, 28)

@@ -14,6 +14,7 @@ else ``<project>/data``. Nothing is downloaded unless ``download=True``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 
@@ -218,11 +219,43 @@ def _mnist_like(cls_name: str, name: str):
         use_download = download or _verified_archives(raw, archives)
         try:
             ds = cls(str(root), train=train, download=use_download)
-        except RuntimeError as e:
+        except (RuntimeError, ValueError) as e:
+            for path, size, expected in _truncated_idx_files(raw):
+                archive = path.with_name(path.name + ".gz")
+                again = f"the intact {archive.name} beside it is unpacked again" if archive.is_file() else "fetch it"
+                raise DatasetNotFound(
+                    f"{path} is truncated ({size:,} of the {expected:,} bytes its header announces); delete it, "
+                    f"and {again} on the next load"
+                ) from e
             raise not_found(name, root, f"{raw}/*-ubyte[.gz]", e) from e
         return Split(name, "train" if train else "test", _images(ds.data, False), ds.targets.long(), tuple(ds.classes))
 
     return read
+
+
+# Bytes per element of each IDX data type (the third byte of the magic number), as defined by the MNIST format.
+_IDX_ITEMSIZE = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
+
+
+def _truncated_idx_files(raw: Path) -> list[tuple[Path, int, int]]:
+    """The unpacked IDX files in ``raw`` shorter than their header says: (path, size, expected size). torchvision
+    reads such a file only to fail on a reshape, and reports nothing about which file is cut short."""
+    out = []
+    for path in sorted(raw.glob("*-ubyte")) if raw.is_dir() else []:
+        with open(path, "rb") as f:
+            header = f.read(4)
+            if len(header) < 4 or header[2] not in _IDX_ITEMSIZE:
+                out.append((path, path.stat().st_size, 4))
+                continue
+            dims = f.read(4 * header[3])
+        if len(dims) < 4 * header[3]:
+            out.append((path, path.stat().st_size, 4 + 4 * header[3]))
+            continue
+        count = math.prod(int.from_bytes(dims[i : i + 4], "big") for i in range(0, len(dims), 4))
+        expected = 4 + len(dims) + count * _IDX_ITEMSIZE[header[2]]
+        if path.stat().st_size < expected:
+            out.append((path, path.stat().st_size, expected))
+    return out
 
 
 def _cifar(cls_name: str, name: str):
