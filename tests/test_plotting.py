@@ -90,3 +90,32 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
         fileio.atomic_write(path, explode)
     assert json.loads(path.read_text()) == {"a": 1} and len(list(tmp_path.iterdir())) == 1
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+
+
+NB = "00_data_and_baselines"
+
+
+def namespace(profile, tmp_path, **changes):
+    """A notebook's globals as papermill leaves them: the quick literals, then the injected keys."""
+    quick = params.as_dict(params.load(NB, "quick"))
+    return {"profile": profile, "output_dir": str(tmp_path / "out"), **quick, "In": [""], "Out": {}, **changes}
+
+
+def test_profile_under_papermill_loads_that_profile_and_keeps_injected_keys(tmp_path, monkeypatch):
+    monkeypatch.delenv(session.INJECTED_FROM, raising=False)
+    smoke = params.load(NB, "smoke")
+    assert session.start(NB, namespace("smoke", tmp_path)).params == smoke
+    s = session.start(NB, namespace("smoke", tmp_path, epochs=7))
+    assert s.params.epochs == 7 and s.params.train_limit == smoke.train_limit  # the injected key, the rest smoke's
+    assert session.start(NB, namespace("quick", tmp_path)).params == params.load(NB, "quick")
+
+
+def test_run_all_sh_injected_values_are_used_as_given(tmp_path, monkeypatch):
+    monkeypatch.setenv(session.INJECTED_FROM, "params/paper/x.yaml")  # a parameter set's whole file was injected
+    assert session.start(NB, namespace("smoke", tmp_path)).params == params.load(NB, "quick")
+
+
+def test_an_injected_key_that_is_no_parameter_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv(session.INJECTED_FROM, raising=False)
+    with pytest.raises(params.ParamsError, match=r"unknown parameter\(s\) 'epoch' \(did you mean 'epochs'\?\)"):
+        session.start(NB, namespace("smoke", tmp_path, epoch=3))

@@ -14,7 +14,9 @@ parameters cell's defaults apply and outputs go to ``build/interactive/<profile>
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import os
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -93,9 +95,42 @@ class Session:
         fileio.write_json(record_file, record)
 
 
+# Set by run_all.sh for the kernels it starts: every parameter was injected from this params file.
+INJECTED_FROM = "REPRONETS_PARAMS_FILE"
+# Globals of a notebook kernel that are not parameters, though plain data (IPython's input and output history).
+_KERNEL_GLOBALS = ("In", "Out")
+
+
+def profile_values(notebook: str, namespace: Mapping, source: str) -> dict:
+    """The parameters a notebook runs with, so that ``profile`` means the same under papermill as under
+    ``run_all.sh``. The parameters cell holds the quick profile's values as literals and ``run_all.sh`` injects
+    every value of the chosen profile; with ``papermill -p profile smoke`` (or ``profile`` edited by hand) every key
+    still at its quick literal takes the named profile's value from its params file, and a key set to anything else
+    (``-p epochs 3``, an edit) keeps it. A plain-data global that is no parameter (``-p epoch 3``) is an error."""
+    fields = set(params_mod.field_names(params_mod.schema_for(notebook)))
+    unknown = [
+        k
+        for k, v in namespace.items()
+        if k not in fields and k not in params_mod.PIPELINE_KEYS and not k.startswith("_") and k not in _KERNEL_GLOBALS
+        and isinstance(v, (bool, int, float, str, list))
+    ]  # fmt: skip
+    if unknown:
+        close = {k: difflib.get_close_matches(k, fields, n=1) for k in unknown}
+        named = ", ".join(f"{k!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for k, c in close.items())
+        raise params_mod.ParamsError(f"{source}: unknown parameter(s) {named}; allowed: {sorted(fields)}")
+    values = {k: namespace[k] for k in fields if k in namespace}
+    profile = namespace.get("profile", "quick")
+    if os.environ.get(INJECTED_FROM) or profile == "quick" or len(values) < len(fields):
+        return values  # run_all.sh injected a whole params file; or quick literals; or missing keys (named later)
+    quick = params_mod.as_dict(params_mod.load(notebook, "quick"))
+    chosen = params_mod.as_dict(params_mod.load(notebook, profile))
+    return {k: (chosen[k] if v == quick[k] else v) for k, v in values.items()}
+
+
 def start(notebook: str, namespace: Mapping) -> Session:
     profile = namespace.get("profile", "quick")
-    p = params_mod.from_namespace(notebook, namespace, source=f"notebook {notebook!r} parameters (profile {profile!r})")
+    source = f"notebook {notebook!r} parameters (profile {profile!r})"
+    p = params_mod.from_namespace(notebook, profile_values(notebook, namespace, source), source=source)
     output_dir = namespace.get("output_dir") or (
         provenance.project_root() / "build" / "interactive" / profile / notebook
     )
