@@ -240,8 +240,11 @@ def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project):
     while time.time() < deadline and not (log.exists() and "time.sleep" in log.read_text()):
         time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)  # an impatient second Ctrl-C during the cleanup
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
+    assert "Traceback" not in out and "notebook  " in out and "run the same command again" in out, out
     assert "interrupted" in out and not (project.root / "figures" / "smoke" / "fixture_a").exists()
     never_started = out.split("FAILED fixture_b (interrupted): not started")[1].split("FAILED")[0]
     assert "partial notebook" not in never_started and "log:" not in never_started  # no paths that do not exist

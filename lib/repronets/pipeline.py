@@ -539,12 +539,16 @@ def build(
 
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main_thread else None
+        previous_int = signal.getsignal(signal.SIGINT) if in_main_thread else None
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs_in_parallel))
         try:
             futures = [pool.submit(run_one, job) for job in todo]
             for f in futures:
                 f.result()
         except KeyboardInterrupt:
+            if in_main_thread:  # a second Ctrl-C must not cut the cleanup and the summary short (with a traceback)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
             running.kill_all()
             pool.shutdown(wait=True, cancel_futures=True)
             for job in todo:
@@ -557,6 +561,8 @@ def build(
             return 130
         finally:
             pool.shutdown(wait=True)
+            if in_main_thread:
+                signal.signal(signal.SIGINT, previous_int)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         with_claims = [n for n in project.notebooks_at(profile) if claims.claim_file(n, project.root).exists()]
