@@ -595,7 +595,7 @@ def test_an_interrupted_batch_resumes_from_its_checkpoint_with_the_same_numbers(
     p = smoke_params(epochs=4, train_limit=200, batch_size=50, momentum=0.5, device="cpu")
     runs = batched_group(p)
     whole = batched.train_members(p, runs)
-    monkeypatch.setattr(batched, "CHECKPOINT_EVERY_S", 0.0)
+    monkeypatch.setattr(batched._Group, "checkpoint_every_s", 0.0)
     prune = batched._Group.prune
 
     def interrupted(self):

@@ -128,7 +128,7 @@ def _as_all_parameters(model: nn.Module) -> nn.Module:
 
 class MemberTrainer:
     """:func:`repronets.train.fit` for R members at once, each exactly its own run: its model (built by the caller
-    from its seed), its data order (the permutation ``fit`` draws from seed·100003 + epoch), its loss, its
+    from its seed), its data order (``data.shuffled_order`` of ``train.epoch_seed``, as ``fit``'s loader), its loss, its
     optimizer state (one optimizer over the stacked tensors: element-wise, so per member), its history and its
     finiteness check. Subclasses change the objective and add per-step and per-epoch work (the τ paper's
     projection, tracking and pruning: :mod:`repronets.tau.batched`).
@@ -191,12 +191,10 @@ class MemberTrainer:
 
     def train_epoch(self, split, epoch: int) -> dict[str, torch.Tensor]:
         """One epoch of steps for every member: each step's loss and metrics, {name: (R, steps)} on the CPU."""
-        orders = torch.stack(
-            [
-                torch.randperm(len(split), generator=torch.Generator().manual_seed(s * 100_003 + epoch))
-                for s in self.seeds
-            ]
-        ).to(self.device)
+        from .data import shuffled_order
+
+        orders = torch.stack([shuffled_order(len(split), self.train.epoch_seed(s, epoch)) for s in self.seeds])
+        orders = orders.to(self.device)
         logs: list[dict] = []
         for start in range(0, len(split), self.config.batch_size):
             index = orders[:, start : start + self.config.batch_size]

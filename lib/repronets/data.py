@@ -97,6 +97,12 @@ class Split:
         return DataLoader(TensorDataset(self.x, self.y), sampler=sampler, batch_size=None)
 
 
+def shuffled_order(n: int, seed: int) -> torch.Tensor:
+    """The permutation of ``n`` samples that a shuffled loader with ``seed`` draws (on the CPU, whatever the device):
+    batched runs draw each member's order with it, so a member sees the batches of its sequential run."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
 class _IndexBatches(torch.utils.data.Sampler):
     """Batches of indices as tensors, from one seeded permutation per iteration."""
 
@@ -108,7 +114,7 @@ class _IndexBatches(torch.utils.data.Sampler):
 
     def __iter__(self):
         if self.shuffle:
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed))
+            order = shuffled_order(self.n, self.seed)
         else:
             order = torch.arange(self.n)
         for start in range(0, len(self) * self.batch_size, self.batch_size):

@@ -124,6 +124,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle seed of ``epoch`` of a run seeded ``seed``: the order does not depend on what ran before."""
+    return seed * 100_003 + epoch
+
+
 def cross_entropy(model, x, y):
     """The default objective: mean cross-entropy, with accuracy as a metric."""
     logits = model(x)
@@ -237,7 +242,7 @@ def fit(
         epoch_started = time.perf_counter()
         # One generator per epoch, seeded from (seed, epoch): the order does not depend on what ran before,
         # so resuming after epoch k shuffles epoch k+1 exactly as an uninterrupted run does.
-        for x, y in train_data.loader(config.batch_size, shuffle=True, seed=config.seed * 100_003 + epoch):
+        for x, y in train_data.loader(config.batch_size, shuffle=True, seed=epoch_seed(config.seed, epoch)):
             with _autocast(device, amp):
                 loss, metrics = loss_fn(state.model, x, y)
             if device.type == "cpu" and not math.isfinite(loss.item()):

@@ -4,7 +4,7 @@ Members share an architecture, a dataset and the optimizer's settings (:func:`gr
 trainable or fixed τ (either meaning), a dependent last τ, the regulariser terms and pruning. Each member has
 
 - its own initialisation (the model :func:`~repronets.tau.experiment.build_model` makes from its seed),
-- its own data order (the permutation ``train.fit`` draws from seed·100003 + epoch),
+- its own data order (the permutation ``train.fit`` draws for its seed and epoch),
 - its own SGD state, objective (cross-entropy + its own R(τ)), projection of a dependent τ, τ tracking, pruning
   and finiteness check.
 
@@ -31,7 +31,7 @@ import torch
 from .. import data, train
 from ..batched import MemberTrainer
 from ..results import canonical
-from .training import AdaptivePruning
+from .training import AdaptivePruning, tau_penalty
 
 # The run keys members must share: they fix the architecture's structure and forward pass, the data, the steps.
 SHARED = (
@@ -52,7 +52,6 @@ SHARED = (
     "eps",
 )
 MAX_MEMBERS = 64  # one group's members; memory grows with it (R × batch × width activations, R × test set at eval)
-CHECKPOINT_EVERY_S = 30.0
 
 
 def group_key(run: dict) -> str | None:
@@ -98,7 +97,6 @@ class _Group(MemberTrainer):
         self.runs, self.shadows = runs, shadows
         names = [_name(r) for r in runs]
         super().__init__(shadows, [r["seed"] for r in runs], _config(runs[0]), names, device, canonical(runs))
-        self.checkpoint_every_s = CHECKPOINT_EVERY_S
         self.resnet = runs[0]["architecture"] == "resnet"
         if not self.resnet:
             self.members.base.clamp_in_forward = False  # self.objective clamps the stacked τ
@@ -121,8 +119,7 @@ class _Group(MemberTrainer):
                 for name in self.tau_names:
                     self.members.tensors[name].clamp_(min=self.shadows[0].eps)
         ce, metrics = super().objective(x, y, shared)
-        taus = self.taus()
-        penalty = self.horizon * (taus.sum(1) - self.T) ** 2 + self.l1 * taus.abs().sum(1) + self.l2 * (taus**2).sum(1)
+        penalty = tau_penalty(self.taus(), self.T, self.horizon, self.l1, self.l2)
         return ce + penalty, {"ce": ce.detach(), **metrics}
 
     def after_step(self) -> None:

@@ -20,15 +20,17 @@ class PruningError(RuntimeError):
     """The faithful pruning rule chose the input layer, which breaks the network (as it does in the original)."""
 
 
-def tau_penalty(taus: torch.Tensor, T: float, horizon: float = 0.0, l1: float = 0.0, l2: float = 0.0) -> torch.Tensor:
-    """R(τ) = horizon·(Στ − T)² + l1·Σ|τ| + l2·Στ²."""
-    penalty = taus.new_zeros(())
-    if horizon:
-        penalty = penalty + horizon * (taus.sum() - T) ** 2
-    if l1:
-        penalty = penalty + l1 * taus.abs().sum()
-    if l2:
-        penalty = penalty + l2 * (taus**2).sum()
+def tau_penalty(taus: torch.Tensor, T, horizon=0.0, l1=0.0, l2=0.0) -> torch.Tensor:
+    """R(τ) = horizon·(Στ − T)² + l1·Σ|τ| + l2·Στ², summed over the last dimension: one run's τ with numbers as
+    coefficients, or the (R, τ) of batched members with a tensor (R,) per coefficient. A coefficient that is the
+    number 0 adds no term; a tensor always adds its (then exactly zero) terms."""
+    penalty = taus.new_zeros(taus.shape[:-1])
+    if torch.is_tensor(horizon) or horizon:
+        penalty = penalty + horizon * (taus.sum(-1) - T) ** 2
+    if torch.is_tensor(l1) or l1:
+        penalty = penalty + l1 * taus.abs().sum(-1)
+    if torch.is_tensor(l2) or l2:
+        penalty = penalty + l2 * (taus**2).sum(-1)
     return penalty
 
 
