@@ -23,6 +23,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from . import train
+from .data import shuffled_order
+
 
 class Members:
     """``models``: R modules of one structure (the same names and shapes of parameters and buffers)."""
@@ -105,6 +108,23 @@ class Members:
         return {k: v.detach()[member].clone() for k, v in self.tensors.items()}
 
 
+def save_batch(path, identity, members: Members, optimizer, values: dict) -> None:
+    """A batch's checkpoint (:func:`repronets.train.save_checkpoint`): what it was written for (``identity``, plain
+    data), every member's tensors and frozen values, the optimizer over them and the loop's own ``values``."""
+    train.save_checkpoint(
+        path, {"optimizer": optimizer}, {"identity": identity, "members": members.checkpoint_state(), **values}
+    )
+
+
+def restore_batch(saved: dict, path, identity, members: Members, optimizer) -> dict:
+    """Load a :func:`save_batch` checkpoint into ``members`` and ``optimizer``; returns it for the loop's values."""
+    if saved["identity"] != identity:
+        raise ValueError(f"batch checkpoint {path} was written for other runs; delete it to start over")
+    members.load_checkpoint_state(saved["members"])
+    train.restore_states(saved, {"optimizer": optimizer})
+    return saved
+
+
 def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {**dict(model.named_parameters()), **dict(model.named_buffers())}
 
@@ -142,11 +162,8 @@ class MemberTrainer:
 
     def __init__(self, models: list[nn.Module], seeds: list[int], config, names: list[str], device, identity=None):
         """``identity``: what a checkpoint must have been written for (plain data; default: the names and seeds)."""
-        from . import train
-
         if config.scheduler != "none" or config.amp != "off":
             raise ValueError(f"{names[0]}: batched training has no scheduler and no AMP; train these runs apart")
-        self.train = train
         self.device = torch.device(device)
         self.members = Members([m.to(self.device) for m in models])
         self.seeds, self.config, self.names, self.size = list(seeds), config, list(names), len(models)
@@ -191,9 +208,7 @@ class MemberTrainer:
 
     def train_epoch(self, split, epoch: int) -> dict[str, torch.Tensor]:
         """One epoch of steps for every member: each step's loss and metrics, {name: (R, steps)} on the CPU."""
-        from .data import shuffled_order
-
-        orders = torch.stack([shuffled_order(len(split), self.train.epoch_seed(s, epoch)) for s in self.seeds])
+        orders = torch.stack([shuffled_order(len(split), train.epoch_seed(s, epoch)) for s in self.seeds])
         orders = orders.to(self.device)
         logs: list[dict] = []
         for start in range(0, len(split), self.config.batch_size):
@@ -218,7 +233,7 @@ class MemberTrainer:
         started = time.perf_counter()
         train_data = train_data.to(self.device)
         test_data = test_data.to(self.device) if test_data is not None else None
-        saved = self.train.resume_from(checkpoint, map_location=self.device)
+        saved = train.resume_from(checkpoint, map_location=self.device)
         if saved is not None:
             self.restore(saved, checkpoint)
             started -= self.histories[0].wall_time
@@ -252,27 +267,22 @@ class MemberTrainer:
         if len(bad):
             r = int(bad[0])
             value = float(losses[r].detach())
-            raise self.train.NonFiniteLossError(
+            raise train.NonFiniteLossError(
                 f"run {self.names[r]!r} (member {r} of {self.size} trained together): loss is {value} at "
                 f"step {step} (epoch {epoch}); lower the learning rate or check the data and the model's initialisation"
             )
 
     def save(self, path) -> None:
         values = {
-            "identity": self.identity,
             "epoch": self.epoch,
             "step": self.step,
-            "members": self.members.checkpoint_state(),
             "histories": [vars(h) for h in self.histories],
             "extra": self.extra_state(),
         }
-        self.train.save_checkpoint(path, {"optimizer": self.optimizer}, values)
+        save_batch(path, self.identity, self.members, self.optimizer, values)
 
     def restore(self, saved: dict, path) -> None:
-        if saved["identity"] != self.identity:
-            raise ValueError(f"batch checkpoint {path} was written for other runs; delete it to start over")
+        restore_batch(saved, path, self.identity, self.members, self.optimizer)
         self.load_extra_state(saved["extra"])
-        self.members.load_checkpoint_state(saved["members"])
-        self.train.restore_states(saved, {"optimizer": self.optimizer})
         self.epoch, self.step = saved["epoch"], saved["step"]
-        self.histories = [self.train.History(**h) for h in saved["histories"]]
+        self.histories = [train.History(**h) for h in saved["histories"]]

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import data, train
-from ..batched import Members
+from ..batched import Members, restore_batch, save_batch
 from ..results import canonical
 from . import models
 
@@ -164,19 +164,14 @@ class _Group:
 
     def save(self, path) -> None:
         values = {
-            "runs": canonical(self.runs),
             "epoch": self.epoch,
             "stopped": self.stopped,
             "train_time": self.train_time,
             "histories": self.histories,
-            "members": self.members.checkpoint_state(),
         }
-        train.save_checkpoint(path, {"optimizer": self.optimizer}, values)
+        save_batch(path, canonical(self.runs), self.members, self.optimizer, values)
 
     def restore(self, saved: dict, path) -> None:
-        if saved["runs"] != canonical(self.runs):
-            raise ValueError(f"group checkpoint {path} was written for other runs; delete it to start over")
-        self.members.load_checkpoint_state(saved["members"])
-        train.restore_states(saved, {"optimizer": self.optimizer})
+        restore_batch(saved, path, canonical(self.runs), self.members, self.optimizer)
         self.epoch, self.stopped = saved["epoch"], saved["stopped"]
         self.train_time, self.histories = saved["train_time"], saved["histories"]
