@@ -102,7 +102,7 @@ def namespace(profile, tmp_path, **changes):
 
 
 def test_profile_under_papermill_loads_that_profile_and_keeps_injected_keys(tmp_path, monkeypatch):
-    monkeypatch.delenv(session.INJECTED_FROM, raising=False)
+    monkeypatch.delenv(params.INJECTED_FROM, raising=False)
     smoke = params.load(NB, "smoke")
     assert session.start(NB, namespace("smoke", tmp_path)).params == smoke
     s = session.start(NB, namespace("smoke", tmp_path, epochs=7))
@@ -111,11 +111,11 @@ def test_profile_under_papermill_loads_that_profile_and_keeps_injected_keys(tmp_
 
 
 def test_run_all_sh_injected_values_are_used_as_given(tmp_path, monkeypatch):
-    monkeypatch.setenv(session.INJECTED_FROM, "params/paper/x.yaml")  # a parameter set's whole file was injected
+    monkeypatch.setenv(params.INJECTED_FROM, "params/paper/x.yaml")  # a parameter set's whole file was injected
     assert session.start(NB, namespace("smoke", tmp_path)).params == params.load(NB, "quick")
 
 
 def test_an_injected_key_that_is_no_parameter_is_named(tmp_path, monkeypatch):
-    monkeypatch.delenv(session.INJECTED_FROM, raising=False)
-    with pytest.raises(params.ParamsError, match=r"unknown parameter\(s\) 'epoch' \(did you mean 'epochs'\?\)"):
+    monkeypatch.delenv(params.INJECTED_FROM, raising=False)
+    with pytest.raises(params.ParamsError, match=r"unknown key 'epoch' \(did you mean 'epochs'\?\); allowed keys: \["):
         session.start(NB, namespace("smoke", tmp_path, epoch=3))

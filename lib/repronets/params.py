@@ -25,6 +25,8 @@ import yaml
 PROFILES = ("smoke", "quick", "paper")
 # Keys every notebook's parameters cell has that are not training parameters: set by the pipeline.
 PIPELINE_KEYS = ("profile", "output_dir")
+# Set by run_all.sh for the kernels it starts: every parameter was injected from this params file (session.py).
+INJECTED_FROM = "REPRONETS_PARAMS_FILE"
 
 # Which schema validates each notebook. A notebook not listed cannot be built; to add one without editing
 # the package (your own experiments, the tests' fixture), set REPRONETS_SCHEMAS="name=module:Class;...".
@@ -135,9 +137,7 @@ def validate(schema, values: Mapping[str, Any], source: str):
         if key in PIPELINE_KEYS:
             continue
         if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"unknown key {key!r}{hint}; allowed keys: {sorted(fields)}")
+            problems.append(unknown_key(key, fields))
     for key in fields:
         if key not in values:
             problems.append(f"missing key {key!r} ({_describe(hints[key], fields[key].metadata)})")
@@ -155,6 +155,13 @@ def validate(schema, values: Mapping[str, Any], source: str):
         return schema(**clean)
     except ValueError as e:  # a schema's own check across keys (its __post_init__)
         raise ParamsError(f"{source}: {e}") from e
+
+
+def unknown_key(key, allowed) -> str:
+    """The problem of a key that is no parameter: it, the closest allowed key if one is close, and all of them."""
+    close = difflib.get_close_matches(str(key), list(allowed), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {key!r}{hint}; allowed keys: {sorted(allowed)}"
 
 
 def _check(value, hint, meta) -> tuple[Any, str | None]:

@@ -35,7 +35,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import claims, fileio, provenance, readme, session
+from . import claims, fileio, provenance, readme
 from . import params as params_mod
 from .provenance import OUTPUTS_RECORD
 from .results import RunStore
@@ -273,7 +273,7 @@ def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, runn
     parameters_file = job.staging.parent / f".{job.notebook}.parameters.json"
     fileio.write_json(parameters_file, parameters)
     env = dict(os.environ, PYTHONUNBUFFERED="1", REPRONETS_HEADLESS="1")
-    env[session.INJECTED_FROM] = str(job.params_file)  # the kernel's values are that whole file (session.py)
+    env[params_mod.INJECTED_FROM] = str(job.params_file)  # the kernel's values are that whole file (session.py)
     if threads:  # -j N: share the cores instead of N processes each using all of them
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cmd = [

@@ -14,7 +14,6 @@ parameters cell's defaults apply and outputs go to ``build/interactive/<profile>
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import os
 from pathlib import Path
@@ -95,8 +94,6 @@ class Session:
         fileio.write_json(record_file, record)
 
 
-# Set by run_all.sh for the kernels it starts: every parameter was injected from this params file.
-INJECTED_FROM = "REPRONETS_PARAMS_FILE"
 # Globals of a notebook kernel that are not parameters, though plain data (IPython's input and output history).
 _KERNEL_GLOBALS = ("In", "Out")
 
@@ -115,12 +112,10 @@ def profile_values(notebook: str, namespace: Mapping, source: str) -> dict:
         and isinstance(v, (bool, int, float, str, list))
     ]  # fmt: skip
     if unknown:
-        close = {k: difflib.get_close_matches(k, fields, n=1) for k in unknown}
-        named = ", ".join(f"{k!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for k, c in close.items())
-        raise params_mod.ParamsError(f"{source}: unknown parameter(s) {named}; allowed: {sorted(fields)}")
+        raise params_mod.ParamsError(f"{source}: " + "; ".join(params_mod.unknown_key(k, fields) for k in unknown))
     values = {k: namespace[k] for k in fields if k in namespace}
     profile = namespace.get("profile", "quick")
-    if os.environ.get(INJECTED_FROM) or profile == "quick" or len(values) < len(fields):
+    if os.environ.get(params_mod.INJECTED_FROM) or profile == "quick" or len(values) < len(fields):
         return values  # run_all.sh injected a whole params file; or quick literals; or missing keys (named later)
     quick = params_mod.as_dict(params_mod.load(notebook, "quick"))
     chosen = params_mod.as_dict(params_mod.load(notebook, profile))
