@@ -152,7 +152,7 @@ def batch_key(run: dict) -> str:
 
 def train_members(p: Params, runs: list[dict], checkpoint=None) -> list[dict]:
     """The seeds of one baseline trained as one batch (:class:`repronets.batched.MemberTrainer`); each result is
-    its sequential run's within float tolerance (``tests/test_data.py``)."""
+    its sequential run's within float tolerance (``tests/test_baselines.py``)."""
     tr, te = load_splits(p, runs[0]["dataset"])
     models = [build_model(r, tr) for r in runs]
     config = train_config(p, runs[0])

@@ -15,7 +15,7 @@ against 173 s padded (1 thread, measured on this project's 2-core CPU).
 
 Only full-batch runs are batched (one step per epoch, as every profile here uses); a member whose train part is
 larger than ``batch_size`` is trained on its own. Not bit-identical to the sequential runs: batched matrix
-products and the masked sums add in another order; ``tests/test_sss.py`` bounds the difference.
+products add in another order; ``tests/test_sss_benchmark.py`` bounds the difference.
 """
 
 from __future__ import annotations

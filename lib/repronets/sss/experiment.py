@@ -78,7 +78,7 @@ class Params(CommonParams):
     complexity_states: list[int] = param(ge=1)
     complexity_batch: int = param(ge=1)
     complexity_min_time: float = param(gt=0.0, doc="seconds of timing per point")
-    batch_runs: bool = param(doc="train the runs of one model, loss and width (repeats, shares) as one batch")
+    batch_runs: bool = param(doc="train the runs of one model, width and share (repeats, losses) as one batch")
 
     def __post_init__(self):
         if self.min_epochs >= self.max_epochs:
