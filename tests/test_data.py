@@ -126,6 +126,33 @@ def test_mnist_idx_gz_archives_are_verified_and_unpacked_without_download(tiny_m
     assert tr.y.tolist() == arrays["train-labels-idx1-ubyte"].tolist() and tr.num_classes == 10
 
 
+def test_a_read_only_root_with_archives_only_unpacks_into_the_cache(tiny_mnist, tmp_path, monkeypatch):
+    root, arrays = tiny_mnist
+    raw = root / "MNIST" / "raw"
+    before = sorted(p.name for p in raw.iterdir())
+    # A read-only mount refuses even root, who ignores file modes: the probe write is what fails.
+    monkeypatch.setattr(data, "_can_write", lambda folder: not str(folder).startswith(str(root)))
+    monkeypatch.setenv("REPRONETS_CACHE", str(tmp_path / "cache"))
+    tr = data.load("mnist", "train", root=root)
+    assert tr.y.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
+    assert sorted(p.name for p in raw.iterdir()) == before  # nothing written under the data root
+    assert list((tmp_path / "cache" / "datasets").glob("*/MNIST/raw/train-images-idx3-ubyte"))
+    assert data.load("mnist", "test", root=root).x.shape == (5, 1, 28, 28)
+    monkeypatch.setenv("REPRONETS_CACHE", "/proc/no-such-cache")  # neither the root nor the cache writable
+    monkeypatch.setattr(data, "_can_write", lambda folder: False)
+    monkeypatch.setattr(torchvision.datasets.FashionMNIST, "resources", torchvision.datasets.MNIST.resources)
+    with pytest.raises(data.DatasetNotFound, match="read-only.*REPRONETS_CACHE"):
+        data.load("fashion_mnist", "train", root=_fashion_copy(root))
+
+
+def _fashion_copy(root):
+    """The MNIST archives again as Fashion-MNIST's (same names), for a second dataset under the same root."""
+    import shutil
+
+    shutil.copytree(root / "MNIST" / "raw", root / "FashionMNIST" / "raw", ignore=shutil.ignore_patterns("*-ubyte"))
+    return root
+
+
 def test_corrupt_archive_is_an_error_not_a_download(tiny_mnist):
     root, _ = tiny_mnist
     path = root / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz"

@@ -223,6 +223,10 @@ def _mnist_like(cls_name: str, name: str):
         raw = root / cls.__name__ / "raw"
         archives = [(os.path.basename(file), md5) for file, md5 in cls.resources]
         use_download = download or _verified_archives(raw, archives)
+        unpacked = all((raw / name.removesuffix(".gz")).is_file() for name, _ in archives)
+        if use_download and not unpacked and raw.is_dir() and not _can_write(raw):
+            root = _unpacking_cache(root, raw, cls.__name__, archives)
+            raw = root / cls.__name__ / "raw"
         try:
             ds = cls(str(root), train=train, download=use_download)
         except (RuntimeError, ValueError) as e:
@@ -237,6 +241,49 @@ def _mnist_like(cls_name: str, name: str):
         return Split(name, "train" if train else "test", _images(ds.data, False), ds.targets.long(), tuple(ds.classes))
 
     return read
+
+
+def _can_write(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (tried, not inferred from modes: root ignores them and a
+    read-only mount refuses even root)."""
+    try:
+        probe = folder / f".repronets-write-probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def cache_root() -> Path:
+    """Where datasets are unpacked when their data root is read-only: $REPRONETS_CACHE, else
+    $XDG_CACHE_HOME/repronets (~/.cache/repronets)."""
+    if os.environ.get("REPRONETS_CACHE"):
+        return Path(os.environ["REPRONETS_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "repronets"
+
+
+def _unpacking_cache(root: Path, raw: Path, folder: str, archives) -> Path:
+    """A writable root that links to the archives of the read-only ``raw`` (a shared dataset folder holding only the
+    ``.gz`` files): torchvision verifies them through the links and unpacks beside the links. One cache folder per
+    data root (a hash of its path), so two roots never mix their files."""
+    import hashlib
+
+    cache = cache_root() / "datasets" / hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    target = cache / folder / "raw"
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, _ in archives:
+            link = target / name
+            if not link.exists():
+                link.symlink_to((raw / name).resolve())
+    except OSError as e:
+        raise DatasetNotFound(
+            f"{raw} is read-only and holds the {folder} archives only; unpacking them needs a writable folder and "
+            f"{target} cannot be written ({e.strerror}): set REPRONETS_CACHE to a writable folder, or unpack the "
+            f"archives in {raw} once"
+        ) from e
+    return cache
 
 
 # Bytes per element of each IDX data type (the third byte of the magic number), as defined by the MNIST format.
