@@ -495,6 +495,8 @@ def test_the_summary_reads_the_manifestation_sweep_of_the_ode_runs():
         "2-2-2 Euler: 0.900 at its training steps; with 1 step per block 0.500; range over 3 step counts 0.500-0.900",
         "cifar10: 2-2-2 – ResNet-20 (v2): 90.00%; 2-2-2 Euler ContinuousNet: 90.00%",
     ]
+    unswept = [fake_run(quick, "cn2_euler", 0, 0.9, [s for s in sweep if s[1] != 2])]  # found by a dry run
+    assert analysis.summary(unswept, [])[0].startswith("2-2-2 Euler: not swept (2 steps) at its training steps;")
 
 
 def test_observed_order():

@@ -49,10 +49,10 @@ def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: int) -> nn.Modul
 @dataclasses.dataclass(frozen=True)
 class Params(CommonParams):
     datasets: list[str] = param(choices=data.DATASETS, doc="datasets to describe and train on")
-    train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all of it")
+    train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all of it", dry=200)
     models: list[str] = param(choices=MODELS.names(), doc="baselines to train")
     hidden: int = param(ge=1, doc="width of the MLP's hidden layer")
-    epochs: int = param(ge=1)
+    epochs: int = param(ge=1, dry=1)
     batch_size: int = param(ge=1)
     optimizer: str = param(choices=tuple(train.OPTIMIZERS), doc="sgd: the τ paper's protocol, see train.py")
     lr: float = param(gt=0.0, doc="learning rate")
@@ -164,11 +164,16 @@ def train_members(p: Params, runs: list[dict], checkpoint=None) -> list[dict]:
     return [run_result(m, h, tr, te) | {"batched_members": len(runs)} for m, h in zip(models, histories)]
 
 
+def run_grid(p: Params) -> list[dict]:
+    """Every run's parameters: dataset × model × seed."""
+    return [run_params(p, d, m, s) for d in p.datasets for m in p.models for s in p.seeds]
+
+
 def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
     """Every (dataset, model, seed) run of the profile; finished runs are loaded, the rest trained (the seeds of one
     baseline as one batch with ``batch_runs``)."""
     store = store or RunStore()
-    grid = [run_params(p, d, m, s) for d in p.datasets for m in p.models for s in p.seeds]
+    grid = run_grid(p)
     together = dict(group=batch_key, fn_group=functools.partial(train_members, p)) if p.batch_runs else {}
     return store.sweep(KIND, grid, functools.partial(train_one, p), device=p.device, **together)
 

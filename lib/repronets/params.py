@@ -10,6 +10,7 @@ Errors name the source (file or notebook cell), the key, what was given and what
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import importlib
@@ -24,7 +25,7 @@ import yaml
 
 PROFILES = ("smoke", "quick", "paper")
 # Keys every notebook's parameters cell has that are not training parameters: set by the pipeline.
-PIPELINE_KEYS = ("profile", "output_dir")
+PIPELINE_KEYS = ("profile", "output_dir", "dry_run")
 # Set by run_all.sh for the kernels it starts: every parameter was injected from this params file (session.py).
 INJECTED_FROM = "REPRONETS_PARAMS_FILE"
 
@@ -43,18 +44,43 @@ class ParamsError(ValueError):
     """A params file or parameters cell that cannot be used; the message says where and why."""
 
 
-def param(*, ge=None, gt=None, le=None, lt=None, choices=None, doc: str = ""):
-    """A schema field with constraints (applied to each element of a list)."""
-    return dataclasses.field(metadata={"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "doc": doc})
+_NO_DRY_VALUE = object()
+
+
+def param(*, ge=None, gt=None, le=None, lt=None, choices=None, doc: str = "", dry=_NO_DRY_VALUE):
+    """A schema field with constraints (applied to each element of a list). ``dry``: its value in a dry run
+    (:func:`dry_run`), for the fields that decide how long training lasts."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "doc": doc}
+    if dry is not _NO_DRY_VALUE:
+        meta["dry"] = dry
+    return dataclasses.field(metadata=meta)
 
 
 @dataclasses.dataclass(frozen=True)
 class CommonParams:
-    """Fields every experiment notebook has."""
+    """Fields every experiment notebook has. ``dry_run`` is no parameter of a params file: :func:`dry_run` sets it,
+    so that code which derives settings from the parameters (JEI-DNN's per-dataset settings) keeps the dry values."""
 
     device: str = param(choices=("auto", "cpu", "cuda"), doc="where to train; auto = cuda if available")
     data_root: str = param(doc="dataset folder; empty = $REPRONETS_DATA, else <project>/data")
     download: bool = param(doc="allow torchvision to download missing datasets")
+    dry_run: bool = dataclasses.field(default=False, kw_only=True, metadata={"pipeline": True})
+
+
+def dry_run(p):
+    """``p`` as a dry run: every field that decides how long training lasts (epochs, training-set size, repeats,
+    the evaluation sweeps' lengths) at its ``dry`` value, every other field (the grid, the table rows, the
+    baselines, the datasets) as given. So every run of the profile is made and every figure, table and claim is
+    drawn from them, in minutes: a check that a profile runs end to end before it is given hours, not a result."""
+    dry = {f.name: f.metadata["dry"] for f in dataclasses.fields(p) if "dry" in f.metadata}
+    if any(f.name == "dry_run" for f in dataclasses.fields(p)):
+        dry["dry_run"] = True
+    return dataclasses.replace(p, **dry)
+
+
+def dry_values(schema) -> dict:
+    """The fields a dry run of ``schema`` changes, with their dry values."""
+    return {f.name: f.metadata["dry"] for f in dataclasses.fields(schema) if "dry" in f.metadata}
 
 
 def schema_for(notebook: str) -> type:
@@ -121,16 +147,22 @@ def from_namespace(notebook: str, namespace: Mapping[str, Any], source: str = "t
 
 
 def field_names(schema) -> list[str]:
-    return [f.name for f in dataclasses.fields(schema)]
+    """The schema's parameters: the keys of its params files."""
+    return [f.name for f in _parameters(schema)]
+
+
+def _parameters(schema) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(schema) if not f.metadata.get("pipeline")]
 
 
 def as_dict(params) -> dict:
-    return dataclasses.asdict(params)
+    """The parameters' values, as a params file would hold them."""
+    return {f.name: copy.deepcopy(getattr(params, f.name)) for f in _parameters(params)}
 
 
 def validate(schema, values: Mapping[str, Any], source: str):
     """Check every key of ``values`` against ``schema``; raise one ParamsError listing every problem."""
-    fields = {f.name: f for f in dataclasses.fields(schema)}
+    fields = {f.name: f for f in _parameters(schema)}
     hints = typing.get_type_hints(schema)
     problems = []
     for key in values:

@@ -7,8 +7,9 @@ and the device, sets the plotting style, and gives ``S.figure(...)`` / ``S.table
 and record each one's provenance (the runs it shows, their seeds, the data, the device) in
 ``outputs.json`` beside them. The pipeline turns that record into the profile's MANIFEST.json.
 
-Under ``run_all.sh`` the pipeline injects ``profile`` and ``output_dir``. Opened in JupyterLab, the
-parameters cell's defaults apply and outputs go to ``build/interactive/<profile>/<notebook>/``.
+Under ``run_all.sh`` the pipeline injects ``profile`` and ``output_dir`` (and ``dry_run`` for ``--dry-run``).
+Opened in JupyterLab, the parameters cell's defaults apply and outputs go to
+``build/interactive/<profile>/<notebook>/``.
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ def start(notebook: str, namespace: Mapping) -> Session:
     profile = namespace.get("profile", "quick")
     source = f"notebook {notebook!r} parameters (profile {profile!r})"
     p = params_mod.from_namespace(notebook, profile_values(notebook, namespace, source), source=source)
+    if namespace.get("dry_run"):  # run_all.sh --dry-run: every run cut short (params.dry_run)
+        p = params_mod.dry_run(p)
     output_dir = namespace.get("output_dir") or (
         provenance.project_root() / "build" / "interactive" / profile / notebook
     )

@@ -211,10 +211,12 @@ def summary(runs: list[RunResult], rebuilt: list[Table]) -> list[str]:
         same = m[m["trained scheme"] == m["evaluated with"]]
         for trained, g in same.groupby("trained"):
             curve = g.groupby("steps").test_acc.mean()
-            at = curve.loc[g["trained steps"].iloc[0]]
+            steps = g["trained steps"].iloc[0]
+            # a sweep (manifestation_steps) need not contain the training step count
+            at = f"{curve.loc[steps]:.3f}" if steps in curve.index else f"not swept ({steps} steps)"
             fewest = curve.index[0]
             lines.append(
-                f"{trained}: {at:.3f} at its training steps; with {fewest} step{'' if fewest == 1 else 's'} per block "
+                f"{trained}: {at} at its training steps; with {fewest} step{'' if fewest == 1 else 's'} per block "
                 f"{curve.iloc[0]:.3f}; range over {len(curve)} step counts {curve.min():.3f}-{curve.max():.3f}"
             )
     for t in rebuilt:

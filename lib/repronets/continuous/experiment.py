@@ -81,10 +81,11 @@ class Params(CommonParams):
     rows: list[str] = param(choices=tuple(ROWS), doc="table rows to train (see ROWS)")
     dataset: str = param(choices=data.DATASETS, doc="data of the CIFAR-10 table's rows")
     wide_dataset: str = param(choices=data.DATASETS, doc="data of the CIFAR-100 table's rows")
-    train_limit: int = param(ge=0)
-    alpha: int = param(ge=1, doc="base width (16 in the paper)")
-    widen_factor: int = param(ge=1, doc="k of the wide models (4)")
-    epochs: int = param(ge=1)
+    train_limit: int = param(ge=0, dry=256)
+    test_limit: int = param(ge=0, doc="stratified subset of the test split; 0 = all of it (the tables)", dry=200)
+    alpha: int = param(ge=1, doc="base width (16 in the paper)", dry=4)
+    widen_factor: int = param(ge=1, doc="k of the wide models (4)", dry=1)
+    epochs: int = param(ge=1, dry=4)  # dry: the rows refined three times (1 → 8 pieces) need four
     batch_size: int = param(ge=1)
     lr: float = param(gt=0.0)
     momentum: float = param(ge=0.0, lt=1.0)
@@ -104,11 +105,13 @@ class Params(CommonParams):
     legacy_pieces: bool = param(doc="the original's float32 piece selection instead of exact integers")
     carry_optimizer_state: bool = param(doc="keep momentum through a refinement (the original rebuilds SGD)")
     augment: bool = param(doc="random crops (and flips on CIFAR), as the original")
-    manifestation_steps: list[int] = param(ge=1, doc="steps per ODE block in the manifestation sweep")
+    manifestation_steps: list[int] = param(ge=1, doc="steps per ODE block in the manifestation sweep", dry=[1, 2])
     manifestation_schemes: list[str] = param(choices=tuple(SCHEMES))
-    convergence_doublings: int = param(ge=1, le=8, doc="block-convergence study: steps = pieces·2^j, j < this")
+    convergence_doublings: int = param(ge=1, le=8, doc="block-convergence study: steps = pieces·2^j, j < this", dry=2)
     convergence_samples: int = param(
-        ge=1, doc="test images in the block-convergence batch (its float64 reference grid is most of a run's time)"
+        ge=1,
+        doc="test images in the block-convergence batch (its float64 reference grid is most of a run's time)",
+        dry=16,
     )
     amp: str = param(choices=("off", "bf16", "fp16"), doc="mixed precision on CUDA")
     channels_last: bool = param(doc="channels-last memory format (faster convolutions on GPUs)")
@@ -151,6 +154,7 @@ def run_params(p: Params, row_name: str, seed: int) -> dict:
         "seed": seed,
         "dataset": table_dataset(p, row.table),
         "train_limit": p.train_limit,
+        **({"test_limit": p.test_limit} if p.test_limit else {}),  # absent when 0: the runs' keys stay as they were
         "alpha": p.alpha,
         "widen_factor": p.widen_factor,
         "pieces": row.pieces,
@@ -203,6 +207,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     tr, te = data.train_test(
         run["dataset"], root=p.data_root or None, download=p.download, train_limit=run["train_limit"]
     )
+    te = te.take(run.get("test_limit", 0), seed=0)
     device = train.resolve_device(p.device)
     model = build_model(run, tr.input_shape[0], tr.num_classes)
     n_params_initial = count_parameters(model, trainable_only=False)

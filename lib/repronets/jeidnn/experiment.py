@@ -22,7 +22,8 @@ import torch
 
 from .. import data, train, transforms
 from ..counting import count_parameters
-from ..params import CommonParams, param
+from ..executors import ExecutorConfig
+from ..params import CommonParams, dry_values, param
 from ..registry import Registry
 from ..results import RunResult, RunStore
 from ..transforms import ChannelStats, Preprocess, classification_loss
@@ -94,9 +95,11 @@ class Params(CommonParams):
         doc="each dataset with the original's img_size, augmentation, val_size and "
         "exit batch size (CIFAR: 224 px, augmented; SVHN: 32 px, batch 256)"
     )
-    train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all")
-    val_size: int = param(ge=1, doc="training images held out for validation (5000 for CIFAR-10 in the original)")
-    img_size: int = param(ge=16, doc="images are resized to this (224 for CIFAR in the original, 32 for SVHN)")
+    train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all", dry=256)
+    val_size: int = param(
+        ge=1, doc="training images held out for validation (5000 for CIFAR-10 in the original)", dry=64
+    )
+    img_size: int = param(ge=16, doc="images are resized to this (224 for CIFAR in the original, 32 for SVHN)", dry=32)
     arch: str = param(choices=ARCHITECTURES.names(), doc="t2t_vit_7, t2t_vit_14 or small (the sizes below)")
     embed_dim: int = param(ge=8, doc="small arch only")
     depth: int = param(ge=2, doc="small arch only; G = depth − 1 exits before the head")
@@ -106,7 +109,7 @@ class Params(CommonParams):
     drop_path_rate: float = param(ge=0.0, lt=1.0)
     checkpoint: str = param(doc="official T2T-ViT checkpoint for transfer learning; empty: train from scratch")
     augment: bool = param(doc="random crop (padding size/8) and flips while training, as the original on CIFAR")
-    backbone_epochs: int = param(ge=0)
+    backbone_epochs: int = param(ge=0, dry=1)
     backbone_lr: float = param(gt=0.0)
     backbone_lr_scale: float = param(
         gt=0.0, doc="lr of the pretrained part relative to the head (0.01 when transferring)"
@@ -114,13 +117,13 @@ class Params(CommonParams):
     backbone_momentum: float = param(ge=0.0, lt=1.0, doc="SGD momentum of the backbone's training (0.9)")
     backbone_weight_decay: float = param(ge=0.0)
     backbone_batch_size: int = param(ge=1)
-    exit_epochs: int = param(ge=1, doc="num_epoch of the exits' training (15 in the original)")
+    exit_epochs: int = param(ge=1, doc="num_epoch of the exits' training (15 in the original)", dry=1)
     exit_batch_size: int = param(ge=1)
     exit_lr: float = param(gt=0.0)
     exit_momentum: float = param(ge=0.0, lt=1.0, doc="SGD momentum of every exit-training phase (0.9)")
     exit_weight_decay: float = param(ge=0.0, doc="SGD weight decay of every exit-training phase (5e-4)")
     exit_eta_min: float = param(ge=0.0, doc="final lr of the cosine schedules of the joint phase and baselines (2e-4)")
-    max_warmup_epochs: int = param(ge=0)
+    max_warmup_epochs: int = param(ge=0, dry=1)
     warmup_patience: int = param(ge=1, doc="warm-up: epochs without a validation gain before an IC is frozen (2)")
     alternate_every: int = param(ge=1, doc="batches per gate/IC phase (200 in the original)")
     tradeoffs: list[float] = param(ge=0.0, doc="the λ (ce_ic_tradeoff) sweep")
@@ -162,8 +165,9 @@ class Setting(Params):
 
 def setting(p: Params, dataset: str) -> Setting:
     values = dataclasses.asdict(p)
-    if p.original_dataset_settings:
-        values.update(ORIGINAL_SETTINGS.get(dataset, {}))
+    if p.original_dataset_settings:  # a dry run keeps its own (smaller) values
+        keep = dry_values(Params) if p.dry_run else {}
+        values.update({k: v for k, v in ORIGINAL_SETTINGS.get(dataset, {}).items() if k not in keep})
     return Setting(**values, dataset=dataset)
 
 
@@ -275,11 +279,13 @@ def train_backbone(p: Setting, run: dict, checkpoint=None, data_splits=None) -> 
 def load_backbone(p: Setting, store: RunStore, data_splits=None) -> tuple[T2TViT, RunResult]:
     """The trained backbone (trained first if the store does not hold it). ``data_splits``: :func:`splits` of
     ``p`` when the caller already has them (they are not read again)."""
-    data_splits = data_splits or splits(p)
-    run = store.run(
-        "jeidnn_backbone", backbone_params(p), lambda r, ckpt: train_backbone(p, r, ckpt, data_splits), device=p.device
-    )
-    tr = data_splits[0]
+    given = None if store.runs_elsewhere else data_splits  # a job elsewhere reads its own data
+
+    def fn(r, ckpt):
+        return train_backbone(p, r, ckpt, given)
+
+    (run,) = store.sweep("jeidnn_backbone", [backbone_params(p)], fn, device=p.device)
+    tr = (data_splits or splits(p))[0]
     backbone = make_backbone(p, tr.input_shape[0], tr.num_classes)
     backbone.load_state_dict(run.tensors())
     return backbone.to(train.resolve_device(p.device)).eval(), run
@@ -412,9 +418,11 @@ def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
     for q in settings:  # one dataset in memory at a time, read once for its backbone and all its runs
         data_splits = splits(q)
         load_backbone(q, store, data_splits)
+        given = None if store.runs_elsewhere else data_splits  # a job elsewhere reads its own data
+        here = RunStore(store.root, ExecutorConfig())  # the store as the run sees it: its backbone is done
 
-        def fn(g, ckpt, q=q, d=data_splits):
-            return run_exits(q, g, store, ckpt, d)
+        def fn(g, ckpt, q=q, d=given, here=here):
+            return run_exits(q, g, here, ckpt, d)
 
         out += store.sweep("jeidnn_jeidnn", [run_params(q, "jeidnn", t) for t in q.tradeoffs], fn, device=q.device)
         for b in q.baselines:

@@ -55,7 +55,7 @@ class Params(CommonParams):
     training_set_shares: list[float] = param(gt=0.0, le=1.0, doc="fractions of the (shuffled) training split")
     models: list[str] = param(choices=models.HIDDEN_LAYERS.names(), doc="standard_nn, ss_<s>_dim, rank_1")
     widths: list[int] = param(ge=1, doc="hidden width h (the original's nb_neurons_list)")
-    repeats: int = param(ge=1, doc="the original's nb_iterations")
+    repeats: int = param(ge=1, doc="the original's nb_iterations", dry=2)
     losses: list[str] = param(choices=LOSSES, doc="double_softmax (faithful) and/or logits (corrected)")
     inputs: str = param(choices=INPUTS, doc="raw (faithful) or scaled inputs")
     split_seed: int = param(ge=0, doc="seed of the one shuffle per dataset")
@@ -70,14 +70,14 @@ class Params(CommonParams):
     eval_batch_size: int = param(
         ge=1, doc="batch of the per-epoch and test evaluations; 100000: each split in one forward, as the original"
     )
-    min_epochs: int = param(ge=0)
-    max_epochs: int = param(ge=1, doc="a cap the original did not have")
+    min_epochs: int = param(ge=0, dry=1)
+    max_epochs: int = param(ge=1, doc="a cap the original did not have", dry=2)
     patience: int = param(ge=1)
     min_improvement: float = param(ge=0.0)
-    complexity_sizes: list[int] = param(ge=2, doc="n of the complexity figure (square layers, m = 1)")
+    complexity_sizes: list[int] = param(ge=2, doc="n of the complexity figure (square layers, m = 1)", dry=[64, 128])
     complexity_states: list[int] = param(ge=1)
     complexity_batch: int = param(ge=1)
-    complexity_min_time: float = param(gt=0.0, doc="seconds of timing per point")
+    complexity_min_time: float = param(gt=0.0, doc="seconds of timing per point", dry=0.01)
     batch_runs: bool = param(doc="train the runs of one model, width and share (repeats, losses) as one batch")
 
     def __post_init__(self):
@@ -263,7 +263,7 @@ def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
     out = []
     for name in p.datasets:
         runs = [g for g in grid(p) if g["dataset"] == name]
-        dataset = load_dataset(p, name)
+        dataset = None if store.runs_elsewhere else load_dataset(p, name)  # a job elsewhere reads its own
         together = {}
         if p.batch_runs:
             fn_group = functools.partial(batched.train_members, p, dataset=dataset)

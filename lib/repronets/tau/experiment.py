@@ -35,7 +35,7 @@ CODE_VERSION = 1
 @dataclasses.dataclass(frozen=True)
 class Params(CommonParams):
     datasets: list[str] = param(choices=data.DATASETS)
-    train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all of it")
+    train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all of it", dry=200)
     grid: str = param(choices=GRIDS, doc="figure: the README figure's runs; original: main.py's 68-run grid")
     architectures: list[str] = param(choices=ARCHITECTURES.names())
     T_values: list[float] = param(gt=0.0, doc="time horizons; every τ starts at T/(blocks+1)")
@@ -53,7 +53,7 @@ class Params(CommonParams):
     horizon: float = param(ge=0.0, doc="c of c·(Στ−T)² where the grid turns the time-horizon term on")
     width: int = param(ge=1, doc="internal dimension")
     blocks: int = param(ge=1, doc="residual τ-blocks after the input layer")
-    epochs: int = param(ge=1)
+    epochs: int = param(ge=1, dry=1)
     batch_size: int = param(ge=1)
     optimizer: str = param(choices=tuple(train.OPTIMIZERS), doc="sgd in the original: plain SGD, see train.py")
     lr: float = param(gt=0.0, doc="learning rate, shared by weights and τ")
