@@ -3,6 +3,7 @@
 import fcntl
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -225,15 +226,18 @@ def test_parallel_notebooks(project):
     assert out.count("ok   fixture_") == 2
 
 
-def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project):
+def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project, tmp_path):
     before = kernels()
     set_params(project.root, "fixture_a", sleep_s=60.0)
+    temp = tmp_path / "tmp"  # the build's temporary folder: the kernel's sockets and connection file go there
+    temp.mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a", "fixture_b", "-j", "1"]
         + ["--root", str(project.root)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "TMPDIR": str(temp)},
     )
     deadline = time.time() + 60
     log = project.root / "build" / "smoke" / "fixture_a.log"
@@ -249,6 +253,7 @@ def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project):
     never_started = out.split("FAILED fixture_b (interrupted): not started")[1].split("FAILED")[0]
     assert "partial notebook" not in never_started and "log:" not in never_started  # no paths that do not exist
     assert not kernels() - before
+    assert not list(temp.iterdir()), "the interrupted kernel left files behind"
     set_params(project.root, "fixture_a")
     code, out = build(project, "fixture_a")
     assert code == 0 and "ok   fixture_a" in out

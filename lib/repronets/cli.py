@@ -10,8 +10,9 @@ import argparse
 import sys
 from typing import Callable
 
+from . import executors
 from . import params as params_mod
-from .results import RunStore
+from .results import ResultsError, RunStore
 
 
 def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None, export: Callable | None = None) -> int:
@@ -21,6 +22,12 @@ def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None,
         "--params-dir", default=None, help="folder holding <profile>/<notebook>.yaml (default: params/)"
     )
     parser.add_argument("--runs", default=None, help="run store folder (default: $REPRONETS_RUNS or runs/)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="every run of the profile with its training cut to a step or two (params.dry_run): a check that the "
+        "profile runs end to end on the data it is given; its runs have their own keys",
+    )
     if export:
         parser.add_argument(
             "--export",
@@ -28,15 +35,20 @@ def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None,
             metavar="DIR",
             help="also write each run in the original code's file format under DIR",
         )
+    executors.add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         p = params_mod.load(notebook, args.profile, args.params_dir)
-    except params_mod.ParamsError as e:
+        if args.dry_run:
+            p = params_mod.dry_run(p)
+        store = RunStore(args.runs, executors.from_arguments(args))
+        store.check_writable()
+    except (params_mod.ParamsError, ValueError, OSError, ResultsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        runs = run(p, RunStore(args.runs))
-    except FileNotFoundError as e:  # a missing dataset, table or checkpoint: the message says where and what to do
+        runs = run(p, store)
+    except (FileNotFoundError, executors.ExecutorError) as e:  # missing data (the message says where), failed jobs
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

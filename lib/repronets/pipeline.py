@@ -35,7 +35,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import claims, fileio, provenance, readme
+from . import claims, executors, fileio, provenance, readme
 from . import params as params_mod
 from .provenance import OUTPUTS_RECORD
 from .results import RunStore
@@ -54,6 +54,7 @@ class Project:
 
     root: Path
     params_set: Path | None = None
+    dry_run: bool = False  # --dry-run: outputs under build/dry-run/, runs in build/dry-run/runs (own keys anyway)
 
     @property
     def notebooks_dir(self) -> Path:
@@ -64,13 +65,20 @@ class Project:
         return self.params_set or self.root / "params"
 
     def _folder(self, kind: str, profile: str) -> Path:
-        return self.root / kind / (f"{self.params_set.name}/{profile}" if self.params_set else profile)
+        where = self.root / "build" / "dry-run" / kind if self.dry_run else self.root / kind
+        return where / (f"{self.params_set.name}/{profile}" if self.params_set else profile)
+
+    @property
+    def runs(self) -> RunStore:
+        """The kernels' run store: $REPRONETS_RUNS or runs/; a dry run's own folder."""
+        return RunStore(self.root / "build" / "dry-run" / "runs") if self.dry_run else RunStore()
 
     def figures(self, profile: str) -> Path:
         return self._folder("figures", profile)
 
     def label(self, profile: str) -> str:
-        return f"{profile} profile" + (f", parameters {self.params_set.name}" if self.params_set else "")
+        label = f"{profile} profile" + (f", parameters {self.params_set.name}" if self.params_set else "")
+        return label + (", dry run (training cut short: no result)" if self.dry_run else "")
 
     def build(self, profile: str) -> Path:
         return self._folder("build", profile)
@@ -164,7 +172,10 @@ def _kernel_manager_class():
 
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.ip = os.path.join(tempfile.mkdtemp(prefix="repronets-kernel-"), "socket")
+            folder = os.environ.get("REPRONETS_KERNEL_DIR") or tempfile.mkdtemp(prefix="repronets-kernel-")
+            self.ip = os.path.join(folder, "socket")
+            # jupyter_client writes the connection file with tempfile.mkstemp (in $TMPDIR) when none is named
+            self.connection_file = os.path.join(folder, "kernel.json")
 
         @property
         def kernel_spec(self):
@@ -266,13 +277,19 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, running: _Running) -> Job:
+def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, running: _Running, project: Project) -> Job:
     shutil.rmtree(job.staging, ignore_errors=True)
     job.staging.mkdir(parents=True)
     parameters = {**job.params, "profile": profile, "output_dir": str(job.staging)}
+    if project.dry_run:
+        parameters["dry_run"] = True
     parameters_file = job.staging.parent / f".{job.notebook}.parameters.json"
     fileio.write_json(parameters_file, parameters)
+    # The kernel's sockets and connection file live in a folder of this job, removed when its worker ends, however
+    # it ends: a worker killed by an interrupt or a timeout cannot clean up after its kernel.
+    kernel_dir = tempfile.mkdtemp(prefix="repronets-kernel-")
     env = dict(os.environ, PYTHONUNBUFFERED="1", REPRONETS_HEADLESS="1")
+    env.update(REPRONETS_KERNEL_DIR=kernel_dir, REPRONETS_RUNS=str(project.runs.root))
     env[params_mod.INJECTED_FROM] = str(job.params_file)  # the kernel's values are that whole file (session.py)
     if threads:  # -j N: share the cores instead of N processes each using all of them
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -292,6 +309,7 @@ def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, runn
         with running.lock:
             if running.stopping:
                 job.status = "interrupted"
+                shutil.rmtree(kernel_dir, ignore_errors=True)
                 return job
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             running.procs.add(proc)
@@ -304,6 +322,7 @@ def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, runn
         finally:
             with running.lock:
                 running.procs.discard(proc)
+            shutil.rmtree(kernel_dir, ignore_errors=True)
     job.duration_s = round(time.perf_counter() - t0, 2)
     job.finished = _now()
     if running.stopping:
@@ -434,7 +453,7 @@ def plan(project: Project, profile: str, names: list[str]) -> list[Job]:
                 project.notebooks_dir / f"{nb}.ipynb",
                 params_mod.params_path(nb, profile, project.params_dir),
                 params_mod.as_dict(p),
-                input_hash(project, nb, profile),
+                input_hash(project, nb, profile) + ("-dry-run" if project.dry_run else ""),
                 project.build(profile) / nb,
                 project.figures(profile) / nb,
                 project.build(profile) / f"{nb}.log",
@@ -499,7 +518,7 @@ def build(
     jobs = plan(project, profile, names)
     for folder in (project.figures(profile), project.build(profile)):
         fileio.check_writable(folder)
-    RunStore().check_writable()  # the kernels' run store: found unwritable here, not after a kernel has started
+    project.runs.check_writable()  # the kernels' run store: found unwritable here, not after a kernel has started
     timeout_s = DEFAULT_TIMEOUT_S[profile] if timeout_s is None else timeout_s
     manifest_lock, running = threading.Lock(), _Running()
     with _ProfileLock(project.figures(profile)):
@@ -525,7 +544,7 @@ def build(
         def run_one(job: Job) -> Job:
             print(f"run  {job.notebook} [{profile}] -> {job.published} (log: {job.log})", file=out, flush=True)
             try:
-                _run_job(job, profile, timeout_s, threads, running)
+                _run_job(job, profile, timeout_s, threads, running, project)
                 if job.status == "ok":
                     _update_manifest(project, profile, job, _publish(job), manifest_lock)
             except Exception as e:  # one broken job must not end the build before the others and the summary
@@ -629,7 +648,15 @@ def main(argv: list[str] | None = None) -> int:
         help="another parameter set: a folder of <profile>/<notebook>.yaml (e.g. params/real_mnist); "
         "outputs go to figures/<its name>/<profile>/",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="every run of the profile with its training cut to a step or two (epochs, training-set size and the "
+        "evaluation sweeps at each parameter's dry value): checks that the profile runs end to end on the data it "
+        "is given; outputs under build/dry-run/, runs in build/dry-run/runs",
+    )
     parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
+    executors.add_arguments(parser)
     parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     root = (args.root or provenance.project_root()).resolve()
@@ -638,7 +665,13 @@ def main(argv: list[str] | None = None) -> int:
         params_set = None
     elif params_set is not None and not params_set.is_dir():
         parser.error(f"--params-dir {args.params_dir}: no such folder")
-    project = Project(root, params_set)
+    project = Project(root, params_set, args.dry_run)
+    try:
+        executor = executors.from_arguments(args)
+    except ValueError as e:
+        parser.error(str(e))
+    if executor is not None:  # the kernels' run stores dispatch their missing runs there (RunStore's default)
+        os.environ[executors.ENV] = executor.to_env()
     if args.list:
         print("\n".join(project.notebooks()))
         return 0

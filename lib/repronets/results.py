@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
@@ -63,6 +64,11 @@ def _walk(obj):
         yield obj
 
 
+def _world_size() -> int:
+    """The processes of a ``torchrun`` launch (1 otherwise), from its environment: torch is not imported for this."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def run_key(params: dict) -> str:
     return hashlib.sha256(canonical(params).encode()).hexdigest()[:16]
 
@@ -89,14 +95,28 @@ def default_root() -> Path:
 
 
 class RunStore:
-    def __init__(self, root: str | os.PathLike | None = None):
+    """Runs under ``root`` (default: $REPRONETS_RUNS, else <project>/runs). ``executor``: where :meth:`sweep` computes
+    missing runs (:mod:`repronets.executors`; default: $REPRONETS_EXECUTOR, else this process)."""
+
+    def __init__(self, root: str | os.PathLike | None = None, executor=None):
+        from .executors import ExecutorConfig
+
         self.root = Path(root) if root else default_root()
+        self.executor = executor or ExecutorConfig.from_env()
+
+    @property
+    def runs_elsewhere(self) -> bool:
+        """True when sweeps run in other processes: callers then hand over names, not loaded data."""
+        return self.executor.name != "inline"
 
     def check_writable(self) -> Path:
-        """Raise a clear error now if runs cannot be written here (before any training starts)."""
-        return fileio.check_writable(
+        """Raise a clear error now if runs cannot be written or locked here (before any training starts)."""
+        root = fileio.check_writable(
             self.root, "run store", "set REPRONETS_RUNS to a writable folder, or fix this one's permissions"
         )
+        with _exclusive(root / ".lock-probe"):
+            pass
+        return root
 
     def folder(self, kind: str, params: dict) -> Path:
         return self.root / kind / run_key(params)
@@ -110,6 +130,8 @@ class RunStore:
         ``fn`` returns a JSON-able dict; a value under the key ``"tensors"`` (a dict of tensors) is stored
         in ``tensors.pt`` instead. ``params["seed"]`` is recorded as the run's seed when present.
         """
+        if _world_size() > 1:
+            return self._run_distributed(kind, params, fn, device)
         folder = self.folder(kind, params)
         found = self.load(kind, params)
         if found is not None:
@@ -123,6 +145,29 @@ class RunStore:
             t0 = time.perf_counter()
             result = fn(params, folder / "checkpoint.pt")
             return self._write(kind, params, result, started, time.perf_counter() - t0, device)
+
+    def _run_distributed(self, kind, params, fn, device) -> RunResult:
+        """A run under ``torchrun``: every rank computes it (``train.fit`` shares out the batches); rank 0 decides
+        whether it is done, holds its lock and writes its result; the other ranks return the result unwritten."""
+        import torch.distributed as dist
+
+        from .train import distributed
+
+        rank, _ = distributed()
+        done = [self.load(kind, params) is not None if rank == 0 else None]
+        dist.broadcast_object_list(done, src=0)
+        if done[0]:
+            return self.load(kind, params)
+        folder = self.folder(kind, params)
+        folder.mkdir(parents=True, exist_ok=True)
+        started = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        with _exclusive(folder / ".lock") if rank == 0 else contextlib.nullcontext():
+            result = fn(params, folder / "checkpoint.pt")
+            if rank == 0:
+                return self._write(kind, params, result, started, time.perf_counter() - t0, device)
+        meta = {"key": run_key(params), "kind": kind, "wall_time_s": round(time.perf_counter() - t0, 3), "rank": rank}
+        return RunResult(meta["key"], kind, params, result, meta, folder)
 
     def run_group(self, kind: str, members: list[dict], fn, *, device: str | None = None) -> None:
         """Compute the missing runs among ``members`` together: ``fn(missing_params, checkpoint_path)`` returns their
@@ -180,18 +225,46 @@ class RunStore:
         """Every run of ``grid``, computed where missing. With ``group`` (params → a key, or None for a run that
         trains alone) and ``fn_group`` (see :meth:`run_group`), missing runs with the same key are computed together
         first, at most ``max_group`` at a time."""
+        from . import executors
+
         grid = list(grid)
+        if _world_size() > 1:  # under torchrun each run is shared out over the ranks: no batches, no executor
+            return [self.run(kind, params, fn, **kw) for params in grid]
+        elsewhere = self.runs_elsewhere
+        # Another worker's run (its lock held) is neither submitted again nor computed here: the last line waits for it.
+        missing = [p for p in grid if self.load(kind, p) is None and not (elsewhere and self._held(kind, p))]
+        missing = list({run_key(p): p for p in missing}.values())
+        tasks, grouped = [], set()
         if group is not None:
             buckets: dict = {}
-            for params in grid:
+            for params in missing:
                 key = group(params)
-                if key is not None and self.load(kind, params) is None:
+                if key is not None:
                     buckets.setdefault(key, []).append(params)
             for members in buckets.values():
-                for i in range(0, len(members), max_group):
-                    if len(members[i : i + max_group]) > 1:
-                        self.run_group(kind, members[i : i + max_group], fn_group, **kw)
+                for chunk in (members[i : i + max_group] for i in range(0, len(members), max_group)):
+                    if len(chunk) > 1:
+                        tasks.append(executors.GroupTask(str(self.root), kind, chunk, fn_group, **kw))
+                        grouped.update(run_key(p) for p in chunk)
+        if elsewhere:
+            alone = [p for p in missing if run_key(p) not in grouped]
+            tasks += [executors.RunTask(str(self.root), kind, p, fn, **kw) for p in alone]
+        config = self.executor if elsewhere else executors.ExecutorConfig()
+        executors.execute(config, tasks, self.root / "_jobs" / kind)
         return [self.run(kind, params, fn, **kw) for params in grid]
+
+    def _held(self, kind: str, params: dict) -> bool:
+        """True when another process holds the run's lock (it is computing the run)."""
+        lock = self.folder(kind, params) / ".lock"
+        if not lock.exists():
+            return False
+        with open(lock, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
 
     def results(self, kind: str) -> list[RunResult]:
         return [r for f in sorted((self.root / kind).glob("*/result.json")) if (r := self._read(f, True))]
@@ -249,10 +322,23 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+# What flock(2) answers on a filesystem that cannot lock (some NFS mounts without a lock daemon, FUSE filesystems).
+_NO_LOCKING = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+
+
 @contextlib.contextmanager
 def _exclusive(lock_path: Path):
     with open(lock_path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError as e:
+            if e.errno not in _NO_LOCKING:
+                raise
+            raise ResultsError(
+                f"{lock_path}: this filesystem does not support flock ({e.strerror}); the run store's locks keep two "
+                "workers from computing one run, so put the store (REPRONETS_RUNS) on a filesystem whose flock works "
+                "across the machines that share it: a local disk, NFSv4, Lustre mounted with -o flock, GPFS, BeeGFS"
+            ) from e
         try:
             yield
         finally:
