@@ -12,6 +12,14 @@ Checkpoints: with ``checkpoint=path`` the full state (weights, optimizer, schedu
 callback states) is written atomically after every epoch, and a later call with the same config resumes from
 it. Shuffling is seeded per epoch from (seed, epoch), so a resumed run gives the same numbers, bit for bit on
 the CPU, as one that was never interrupted.
+
+Several processes (``torchrun --nproc_per_node N``, see :func:`distributed`): every rank draws the same global
+batch of ``batch_size`` and takes its share (``tensor_split``, so shares differ by at most one sample); after the
+backward pass the gradients are averaged over the ranks, weighted by share, in one all-reduce, so the step is the
+single-process step on the global batch up to float rounding. This is DistributedDataParallel's arithmetic
+without its module wrapper: loss functions read the model's own attributes (the τ regulariser) and callbacks
+replace the model (pruning, refinement), which a wrapper would hide. Step metrics are averaged the same way,
+evaluation runs on every rank (same weights, same numbers), and only rank 0 writes checkpoints.
 """
 
 from __future__ import annotations
@@ -118,6 +126,39 @@ def show_progress() -> bool:
     return "ipykernel" in sys.modules or sys.stderr.isatty()
 
 
+def distributed() -> tuple[int, int]:
+    """(rank, world size): (0, 1) in a plain process; under ``torchrun`` the process group is started here on first
+    use (NCCL on CUDA, gloo on the CPU) and each rank uses the GPU of its local rank."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+        return 0, 1
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def is_main_process() -> bool:
+    """True in a plain process and on rank 0: the process that writes results and checkpoints."""
+    return distributed()[0] == 0
+
+
+def _average_over_ranks(tensors: list[torch.Tensor], weight: float, world: int) -> None:
+    """Replace each tensor by the weighted mean over the ranks (this rank's weight ``weight``; weights sum to 1), in
+    one all-reduce of a flat buffer."""
+    import torch.distributed as dist
+
+    if world == 1 or not tensors:
+        return
+    flat = torch.cat([t.reshape(-1).float() for t in tensors]) * weight
+    dist.all_reduce(flat)
+    for t, part in zip(tensors, flat.split([t.numel() for t in tensors])):
+        t.copy_(part.view_as(t))
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -205,7 +246,10 @@ def fit(
     checkpoint: str | Path | None = None,
 ) -> History:
     """Train ``model`` on ``train_data`` (a :class:`repronets.data.Split`); see the module docstring."""
+    rank, world = distributed()
     device = resolve_device(config.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
     amp = config.amp if device.type == "cuda" else "off"
     if config.amp != "off" and device.type != "cuda":
         message = f"run {config.name!r}: amp={config.amp!r} needs CUDA; training in float32 on {device}"
@@ -243,12 +287,21 @@ def fit(
         # One generator per epoch, seeded from (seed, epoch): the order does not depend on what ran before,
         # so resuming after epoch k shuffles epoch k+1 exactly as an uninterrupted run does.
         for x, y in train_data.loader(config.batch_size, shuffle=True, seed=epoch_seed(config.seed, epoch)):
+            share = 1.0
+            if world > 1:  # this rank's part of the global batch
+                share = len(y.tensor_split(world)[rank]) / len(y)
+                x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]
             with _autocast(device, amp):
                 loss, metrics = loss_fn(state.model, x, y)
-            if device.type == "cpu" and not math.isfinite(loss.item()):
-                raise _non_finite(config, state.step + 1, epoch, loss.item())
             state.optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if world > 1:
+                grads = [p.grad for p in state.model.parameters() if p.grad is not None]
+                metrics = {k: v.detach().float().clone() for k, v in metrics.items()}
+                loss = loss.detach().float().clone()
+                _average_over_ranks(grads + [loss, *metrics.values()], share, world)
+            if device.type == "cpu" and not math.isfinite(loss.item()):
+                raise _non_finite(config, state.step + 1, epoch, loss.item())
             scaler.step(state.optimizer)
             scaler.update()
             state.step += 1
@@ -325,6 +378,8 @@ def save_checkpoint(path: str | Path, objects: dict, values: dict) -> dict:
     clash = (set(objects) & set(values)) | ({"rng"} & (set(objects) | set(values)))
     if clash:
         raise ValueError(f"checkpoint {path}: names used twice: {sorted(clash)}")
+    if not is_main_process():  # under torchrun every rank holds the same state: rank 0 writes it
+        return {}
     saved = {
         **values,
         **{name: _state_of(obj) for name, obj in objects.items()},
