@@ -6,6 +6,7 @@ silently skipped a figure or a table fails."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,9 +46,11 @@ def test_every_paper_profile_completes_as_a_dry_run(dry_build):
     manifest = json.loads((figures / "MANIFEST.json").read_text())
     assert "dry run" in (figures / "CLAIMS.md").read_text()
     for nb in NOTEBOOKS:
-        published = {p.name for p in (ROOT / "figures" / "quick" / nb).iterdir()} - {".build.json"}
         produced = {p.name for p in (figures / nb).iterdir()}
-        assert published <= produced, f"{nb}: the dry run lacks {sorted(published - produced)}"
+        # every output the quick profile publishes, its dataset (the digits) standing for any of the paper's
+        for name in {p.name for p in (ROOT / "figures" / "quick" / nb).iterdir()} - {".build.json"}:
+            pattern = re.compile(re.escape(name).replace("digits", "[a-z0-9_]+") + "$")
+            assert any(pattern.match(p) for p in produced), f"{nb}: the dry run made no {name}"
         assert any(entry.startswith(f"{nb}/") for entry in manifest["outputs"]), nb
     # its runs are its own: nothing in the project's run store or published figures
     assert (root / "build" / "dry-run" / "runs" / "jeidnn_backbone").is_dir() and not (root / "runs").exists()
