@@ -46,6 +46,7 @@ def test_workers_store_the_inline_numbers(tmp_path, inline_runs, name, batch):
     runs = baselines.run(smoke(batch_runs=batch), store)
     assert len(runs) == 4 and all(r.cached for r in runs)  # every run was computed by a worker and read back
     assert numbers(runs) == inline_runs[batch]
+    assert {r.meta["executor"] for r in runs} == {name}  # recorded where each run was computed
     if batch:
         assert all(r.meta["batch"]["members"] == 2 for r in runs)
     if name == "submitit_local":  # submitit's job files and logs beside the runs

@@ -61,6 +61,7 @@ def test_a_smoke_sweep_on_slurm_equals_inline(tmp_path, slurm, job_env):
     assert [r.key for r in runs] == [r.key for r in inline]
     assert [r.result["epochs"]["test_acc"] for r in runs] == [r.result["epochs"]["test_acc"] for r in inline]
     assert all(r.cached for r in runs)  # computed by the jobs, read back from the store
+    assert all(r.meta["executor"] == "slurm" and r.meta["slurm_job"] for r in runs)
     logs = list((tmp_path / "slurm" / "_jobs" / baselines.KIND).glob("*/*_log.out"))
     assert logs, "submitit's logs are kept beside the runs"
     again = baselines.run(p, RunStore(tmp_path / "slurm", config()))  # a second submission submits nothing

@@ -36,6 +36,18 @@ import yaml
 
 EXECUTORS = ("inline", "local", "slurm", "submitit_local")
 ENV = "REPRONETS_EXECUTOR"  # the executor of the run stores a build's kernels open: ExecutorConfig as JSON
+EXECUTED_BY = "REPRONETS_EXECUTED_BY"  # set in a worker: which executor runs it (recorded in each result's meta)
+
+
+def worker_record() -> dict:
+    """Where a run was computed, for its result's metadata: the executor, and the Slurm job (whose logs are in
+    ``<runs>/_jobs/<kind>/<job id>/``)."""
+    record = {"executor": os.environ.get(EXECUTED_BY, "inline")}
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        record["slurm_job"] = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    elif os.environ.get("SLURM_JOB_ID"):
+        record["slurm_job"] = os.environ["SLURM_JOB_ID"]
+    return record
 
 
 class ExecutorError(RuntimeError):
@@ -108,11 +120,17 @@ class RunTask:
     params: dict
     fn: object
     device: str | None = None
+    executor: str = "inline"  # recorded with the results (RunStore._write reads it from the worker's environment)
 
     def __call__(self) -> None:
         from .results import RunStore
 
+        self._mark_worker()
         RunStore(self.root, ExecutorConfig()).run(self.kind, self.params, self.fn, device=self.device)
+
+    def _mark_worker(self) -> None:
+        if self.executor != "inline":  # a process of its own (pool worker, job): its environment is the task's
+            os.environ[EXECUTED_BY] = self.executor
 
     def checkpoint(self, *args, **kwargs):
         """submitit calls this on SIGUSR2 (time limit, preemption): the same task again, after a requeue, resumes
@@ -134,6 +152,7 @@ class GroupTask(RunTask):
     def __call__(self) -> None:
         from .results import RunStore
 
+        self._mark_worker()
         RunStore(self.root, ExecutorConfig()).run_group(self.kind, self.params, self.fn, device=self.device)
 
     def describe(self) -> str:

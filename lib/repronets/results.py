@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import fileio, provenance
+from . import executors, fileio, provenance
 
 
 class ResultsError(RuntimeError):
@@ -99,10 +99,8 @@ class RunStore:
     missing runs (:mod:`repronets.executors`; default: $REPRONETS_EXECUTOR, else this process)."""
 
     def __init__(self, root: str | os.PathLike | None = None, executor=None):
-        from .executors import ExecutorConfig
-
         self.root = Path(root) if root else default_root()
-        self.executor = executor or ExecutorConfig.from_env()
+        self.executor = executor or executors.ExecutorConfig.from_env()
 
     @property
     def runs_elsewhere(self) -> bool:
@@ -212,6 +210,7 @@ class RunStore:
             "seed": params.get("seed"),
             "started": started.isoformat(timespec="seconds"),
             "wall_time_s": round(wall, 3),
+            **executors.worker_record(),
             **extra,
             **provenance.record(device or params.get("device")),
         }
@@ -225,8 +224,6 @@ class RunStore:
         """Every run of ``grid``, computed where missing. With ``group`` (params → a key, or None for a run that
         trains alone) and ``fn_group`` (see :meth:`run_group`), missing runs with the same key are computed together
         first, at most ``max_group`` at a time."""
-        from . import executors
-
         grid = list(grid)
         if _world_size() > 1:  # under torchrun each run is shared out over the ranks: no batches, no executor
             return [self.run(kind, params, fn, **kw) for params in grid]
@@ -244,11 +241,12 @@ class RunStore:
             for members in buckets.values():
                 for chunk in (members[i : i + max_group] for i in range(0, len(members), max_group)):
                     if len(chunk) > 1:
-                        tasks.append(executors.GroupTask(str(self.root), kind, chunk, fn_group, **kw))
+                        group_task = executors.GroupTask(str(self.root), kind, chunk, fn_group, **kw)
+                        tasks.append(dataclasses.replace(group_task, executor=self.executor.name))
                         grouped.update(run_key(p) for p in chunk)
         if elsewhere:
             alone = [p for p in missing if run_key(p) not in grouped]
-            tasks += [executors.RunTask(str(self.root), kind, p, fn, **kw) for p in alone]
+            tasks += [executors.RunTask(str(self.root), kind, p, fn, executor=self.executor.name, **kw) for p in alone]
         config = self.executor if elsewhere else executors.ExecutorConfig()
         executors.execute(config, tasks, self.root / "_jobs" / kind)
         return [self.run(kind, params, fn, **kw) for params in grid]
