@@ -11,6 +11,17 @@ SHARED_DATA = ROOT.parent / "shared" / "data"  # present on the developers' mach
 
 
 @pytest.fixture(autouse=True)
+def same_thread_count():
+    """A test that changes torch's thread count in this process gives it back: later tests compare this process's
+    numbers with subprocesses' at the default count (float sums depend on the threads)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def isolated_runs(tmp_path, monkeypatch):
     """Every test gets its own run store and data root: nothing reads or writes the project's runs/ or data/."""
     monkeypatch.setenv("REPRONETS_RUNS", str(tmp_path / "runs"))

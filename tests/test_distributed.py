@@ -25,7 +25,11 @@ def single(tmp_path_factory):
     import ddp_fit
 
     out = tmp_path_factory.mktemp("single") / "single.pt"
-    ddp_fit.main(out, None)
+    threads = torch.get_num_threads()
+    try:
+        ddp_fit.main(out, None)  # one thread, as each rank
+    finally:
+        torch.set_num_threads(threads)  # later tests compare with subprocesses at the default count
     return torch.load(out, weights_only=False)
 
 
@@ -50,3 +54,16 @@ def test_an_interrupted_job_resumes_from_rank_zeros_checkpoint(tmp_path, single)
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=False)
     for name, w in single["state"].items():
         assert torch.allclose(ddp["state"][name], w, atol=TOLERANCE, rtol=0), name
+
+
+def test_under_torchrun_rank_zero_stores_the_run_and_every_rank_reads_it(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += [str(FIXTURES / "ddp_fit.py"), "store", str(tmp_path / "runs"), str(tmp_path / "out")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for _attempt in range(2):  # the second launch finds the run done: no rank trains
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        ranks = [torch.load(f"{tmp_path / 'out'}.rank{r}", weights_only=False) for r in (0, 1)]
+        assert ranks[0]["key"] == ranks[1]["key"] and ranks[0]["meta"] == ranks[1]["meta"]  # the stored result
+        assert all(r["cached"] for r in ranks) and ranks[0]["result"] == {"seed": 0}
+    assert len(list((tmp_path / "runs" / "ddp").glob("*/result.json"))) == 1

@@ -142,3 +142,10 @@ def test_the_command_line_takes_an_executor(tmp_path):
     ok = subprocess.run(cmd + ["--executor", "local", "--workers", "2"], capture_output=True, text=True, timeout=600)
     assert ok.returncode == 0, ok.stderr
     assert len(RunStore(tmp_path).results(baselines.KIND)) == 2
+
+
+def test_a_run_its_worker_left_without_a_result_is_an_error_not_computed_here(tmp_path, monkeypatch):
+    store = RunStore(tmp_path, ExecutorConfig("local", workers=1))
+    monkeypatch.setattr(executors, "execute", lambda config, tasks, folder: None)  # the workers died silently
+    with pytest.raises(executors.ExecutorError, match=r"1 run\(s\) have no result.*submit again"):
+        store.sweep("lost", [{"seed": 0}], _fails)  # _fails would raise if it were called here

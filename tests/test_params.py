@@ -156,3 +156,31 @@ def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
         params.ParamsError, match=rf"{path}: not valid YAML: .*key 'epochs' given twice \(lines {line} and"
     ):
         params.load(NOTEBOOK, "quick", tmp_path)
+
+
+def test_a_key_the_pipeline_sets_is_refused_in_a_params_file(tmp_path):
+    text = "\n".join(f"{k}: {json.dumps(v)}" for k, v in quick_values().items()) + "\ndry_run: true\n"
+    write(tmp_path, "quick", NOTEBOOK, text)
+    with pytest.raises(params.ParamsError, match=r"\['dry_run'\] are set by run_all.sh"):
+        params.load(NOTEBOOK, "quick", tmp_path)
+
+
+def test_a_dry_run_shortens_and_never_lengthens():
+    paper = params.dry_run(params.load("02_continuousnet_tables", "paper"))
+    assert (paper.epochs, paper.train_limit, paper.test_limit, paper.widen_factor, paper.dry_run) == (
+        4,
+        256,
+        200,
+        1,
+        True,
+    )
+    assert paper.rows == params.load("02_continuousnet_tables", "paper").rows  # every row kept
+    smoke = params.load("02_continuousnet_tables", "smoke")
+    dry = params.dry_run(smoke)
+    assert dry.epochs == min(smoke.epochs, 4) and dry.train_limit == min(smoke.train_limit, 256)
+    assert params.as_dict(dry) == {
+        **params.as_dict(smoke),
+        **{k: getattr(dry, k) for k in params.dry_values(type(smoke))},
+    }
+    sss = params.dry_run(params.load("03_sss_benchmarks", "smoke"))
+    assert sss.repeats == min(params.load("03_sss_benchmarks", "smoke").repeats, 2)

@@ -40,11 +40,18 @@ def slurm(tmp_path_factory):
 
 @pytest.fixture
 def job_env(monkeypatch):
-    # Jobs inherit the submitting environment (sbatch --export=ALL): one thread, as the inline reference; the
-    # fixtures importable for the requeue test's run function.
+    # Jobs inherit the submitting environment (sbatch --export=ALL): one thread, as the inline reference (this
+    # process too, restored after: later tests compare with subprocesses at the default count); the fixtures
+    # importable for the requeue test's run function.
+    import torch
+
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.syspath_prepend(str(FIXTURES))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def config(**kw):
@@ -52,10 +59,7 @@ def config(**kw):
 
 
 def test_a_smoke_sweep_on_slurm_equals_inline(tmp_path, slurm, job_env):
-    import torch
-
     p = params.load("00_data_and_baselines", "smoke")
-    torch.set_num_threads(1)
     inline = baselines.run(p, RunStore(tmp_path / "inline", ExecutorConfig()))
     runs = baselines.run(p, RunStore(tmp_path / "slurm", config()))
     assert [r.key for r in runs] == [r.key for r in inline]

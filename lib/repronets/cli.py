@@ -7,6 +7,7 @@ The notebook only reads what these runs store, so a GPU machine or a cluster job
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable
 
@@ -58,6 +59,8 @@ def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None,
             file=sys.stderr,
         )
         return 130
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports and exports
+        return 0
     for r in runs:
         print(f"{'cached' if r.cached else 'ran   '} {r.kind}/{r.key} {r.meta['wall_time_s']:.1f} s  {r.path}")
     if export and args.export:

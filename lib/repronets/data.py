@@ -13,6 +13,7 @@ else ``<project>/data``. Nothing is downloaded unless ``download=True``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -224,11 +225,14 @@ def _mnist_like(cls_name: str, name: str):
         archives = [(os.path.basename(file), md5) for file, md5 in cls.resources]
         use_download = download or _verified_archives(raw, archives)
         unpacked = all((raw / name.removesuffix(".gz")).is_file() for name, _ in archives)
+        unpacking = contextlib.nullcontext()
         if use_download and not unpacked and raw.is_dir() and not _can_write(raw):
             root = _unpacking_cache(root, raw, cls.__name__, archives)
             raw = root / cls.__name__ / "raw"
+            unpacking = _locked(raw / ".unpacking.lock")  # workers starting together unpack once, one at a time
         try:
-            ds = cls(str(root), train=train, download=use_download)
+            with unpacking:
+                ds = cls(str(root), train=train, download=use_download)
         except (RuntimeError, ValueError) as e:
             for path, size, expected in _truncated_idx_files(raw):
                 archive = path.with_name(path.name + ".gz")
@@ -255,6 +259,18 @@ def _can_write(folder: Path) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    import fcntl
+
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def cache_root() -> Path:
     """Where datasets are unpacked when their data root is read-only: $REPRONETS_CACHE, else
     $XDG_CACHE_HOME/repronets (~/.cache/repronets)."""
@@ -274,9 +290,8 @@ def _unpacking_cache(root: Path, raw: Path, folder: str, archives) -> Path:
     try:
         target.mkdir(parents=True, exist_ok=True)
         for name, _ in archives:
-            link = target / name
-            if not link.exists():
-                link.symlink_to((raw / name).resolve())
+            with contextlib.suppress(FileExistsError):  # another worker made it meanwhile
+                (target / name).symlink_to((raw / name).resolve())
     except OSError as e:
         raise DatasetNotFound(
             f"{raw} is read-only and holds the {folder} archives only; unpacking them needs a writable folder and "

@@ -64,7 +64,8 @@ class ExecutorConfig:
     gpus: int = 0  # per job
     cpus: int = 4  # per job
     mem_gb: float = 16.0  # per job
-    signal_delay_s: int = 120  # SIGUSR2 this long before the time limit: time to reach the next checkpoint write
+    signal_delay_s: int = 120  # SIGUSR2 this long before the time limit: submitit requeues the job then (the run
+    # resumes from its last checkpoint: the work since, at most one epoch, is done again)
     max_requeues: int = 10  # submitit's timeout countdown
     wait_timeout_s: float = 0.0  # give up waiting after this long (0: as long as the jobs take)
     extra: dict = dataclasses.field(default_factory=dict)  # more submitit parameters, e.g. {"slurm_qos": "high"}

@@ -69,13 +69,28 @@ class CommonParams:
 
 def dry_run(p):
     """``p`` as a dry run: every field that decides how long training lasts (epochs, training-set size, repeats,
-    the evaluation sweeps' lengths) at its ``dry`` value, every other field (the grid, the table rows, the
-    baselines, the datasets) as given. So every run of the profile is made and every figure, table and claim is
-    drawn from them, in minutes: a check that a profile runs end to end before it is given hours, not a result."""
-    dry = {f.name: f.metadata["dry"] for f in dataclasses.fields(p) if "dry" in f.metadata}
+    the evaluation sweeps' lengths) at its ``dry`` value (or its own, where that is smaller), every other field
+    (the grid, the table rows, the baselines, the datasets) as given. So every run of the profile is made and every
+    figure, table and claim is drawn from them, in minutes: a check that a profile runs end to end before it is
+    given hours, not a result."""
+    dry = {
+        f.name: _shorter(getattr(p, f.name), f.metadata["dry"], f.name)
+        for f in dataclasses.fields(p)
+        if "dry" in f.metadata
+    }
     if any(f.name == "dry_run" for f in dataclasses.fields(p)):
         dry["dry_run"] = True
     return dataclasses.replace(p, **dry)
+
+
+def _shorter(value, dry, name: str):
+    """The dry value, unless the given one is smaller already (a smoke profile's 2 epochs stay 2); a ``*_limit`` of
+    0 means "all" and takes the dry value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return dry
+    if value == 0 and name.endswith("_limit"):
+        return dry
+    return min(value, dry)
 
 
 def dry_values(schema) -> dict:
@@ -117,6 +132,11 @@ def load(notebook: str, profile: str, params_dir: str | os.PathLike | None = Non
         raise ParamsError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(values, dict):
         raise ParamsError(f"{path}: expected a mapping of key: value, got {type(values).__name__}")
+    set_by_pipeline = [k for k in values if k in PIPELINE_KEYS]
+    if set_by_pipeline:  # it would be ignored: the pipeline sets them (dry_run: run_all.sh --dry-run)
+        raise ParamsError(
+            f"{path}: {set_by_pipeline} are set by run_all.sh (--profile, --dry-run), not in a params file"
+        )
     return validate(schema, values, source=str(path))
 
 

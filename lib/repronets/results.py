@@ -145,27 +145,29 @@ class RunStore:
             return self._write(kind, params, result, started, time.perf_counter() - t0, device)
 
     def _run_distributed(self, kind, params, fn, device) -> RunResult:
-        """A run under ``torchrun``: every rank computes it (``train.fit`` shares out the batches); rank 0 decides
-        whether it is done, holds its lock and writes its result; the other ranks return the result unwritten."""
+        """A run under ``torchrun``: every rank computes it (``train.fit`` shares out the batches). Rank 0 takes its
+        lock, decides (done or not, after the lock: another worker may have finished it) and tells the others; it
+        writes the result, and every rank returns the stored result once it is written (a barrier), so no rank
+        reads a result that is still being written."""
         import torch.distributed as dist
 
         from .train import distributed
 
         rank, _ = distributed()
-        done = [self.load(kind, params) is not None if rank == 0 else None]
-        dist.broadcast_object_list(done, src=0)
-        if done[0]:
-            return self.load(kind, params)
         folder = self.folder(kind, params)
-        folder.mkdir(parents=True, exist_ok=True)
-        started = datetime.now(timezone.utc)
-        t0 = time.perf_counter()
+        if rank == 0:
+            folder.mkdir(parents=True, exist_ok=True)
         with _exclusive(folder / ".lock") if rank == 0 else contextlib.nullcontext():
-            result = fn(params, folder / "checkpoint.pt")
-            if rank == 0:
-                return self._write(kind, params, result, started, time.perf_counter() - t0, device)
-        meta = {"key": run_key(params), "kind": kind, "wall_time_s": round(time.perf_counter() - t0, 3), "rank": rank}
-        return RunResult(meta["key"], kind, params, result, meta, folder)
+            done = [self.load(kind, params) is not None if rank == 0 else None]
+            dist.broadcast_object_list(done, src=0)
+            if not done[0]:
+                started = datetime.now(timezone.utc)
+                t0 = time.perf_counter()
+                result = fn(params, folder / "checkpoint.pt")
+                if rank == 0:
+                    self._write(kind, params, result, started, time.perf_counter() - t0, device)
+        dist.barrier()
+        return self.load(kind, params)
 
     def run_group(self, kind: str, members: list[dict], fn, *, device: str | None = None) -> None:
         """Compute the missing runs among ``members`` together: ``fn(missing_params, checkpoint_path)`` returns their
@@ -249,7 +251,29 @@ class RunStore:
             tasks += [executors.RunTask(str(self.root), kind, p, fn, executor=self.executor.name, **kw) for p in alone]
         config = self.executor if elsewhere else executors.ExecutorConfig()
         executors.execute(config, tasks, self.root / "_jobs" / kind)
-        return [self.run(kind, params, fn, **kw) for params in grid]
+        if not elsewhere:
+            return [self.run(kind, params, fn, **kw) for params in grid]
+        # Runs elsewhere are read, never computed here (this may be a login node): a run another worker held is
+        # waited for (its lock), and one that nobody finished is an error.
+        out, lost = [], []
+        for params in grid:
+            found = self.load(kind, params) or self._after_lock(kind, params)
+            (out if found is not None else lost).append(found if found is not None else params)
+        if lost:
+            keys = ", ".join(f"{kind}/{run_key(p)}" for p in lost)
+            raise executors.ExecutorError(
+                f"{len(lost)} run(s) have no result after their workers ended: {keys}; a worker that held a run died "
+                "(its checkpoint is kept): submit again to go on"
+            )
+        return out
+
+    def _after_lock(self, kind: str, params: dict) -> RunResult | None:
+        """The run's result once no process holds its lock (None if it still has none)."""
+        folder = self.folder(kind, params)
+        if not folder.is_dir():
+            return None
+        with _exclusive(folder / ".lock"):
+            return self.load(kind, params)
 
     def _held(self, kind: str, params: dict) -> bool:
         """True when another process holds the run's lock (it is computing the run)."""

@@ -16,10 +16,13 @@ the CPU, as one that was never interrupted.
 Several processes (``torchrun --nproc_per_node N``, see :func:`distributed`): every rank draws the same global
 batch of ``batch_size`` and takes its share (``tensor_split``, so shares differ by at most one sample); after the
 backward pass the gradients are averaged over the ranks, weighted by share, in one all-reduce, so the step is the
-single-process step on the global batch up to float rounding. This is DistributedDataParallel's arithmetic
-without its module wrapper: loss functions read the model's own attributes (the τ regulariser) and callbacks
-replace the model (pruning, refinement), which a wrapper would hide. Step metrics are averaged the same way,
-evaluation runs on every rank (same weights, same numbers), and only rank 0 writes checkpoints.
+single-process step on the global batch up to float rounding, for models without batch statistics. This is
+DistributedDataParallel's arithmetic without its module wrapper: loss functions read the model's own attributes
+(the τ regulariser) and callbacks replace the model (pruning, refinement), which a wrapper would hide. As with DDP
+without SyncBatchNorm, BatchNorm normalises each rank's share and keeps its own running statistics (rank 0's are
+checkpointed and stored), and random augmentation draws the same numbers on every rank for different samples:
+such models train as with DDP, not bit-like one process. Step metrics are averaged like the gradients, evaluation
+runs on every rank, only rank 0 writes checkpoints, and a last batch smaller than the number of ranks is skipped.
 """
 
 from __future__ import annotations
@@ -288,6 +291,8 @@ def fit(
         # so resuming after epoch k shuffles epoch k+1 exactly as an uninterrupted run does.
         for x, y in train_data.loader(config.batch_size, shuffle=True, seed=epoch_seed(config.seed, epoch)):
             share = 1.0
+            if world > 1 and len(y) < world:  # a last batch smaller than the ranks: some share would be empty
+                continue
             if world > 1:  # this rank's part of the global batch
                 share = len(y.tensor_split(world)[rank]) / len(y)
                 x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]
