@@ -273,7 +273,7 @@ def _locked(path: Path):
 
 def cache_root() -> Path:
     """Where datasets are unpacked when their data root is read-only: $REPRONETS_CACHE, else
-    $XDG_CACHE_HOME/repronets (~/.cache/repronets)."""
+    $XDG_CACHE_HOME/repronets (.cache/repronets in the home folder when XDG_CACHE_HOME is unset)."""
     if os.environ.get("REPRONETS_CACHE"):
         return Path(os.environ["REPRONETS_CACHE"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "repronets"
