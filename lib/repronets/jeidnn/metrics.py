@@ -10,7 +10,9 @@ import torch
 
 
 def folds(n: int, count: int = 10, seed: int = 0) -> list[np.ndarray]:
-    """``count`` disjoint folds of a seeded permutation of range(n) (the original's split_dataloader_in_n)."""
+    """``count`` disjoint folds of a seeded permutation of range(n). A departure: the original's
+    split_dataloader_in_n cuts the test set into contiguous folds in its natural order (to be offered as an option
+    with issue #14's departures)."""
     order = np.random.default_rng(seed).permutation(n)
     return [f for f in np.array_split(order, count) if len(f)]
 
@@ -18,7 +20,9 @@ def folds(n: int, count: int = 10, seed: int = 0) -> list[np.ndarray]:
 def ece(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15, batch_size: int | None = None) -> float:
     """Expected calibration error ×100 of p_max against correctness with ``bins`` equal-mass (quantile) bins:
     Σ_b |acc_b − conf_b|·n_b/N. With ``batch_size`` it is computed per consecutive batch and averaged, as the
-    original does for JEI-DNN (which inflates it on small batches)."""
+    original does for JEI-DNN (which inflates it on small batches). Departures from the original, for issue #14:
+    tied probabilities are spread over equal-count bins here (the original's percentile edges put ties in one
+    bin), and the batches are averaged unweighted (the original weights them by size)."""
     if batch_size:
         parts = [
             ece(probs[i : i + batch_size], labels[i : i + batch_size], bins) for i in range(0, len(labels), batch_size)
