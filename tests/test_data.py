@@ -1,7 +1,4 @@
-import gzip
-import hashlib
 import pickle
-import struct
 import subprocess
 import sys
 
@@ -9,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from conftest import FIXTURES
 from repronets import data, uci
 
-
-def md5(path):
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
+sys.path.insert(0, str(FIXTURES / "format_true"))
+from format_true_datasets import md5, write_idx  # noqa: E402  (the files CI's dry run writes, in the same format)
 
 # ---------------------------------------------------------------- embedded digits
 
@@ -91,12 +87,6 @@ def test_missing_dataset_with_download_off_names_dataset_root_and_remedy(tmp_pat
 
 
 # ---------------------------------------------------------------- tiny files in the real formats
-
-
-def write_idx(path, array, magic):
-    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
 
 
 @pytest.fixture

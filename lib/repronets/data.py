@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from . import uci
+from . import fileio, uci
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "cifar100_lt")
 TABULAR_DATASETS = tuple(uci.READERS)  # feature vectors (N, F), raw values: paper 3's UCI sets
@@ -248,15 +248,13 @@ def _mnist_like(cls_name: str, name: str):
 
 
 def _can_write(folder: Path) -> bool:
-    """Whether files can be created in ``folder`` (tried, not inferred from modes: root ignores them and a
-    read-only mount refuses even root)."""
+    """Whether files can be created in ``folder`` (tried by :func:`fileio.check_writable`, not inferred from modes:
+    root ignores them and a read-only mount refuses even root)."""
     try:
-        probe = folder / f".repronets-write-probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-        return True
-    except OSError:
+        fileio.check_writable(folder)
+    except PermissionError:
         return False
+    return True
 
 
 @contextlib.contextmanager
