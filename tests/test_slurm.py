@@ -41,17 +41,14 @@ def slurm(tmp_path_factory):
 @pytest.fixture
 def job_env(monkeypatch):
     # Jobs inherit the submitting environment (sbatch --export=ALL): one thread, as the inline reference (this
-    # process too, restored after: later tests compare with subprocesses at the default count); the fixtures
-    # importable for the requeue test's run function.
+    # process too; conftest's same_thread_count gives the count back); the fixtures importable for the requeue
+    # test's run function.
     import torch
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.syspath_prepend(str(FIXTURES))
-    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def config(**kw):
