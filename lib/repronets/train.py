@@ -72,6 +72,7 @@ class TrainConfig:
     scheduler: str = "none"  # a name in SCHEDULERS
     milestones: tuple[int, ...] = ()  # epochs at which "multistep" multiplies the lr by gamma
     gamma: float = 0.1
+    eta_min: float = 0.0  # the cosine schedule's final lr
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "off"  # off | bf16 | fp16; CUDA only, ignored with a warning on the CPU
     seed: int = 0
@@ -109,7 +110,7 @@ OPTIMIZERS: dict[str, Callable] = {
 SCHEDULERS: dict[str, Callable] = {
     "none": lambda opt, c: None,
     "multistep": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, list(c.milestones), gamma=c.gamma),
-    "cosine": lambda opt, c: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(c.epochs, 1)),
+    "cosine": lambda opt, c: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(c.epochs, 1), eta_min=c.eta_min),
 }
 
 

@@ -20,6 +20,37 @@ def by_dataset(runs: list[RunResult], datasets) -> dict[str, list[RunResult]]:
     return {d: [r for r in runs if r.params["dataset"] == d] for d in datasets}
 
 
+def exit_seed(r: RunResult) -> int:
+    """The seed of a run's exit training (runs stored before exit seeds existed used the backbone's)."""
+    return r.params.get("exit_seed", r.params["seed"])
+
+
+def first_exit_seed(runs: list[RunResult]) -> list[RunResult]:
+    """The runs of the smallest exit seed: the figures and tables show one seed's runs, the ledger all of them."""
+    seeds = {exit_seed(r) for r in runs}
+    return [r for r in runs if exit_seed(r) == min(seeds)] if seeds else runs
+
+
+def gate_spread_table(runs: list[RunResult]) -> pd.DataFrame:
+    """Per JEI-DNN run (λ, exit seed): each gate's output sd across the test samples, and where gates that ignore
+    the sample (each at its mean output) would send every sample, beside the observed exit distribution's mode and
+    its share: an sd near 0 with the mode at the constant gates' exit holding most samples is a gate that does not
+    read the sample."""
+    rows = []
+    for r in sorted(jeidnn_runs(runs), key=lambda r: (exit_seed(r), r.params["tradeoff"])):
+        spread = r.result.get("gate_spread")
+        if spread is None:
+            continue
+        dist = np.asarray(r.result["exit_distribution"])
+        row = {"λ": r.params["tradeoff"], "exit seed": exit_seed(r)}
+        row.update({f"sd g{l}": round(v, 3) for l, v in enumerate(spread["gate_sd"])})
+        row["constant gates' exit"] = spread["constant_gate_exit"]
+        row["modal exit"] = int(dist.argmax())
+        row["share at mode"] = round(float(dist.max()), 3)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def jeidnn_runs(runs: list[RunResult]) -> list[RunResult]:
     """JEI-DNN's runs (one per λ), without the baselines'."""
     return [r for r in runs if r.params["method"] == "jeidnn"]
@@ -339,9 +370,10 @@ def stored_cost_difference() -> float:
 def claim_values(runs: list[RunResult], inference: dict[str, dict] | None = None) -> dict[str, list[float]]:
     """The measured quantity of each claim of claims/04_dynamic_exits.yaml that the runs measure, as its ``measure``
     states. Paired claims compare the test folds of JEI-DNN at one λ with those of the baseline's
-    :func:`matched_level` (the same folds: they are drawn from the run's seed): per fold, the difference averaged
-    over the λ where the baseline reaches JEI-DNN's cost, one value per fold of each dataset and seed. (Averaged,
-    not pooled: a fold's differences at several λ are not independent values.) ``inference``: per dataset,
+    :func:`matched_level` trained with the same exit seed (the same folds: they are drawn from the backbone's
+    seed): per fold, the difference averaged over the λ where the baseline reaches JEI-DNN's cost and over the exit
+    seeds, one value per fold of each dataset and backbone seed. (Averaged, not pooled: a fold's differences at
+    several λ or exit seeds are not independent values.) ``inference``: per dataset,
     :func:`experiment.measure_inference_time`'s result, whose time ratios measure ``jeidnn.early_exit.saves_time``
     (the runs store no inference times)."""
     out: dict[str, list[float]] = {}
@@ -354,32 +386,32 @@ def claim_values(runs: list[RunResult], inference: dict[str, dict] | None = None
         groups.setdefault((r.params["dataset"], r.params["seed"]), []).append(r)
     sizes, misses = f"gated_size@{CLAIM_ALPHA:g}", f"gated_miscoverage@{CLAIM_ALPHA:g}"
     for (dataset, _), group in groups.items():
-        per_fold: dict[str, list[np.ndarray]] = {}  # claim -> one array of fold values per λ
+        per_fold: dict[str, dict[int, list[np.ndarray]]] = {}  # claim -> exit seed -> one array of folds per λ
 
-        def add_folds(claim_id: str, values, per_fold=per_fold) -> None:
-            per_fold.setdefault(claim_id, []).append(np.asarray(values, dtype=float))
+        def add_folds(claim_id: str, seed: int, values, per_fold=per_fold) -> None:
+            per_fold.setdefault(claim_id, {}).setdefault(seed, []).append(np.asarray(values, dtype=float))
 
-        jei = sorted(jeidnn_runs(group), key=lambda r: r.params["tradeoff"])
-        baselines = [r for r in group if r.params["method"] != "jeidnn"]
+        jei = sorted(jeidnn_runs(group), key=lambda r: (exit_seed(r), r.params["tradeoff"]))
         for j in jei:
+            baselines = [r for r in group if r.params["method"] != "jeidnn" and exit_seed(r) == exit_seed(j)]
             m = j.result["metrics"]
             if misses in m:
-                add_folds("jeidnn.conformal.coverage", _folds(m, misses))
+                add_folds("jeidnn.conformal.coverage", exit_seed(j), _folds(m, misses))
             for b in baselines:
                 level = matched_level(j, b)
                 if level is None:
                     continue
                 lm, method = level["metrics"], b.params["method"]
-                add_folds(f"jeidnn.tradeoff.{method}", _folds(m, "acc") - _folds(lm, "acc"))
+                add_folds(f"jeidnn.tradeoff.{method}", exit_seed(j), _folds(m, "acc") - _folds(lm, "acc"))
                 if method == "confidence":
-                    add_folds("jeidnn.calibration", _folds(lm, "ece") - _folds(m, "ece"))
+                    add_folds("jeidnn.calibration", exit_seed(j), _folds(lm, "ece") - _folds(m, "ece"))
                     if sizes in m:
-                        add_folds("jeidnn.conformal.smaller_sets", _folds(lm, sizes) - _folds(m, sizes))
+                        add_folds("jeidnn.conformal.smaller_sets", exit_seed(j), _folds(lm, sizes) - _folds(m, sizes))
             stored = STORED_CLAIMS.get(dataset, ())
             if j.params["arch"] == "t2t_vit_7" and j.params["tradeoff"] in stored:  # the original's backbone
                 add(f"jeidnn.stored.{dataset}.lambda{j.params['tradeoff']:g}", [100 * m["acc"]["mean"]])
-        for claim_id, arrays in per_fold.items():
-            add(claim_id, np.mean(np.stack(arrays), axis=0))
+        for claim_id, seeds in per_fold.items():  # the mean over λ per exit seed, then over the seeds
+            add(claim_id, np.mean([np.mean(np.stack(arrays), axis=0) for arrays in seeds.values()], axis=0))
     out["jeidnn.costs.stored"] = [stored_cost_difference()]
     for measured in (inference or {}).values():
         if measured:

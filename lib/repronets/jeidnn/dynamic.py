@@ -7,6 +7,9 @@ Exits are numbered 0 … G: exit l < G is IC l after block l, exit G is the back
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -16,28 +19,27 @@ from .t2t_vit import T2TViT
 
 def gate_features(logits: torch.Tensor) -> torch.Tensor:
     """(p_max, entropy H(p), margin p₍1₎ − p₍2₎, H(p²/Σp²)) of softmax(logits), natural log, detached: the original
-    computes them in NumPy, so no gradient reaches the ICs through the gates."""
-    logits = logits.detach().float()
-    p = logits.softmax(-1)
-    log_p = logits.log_softmax(-1)
+    computes them in NumPy, so no gradient reaches the ICs through the gates. Written in few operations (p from
+    log p, entropies as dot products): early-exit inference evaluates it once per exit and sample batch."""
+    log_p = logits.detach().float().log_softmax(-1)
+    p = log_p.exp()
     top2 = p.topk(2, dim=-1).values
-    entropy = -(p * log_p).sum(-1)
-    sq_log = 2 * log_p - torch.logsumexp(2 * log_p, -1, keepdim=True)
-    sq_entropy = -(sq_log.exp() * sq_log).sum(-1)
+    entropy = -torch.linalg.vecdot(p, log_p)
+    sq_log = 2 * log_p
+    sq_log = sq_log - sq_log.logsumexp(-1, keepdim=True)  # log of p²/Σp²
+    sq_entropy = -torch.linalg.vecdot(sq_log.exp(), sq_log)
     return torch.stack([top2[:, 0], entropy, top2[:, 0] - top2[:, 1], sq_entropy], -1)
 
 
 def exit_step(g: torch.Tensor, spent: torch.Tensor, survive: torch.Tensor):
-    """One gate of the exit rule: P = max(0, min(g, 1 − spent)), a = clip(P / survive, 0, 1); returns a and the
-    updated spent = Σ raw g so far and survive = Π(1 − a) so far."""
+    """One gate of the original's exit rule: P = max(0, min(g, 1 − spent)), a = clip(P / survive, 0, 1); returns a
+    and the updated spent = Σ raw g so far and survive = Π(1 − a) so far."""
     P = torch.clamp(torch.minimum(g, 1 - spent), min=0)
     a = torch.clamp(P / survive, 0, 1)
     return a, spent + g, survive * (1 - a)
 
 
-def exit_scores(g: torch.Tensor) -> torch.Tensor:
-    """The conditional exit scores a_l from gate outputs g (B, G), as the original's deterministic rule:
-    P_l = max(0, min(g_l, 1 − Σ_{j<l} g_j)) (raw previous g), a_l = clip(P_l / Π_{j<l}(1 − a_j), 0, 1)."""
+def _code_scores(g: torch.Tensor) -> torch.Tensor:
     a = []
     spent = torch.zeros_like(g[:, 0])
     survive = torch.ones_like(g[:, 0])
@@ -47,10 +49,58 @@ def exit_scores(g: torch.Tensor) -> torch.Tensor:
     return torch.stack(a, 1)
 
 
-def exit_probabilities(g: torch.Tensor) -> torch.Tensor:
-    """P_l = max(0, min(g_l, 1 − Σ_{j<l} g_j)) for the G gates (the probability mass of exiting at l)."""
+def _code_step(g: torch.Tensor, state: tuple) -> tuple:
+    a, spent, survive = exit_step(g, *state)
+    return a, (spent, survive)
+
+
+def _code_probabilities(g: torch.Tensor) -> torch.Tensor:
     spent = torch.cumsum(g, 1) - g
     return torch.clamp(torch.minimum(g, 1 - spent), min=0)
+
+
+def _conditional_probabilities(g: torch.Tensor) -> torch.Tensor:
+    reach = torch.cumprod(torch.cat([torch.ones_like(g[:, :1]), 1 - g[:, :-1]], 1), 1)
+    return g * reach
+
+
+@dataclasses.dataclass(frozen=True)
+class ExitRule:
+    """How gate outputs g (B, G) become exits. ``scores(g)``: a_l, the probability of exiting at l given that l is
+    reached (a sample leaves at the first a_l ≥ 0.5); ``probabilities(g)``: P_l, the probability mass of exiting at l
+    (the IC loss's weights); ``step(g_l, state)`` → (a_l, state): the scores one gate at a time, for
+    :meth:`DynamicNet.infer` (state: (spent, survive) per sample, from ``start``)."""
+
+    scores: Callable[[torch.Tensor], torch.Tensor]
+    probabilities: Callable[[torch.Tensor], torch.Tensor]
+    step: Callable
+
+    def start(self, n: int, like: torch.Tensor):
+        return like.new_zeros(n), like.new_ones(n)
+
+
+# The exit rule by name. ``code``: the original's (and the paper's Eq. 8, a ``min`` that keeps Σ_l P_l ≤ 1): g_l is
+# read as the probability mass of exiting at l, P_l = max(0, min(g_l, 1 − Σ_{j<l} g_j)), a_l = P_l / Π_{j<l}(1 − a_j).
+# Its gate targets are cumulative (gate l: 1 iff l* ≤ l), so a trained g_l estimates P(l* ≤ l), a distribution
+# function, not a mass: read as masses, the first few gates' outputs sum past 1 and no sample reaches the later ones.
+# ``conditional``: g_l read as what those targets train it to be, the probability that the best exit is at or before
+# l for a sample that reached l: a_l = g_l (exit at the first g_l ≥ 0.5), P_l = g_l · Π_{j<l}(1 − g_j).
+EXIT_RULES: Registry[ExitRule] = Registry("exit rule")
+EXIT_RULES.register("code", ExitRule(_code_scores, _code_probabilities, _code_step))
+EXIT_RULES.register("conditional", ExitRule(lambda g: g, _conditional_probabilities, lambda g, state: (g, state)))
+
+
+def exit_scores(g: torch.Tensor, rule: str = "code") -> torch.Tensor:
+    """The conditional exit scores a_l from gate outputs g (B, G) under ``rule`` (:data:`EXIT_RULES`); the
+    original's: P_l = max(0, min(g_l, 1 − Σ_{j<l} g_j)) (raw previous g), a_l = clip(P_l / Π_{j<l}(1 − a_j), 0, 1)."""
+    return EXIT_RULES.get(rule).scores(g)
+
+
+def exit_probabilities(g: torch.Tensor, rule: str = "code") -> torch.Tensor:
+    """P_l, the probability mass of exiting at each of the G gates under ``rule``; the original's:
+    P_l = max(0, min(g_l, 1 − Σ_{j<l} g_j)). (Summing the raw g or the clipped P_j gives the same P: the two agree
+    while Σ g ≤ 1, and once it passes 1 both give the rest of the mass to that gate and 0 after it.)"""
+    return EXIT_RULES.get(rule).probabilities(g)
 
 
 def first_exit(a: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -85,19 +135,30 @@ def positive_weights(oracle: torch.Tensor, gates: int, counting: str = "exact", 
     return torch.clamp((len(oracle) - counts) / torch.clamp(counts, min=0.1), max=cap)
 
 
+IC_INITS = ("default", "trunc_normal")
+
+
 class DynamicNet(nn.Module):
     """A T2T-ViT with G = depth − 1 ICs (the backbone's shared final LayerNorm, then Linear(embed, C) on the class
-    token) and G gates (Linear(4, 1) on :func:`gate_features`, sigmoid)."""
+    token) and G gates (Linear(4, 1) on :func:`gate_features`, sigmoid), whose outputs become exits by
+    ``exit_rule`` (:data:`EXIT_RULES`). ``ic_init``: ``default`` (the original: its ICs are added after the
+    backbone's initialisation and keep ``nn.Linear``'s) or ``trunc_normal`` (the backbone's own: weights
+    N(0, 0.02) truncated, zero bias)."""
 
-    def __init__(self, backbone: T2TViT):
+    def __init__(self, backbone: T2TViT, exit_rule: str = "code", ic_init: str = "default"):
         super().__init__()
+        if ic_init not in IC_INITS:
+            raise ValueError(f"ic_init must be one of {IC_INITS}, got {ic_init!r}")
         self.backbone = backbone
+        EXIT_RULES.get(exit_rule)  # an unknown name fails here, naming the rules
+        self.exit_rule = exit_rule
         G, E, C = len(backbone.blocks) - 1, backbone.embed_dim, backbone.num_classes
         self.ics = nn.ModuleList(nn.Linear(E, C) for _ in range(G))
         self.gates = nn.ModuleList(nn.Linear(4, 1) for _ in range(G))
-        for ic in self.ics:
-            nn.init.trunc_normal_(ic.weight, std=0.02)
-            nn.init.zeros_(ic.bias)
+        if ic_init == "trunc_normal":
+            for ic in self.ics:
+                nn.init.trunc_normal_(ic.weight, std=0.02)
+                nn.init.zeros_(ic.bias)
 
     @property
     def num_exits(self) -> int:
@@ -133,33 +194,44 @@ class DynamicNet(nn.Module):
     def infer(self, x: torch.Tensor, force_exit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Early-exit inference: after block l only the samples that have not exited yet go on, so the remaining
         blocks run on fewer samples (none when all have left). Returns (logits of each sample's exit, exit index).
-        ``force_exit`` sends every sample to that exit (cost and accuracy checks)."""
+        ``force_exit`` sends every sample to that exit (cost and accuracy checks).
+
+        The per-exit work is kept to few tensor operations, since at batch 1 each costs about as much as its
+        arithmetic: the rule's state travels with the samples still present (no scatter into full-size tensors),
+        and ``alive`` (their original positions) is built only once a sample has left."""
         bb = self.backbone
         G = len(self.ics)
+        rule = EXIT_RULES.get(self.exit_rule)
         tokens = bb.tokens(x)
         n = x.shape[0]
-        out = x.new_zeros(n, bb.num_classes)
+        out = x.new_empty(n, bb.num_classes)
         exits = torch.full((n,), G, dtype=torch.long, device=x.device)
-        alive = torch.arange(n, device=x.device)
-        spent = x.new_zeros(n)
-        survive = x.new_ones(n)
-        for l, block in enumerate(bb.blocks):
-            tokens = block(tokens)
-            if l == G:
-                break
+        alive = None  # None: every sample, in order
+        state = rule.start(n, x)
+        for l in range(G):
+            tokens = bb.blocks[l](tokens)
             logits = self.ics[l](bb.norm(tokens[:, 0]))
             if force_exit is None:
-                g = torch.sigmoid(self.gates[l](gate_features(logits)))[:, 0]
-                a, spent[alive], survive[alive] = exit_step(g, spent[alive], survive[alive])
+                a, state = rule.step(torch.sigmoid(self.gates[l](gate_features(logits)))[:, 0], state)
                 leave = a >= 0.5
+            elif l == force_exit:
+                leave = torch.ones(len(tokens), dtype=torch.bool, device=x.device)
             else:
-                leave = torch.full((len(alive),), l == force_exit, device=x.device)
-            if leave.any():
-                out[alive[leave]] = logits[leave]
-                exits[alive[leave]] = l
-                keep = ~leave
-                alive, tokens = alive[keep], tokens[keep]
-            if len(alive) == 0:
+                continue
+            left = leave.nonzero()[:, 0]
+            if len(left) == 0:
+                continue
+            where = left if alive is None else alive[left]
+            out[where] = logits[left]
+            exits[where] = l
+            if len(left) == len(tokens):
                 return out, exits
-        out[alive] = bb.classify(tokens)
+            stay = (~leave).nonzero()[:, 0]
+            alive = stay if alive is None else alive[stay]
+            tokens = tokens[stay]
+            state = tuple(s[stay] for s in state)
+        last = bb.classify(bb.blocks[G](tokens))
+        if alive is None:
+            return last, exits
+        out[alive] = last
         return out, exits

@@ -29,9 +29,21 @@ from ..results import RunResult, RunStore
 from ..transforms import ChannelStats, Preprocess, classification_loss
 from . import cost as cost_mod
 from . import metrics, policies
-from .dynamic import POSITIVE_COUNTS, DynamicNet, oracle_exits
+from .dynamic import EXIT_RULES, IC_INITS, POSITIVE_COUNTS, DynamicNet, oracle_exits
 from .t2t_vit import VARIANTS, T2TViT, load_pretrained
-from .training import IC_LOSSES, METHODS, BackboneTraining, ExitConfig, ExitTask, Features, exit_losses
+from .training import (
+    EXIT_SCHEDULES,
+    IC_LOSSES,
+    JOINT_EPOCHS,
+    METHODS,
+    TRANSFER_RECIPES,
+    WARMUP_ENDS,
+    BackboneTraining,
+    ExitConfig,
+    ExitTask,
+    Features,
+    exit_losses,
+)
 
 CODE_VERSION = 1
 BASELINES = tuple(name for name in METHODS.names() if not METHODS.get(name).gated)
@@ -131,6 +143,25 @@ class Params(CommonParams):
     cost_term: str = param(choices=COST_TERMS.names())
     pos_weight: str = param(choices=POSITIVE_COUNTS.names())
     frozen_features: str = param(choices=("train", "eval"))
+    exit_rule: str = param(
+        choices=EXIT_RULES.names(),
+        doc="code: the original's (the paper's Eq. 8), g_l read as an exit mass; conditional: g_l read as the "
+        "probability of exiting at l once there, which its cumulative targets train",
+    )
+    ic_init: str = param(choices=IC_INITS, doc="default: nn.Linear's (the original); trunc_normal: N(0, 0.02), bias 0")
+    warmup_end: str = param(choices=WARMUP_ENDS, doc="restore_best: unfrozen ICs get their best weights (original)")
+    joint_epochs: str = param(
+        choices=JOINT_EPOCHS, doc="after_warmup: exit_epochs − warm-up epochs run (original); fixed: − max_warmup"
+    )
+    exit_schedule: str = param(
+        choices=EXIT_SCHEDULES,
+        doc="original: cosine T_max = exit_epochs, stepped in joint epochs; remaining: T_max = the joint epochs",
+    )
+    transfer_recipe: str = param(
+        choices=TRANSFER_RECIPES,
+        doc="with a checkpoint: original (class token and final norm frozen, eta_min 2e-4, all training images) or "
+        "held_out (all but the head at lr_scale, eta_min 0, validation images held out)",
+    )
     val_augmentation: bool = param(doc="validation passes during training see the training augmentation (original)")
     baselines: list[str] = param(choices=BASELINES)
     boosted_reweight: float = param(ge=0.0, doc="BoostNet: r in the ensembles F_s = o_s + r·F_{s−1} (0.5)")
@@ -143,8 +174,17 @@ class Params(CommonParams):
     folds: int = param(ge=1)
     ece_bins: int = param(ge=1)
     ece_batch: int = param(ge=0, doc="0: ECE over the whole fold (corrected); > 0: per batch of this size (original)")
+    ece_binning: str = param(
+        choices=metrics.ECE_BINNINGS, doc="percentile: the original's edges, ties in one bin; equal_count: ties split"
+    )
+    test_folds: str = param(
+        choices=metrics.FOLD_ORDERS, doc="contiguous: consecutive blocks of the test set (original); permuted: seeded"
+    )
     conformal_alphas: list[float] = param(gt=0.0, lt=1.0)
     seed: int = param(ge=0)
+    exit_seeds: list[int] = param(
+        ge=0, doc="seeds of the exits' training: every method is trained once per seed on the one backbone"
+    )
 
     def __post_init__(self):
         if self.arch == "small" and self.embed_dim % self.num_heads:
@@ -239,11 +279,21 @@ def backbone_params(p: Setting) -> dict:
         "backbone_batch_size",
         "seed",
     )
-    return {"code_version": CODE_VERSION, **{k: getattr(p, k) for k in keys}}
+    out = {"code_version": CODE_VERSION, **{k: getattr(p, k) for k in keys}}
+    if p.checkpoint:  # the recipe acts on transfer learning only; runs from scratch keep their keys
+        out["transfer_recipe"] = p.transfer_recipe
+    return out
 
 
 def train_backbone(p: Setting, run: dict, checkpoint=None, data_splits=None) -> dict:
+    """Phase 0: the backbone, transfer-learned from ``p.checkpoint`` by ``p.transfer_recipe`` (the original's trains
+    on all training images, the validation part included, with cosine eta_min 2e-4) or trained from scratch on the
+    training part. Kept: the last epoch's weights (the original keeps the epoch of best test accuracy, which selects
+    on the test labels; not offered)."""
     tr, val, test = data_splits or splits(p)
+    original = bool(p.checkpoint) and p.transfer_recipe == "original"
+    if original:
+        tr = dataclasses.replace(tr, x=torch.cat([tr.x, val.x]), y=torch.cat([tr.y, val.y]))
     torch.manual_seed(run["seed"])
     backbone = make_backbone(p, tr.input_shape[0], tr.num_classes)
     loaded = load_pretrained(backbone, checkpoint_path(p)) if p.checkpoint else None
@@ -256,12 +306,13 @@ def train_backbone(p: Setting, run: dict, checkpoint=None, data_splits=None) -> 
         momentum=p.backbone_momentum,
         weight_decay=p.backbone_weight_decay,
         scheduler="cosine",
+        eta_min=2e-4 if original else 0.0,
         device=p.device,
         seed=run["seed"],
         log_steps=False,
         name=f"backbone/{p.dataset}",
     )
-    model = BackboneTraining(backbone, p.backbone_lr_scale)
+    model = BackboneTraining(backbone, p.backbone_lr_scale, p.transfer_recipe if p.checkpoint else "held_out")
     history = train.fit(
         model, tr, config, test_data=test, loss_fn=classification_loss(preprocess), checkpoint=checkpoint
     )
@@ -310,6 +361,9 @@ def exit_config(p: Setting, tradeoff: float, seed: int) -> ExitConfig:
         eta_min=p.exit_eta_min,
         max_warmup_epochs=p.max_warmup_epochs,
         warmup_patience=p.warmup_patience,
+        warmup_end=p.warmup_end,
+        joint_epochs=p.joint_epochs,
+        exit_schedule=p.exit_schedule,
         alternate_every=p.alternate_every,
         tradeoff=tradeoff,
         ic_loss=p.ic_loss,
@@ -330,13 +384,13 @@ def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None, data_spli
     device = train.resolve_device(p.device)
     tr, val, test = [s.to(device) for s in data_splits]
     method = METHODS.get(run["method"])
-    torch.manual_seed(run["seed"])
-    model = DynamicNet(backbone).to(device)
+    torch.manual_seed(run["exit_seed"])
+    model = DynamicNet(backbone, p.exit_rule, p.ic_init).to(device)
     model.freeze_backbone()
     G = len(model.ics)
     costs = cost_mod.exit_costs(model, (tr.input_shape[0], p.img_size, p.img_size), gates=method.gated)
     feats = Features(model, preprocess_for(p, tr), p.frozen_features, p.augment, val_augmentation=p.val_augmentation)
-    c = exit_config(p, run.get("tradeoff") or 0.0, run["seed"])
+    c = exit_config(p, run.get("tradeoff") or 0.0, run["exit_seed"])
     task = ExitTask(feats, tr.x, tr.y, val.x, val.y, cost_weights(p, costs, G))
     trained = method.train(model, task, c, checkpoint)
     model.eval()
@@ -346,7 +400,11 @@ def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None, data_spli
         logits = {k: method.combine(v, c) for k, v in logits.items()}
     labels = {"val": val.y, "test": test.y}
     protocol = policies.FoldProtocol(
-        metrics.folds(len(test), p.folds, seed=run["seed"]), p.conformal_alphas, p.ece_bins, p.ece_batch
+        metrics.folds(len(test), p.folds, run["seed"], p.test_folds),  # the same folds for every exit seed
+        p.conformal_alphas,
+        p.ece_bins,
+        p.ece_batch,
+        p.ece_binning,
     )
     result = {
         "history": trained["history"],
@@ -365,42 +423,54 @@ def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None, data_spli
     else:
         probs = {k: v.softmax(-1) for k, v in logits.items()}
         result["levels"] = policies.evaluate_budgets(
-            probs, labels, costs, protocol, p.budget_levels, p.budget_divisor, run["seed"]
+            probs, labels, costs, protocol, p.budget_levels, p.budget_divisor, run["exit_seed"]
         )
         result["tensors"] = {"ics": model.ics.state_dict()}
     return result
 
 
-def run_params(p: Setting, method: str, tradeoff: float | None) -> dict:
-    keys = (
-        "exit_epochs",
-        "exit_batch_size",
-        "exit_lr",
-        "exit_momentum",
-        "exit_weight_decay",
-        "exit_eta_min",
-        "max_warmup_epochs",
-        "warmup_patience",
-        "alternate_every",
-        "ic_loss",
-        "cost_term",
-        "pos_weight",
-        "frozen_features",
-        "val_augmentation",
-        "boosted_reweight",
-        "meta_every",
-        "meta_p",
-        "meta_lr",
-        "meta_weight_decay",
-        "budget_levels",
-        "budget_divisor",
-        "folds",
-        "ece_bins",
-        "ece_batch",
-        "conformal_alphas",
-    )
+# The exit runs' keys: every method's, then JEI-DNN's only and the baselines' only (a setting that a method does not
+# read stays out of its key, so changing it reruns only the runs it changes).
+EXIT_KEYS = (
+    "exit_epochs",
+    "exit_batch_size",
+    "exit_lr",
+    "exit_momentum",
+    "exit_weight_decay",
+    "exit_eta_min",
+    "max_warmup_epochs",
+    "warmup_patience",
+    "warmup_end",
+    "ic_init",
+    "frozen_features",
+    "val_augmentation",
+    "folds",
+    "ece_bins",
+    "ece_batch",
+    "ece_binning",
+    "test_folds",
+    "conformal_alphas",
+)
+GATED_KEYS = ("alternate_every", "ic_loss", "cost_term", "pos_weight", "exit_rule", "joint_epochs", "exit_schedule")
+BASELINE_KEYS = (
+    "boosted_reweight",
+    "meta_every",
+    "meta_p",
+    "meta_lr",
+    "meta_weight_decay",
+    "budget_levels",
+    "budget_divisor",
+)
+
+
+def run_params(p: Setting, method: str, tradeoff: float | None, exit_seed: int | None = None) -> dict:
+    """The key of one exit run: the backbone's, the method, λ, the exit-training seed (the first of
+    ``p.exit_seeds`` when None) and the settings the method reads."""
+    gated = METHODS.get(method).gated
+    keys = EXIT_KEYS + (GATED_KEYS if gated else BASELINE_KEYS)
     out = {**backbone_params(p), "method": method, "tradeoff": tradeoff, **{k: getattr(p, k) for k in keys}}
-    if not METHODS.get(method).gated:
+    out["exit_seed"] = p.exit_seeds[0] if exit_seed is None else exit_seed
+    if not gated:
         out["gate_cost"] = "none"  # identity gates, as the original's baselines (results before this key charged them)
     return out
 
@@ -424,9 +494,11 @@ def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
         def fn(g, ckpt, q=q, d=given, here=here):
             return run_exits(q, g, here, ckpt, d)
 
-        out += store.sweep("jeidnn_jeidnn", [run_params(q, "jeidnn", t) for t in q.tradeoffs], fn, device=q.device)
+        seeds = q.exit_seeds
+        jei = [run_params(q, "jeidnn", t, s) for s in seeds for t in q.tradeoffs]
+        out += store.sweep("jeidnn_jeidnn", jei, fn, device=q.device)
         for b in q.baselines:
-            out += store.sweep(f"jeidnn_{b}", [run_params(q, b, None)], fn, device=q.device)
+            out += store.sweep(f"jeidnn_{b}", [run_params(q, b, None, s) for s in seeds], fn, device=q.device)
     return out
 
 
@@ -439,7 +511,7 @@ def trained_exits(runs: list[RunResult], backbone: T2TViT) -> dict[float, Dynami
     for r in runs:
         if r.params["method"] != "jeidnn":
             continue
-        model = DynamicNet(backbone).eval()
+        model = DynamicNet(backbone, r.params["exit_rule"]).eval()
         state = r.tensors()
         model.ics.load_state_dict(state["ics"])
         model.gates.load_state_dict(state["gates"])

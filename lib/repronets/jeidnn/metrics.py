@@ -8,35 +8,61 @@ import math
 import numpy as np
 import torch
 
-
-def folds(n: int, count: int = 10, seed: int = 0) -> list[np.ndarray]:
-    """``count`` disjoint folds of a seeded permutation of range(n). A departure: the original's
-    split_dataloader_in_n cuts the test set into contiguous folds in its natural order (to be offered as an option
-    with issue #14's departures)."""
-    order = np.random.default_rng(seed).permutation(n)
-    return [f for f in np.array_split(order, count) if len(f)]
+FOLD_ORDERS = ("contiguous", "permuted")
 
 
-def ece(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15, batch_size: int | None = None) -> float:
-    """Expected calibration error ×100 of p_max against correctness with ``bins`` equal-mass (quantile) bins:
-    Σ_b |acc_b − conf_b|·n_b/N. With ``batch_size`` it is computed per consecutive batch and averaged, as the
-    original does for JEI-DNN (which inflates it on small batches). Departures from the original, for issue #14:
-    tied probabilities are spread over equal-count bins here (the original's percentile edges put ties in one
-    bin), and the batches are averaged unweighted (the original weights them by size)."""
+def folds(n: int, count: int = 10, seed: int = 0, order: str = "contiguous") -> list[np.ndarray]:
+    """``count`` disjoint folds of range(n): ``contiguous`` cuts the test set into consecutive blocks in its stored
+    order, as the original's split_dataloader_in_n; ``permuted`` cuts a permutation drawn from ``seed`` (folds that
+    do not inherit any ordering of the test files)."""
+    if order not in FOLD_ORDERS:
+        raise ValueError(f"fold order must be one of {FOLD_ORDERS}, got {order!r}")
+    index = np.arange(n) if order == "contiguous" else np.random.default_rng(seed).permutation(n)
+    return [f for f in np.array_split(index, count) if len(f)]
+
+
+ECE_BINNINGS = ("percentile", "equal_count")
+
+
+def _bin_ids(conf: np.ndarray, bins: int, binning: str) -> np.ndarray:
+    """Each probability's bin. ``percentile``: the original's copy of scikit-learn's quantile calibration curve,
+    edges at the 0, 1/bins, …, 100th percentiles and ``searchsorted(edges[1:-1], p)``, so tied probabilities share
+    one bin however many there are (saturated ICs put most samples at p = 1.0 in the last bin). ``equal_count``:
+    the sorted probabilities cut into ``bins`` groups of equal size, ties split across bins."""
+    if binning == "percentile":
+        edges = np.percentile(conf, np.linspace(0, 100, bins + 1))
+        return np.searchsorted(edges[1:-1], conf)
+    if binning == "equal_count":
+        ids = np.empty(len(conf), dtype=np.int64)
+        for b, chunk in enumerate(np.array_split(np.argsort(conf, kind="stable"), min(bins, len(conf)))):
+            ids[chunk] = b
+        return ids
+    raise ValueError(f"ECE binning must be one of {ECE_BINNINGS}, got {binning!r}")
+
+
+def ece(
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    bins: int = 15,
+    batch_size: int | None = None,
+    binning: str = "percentile",
+) -> float:
+    """Expected calibration error ×100 of p_max against correctness with ``bins`` equal-mass bins
+    (:func:`_bin_ids`): Σ_b |acc_b − conf_b|·n_b/N. With ``batch_size`` it is computed per consecutive batch and
+    averaged weighted by batch size, as the original does for JEI-DNN (which inflates it on small batches)."""
     if batch_size:
-        parts = [
-            ece(probs[i : i + batch_size], labels[i : i + batch_size], bins) for i in range(0, len(labels), batch_size)
-        ]
-        return float(np.mean(parts))
+        starts = range(0, len(labels), batch_size)
+        parts = [ece(probs[i : i + batch_size], labels[i : i + batch_size], bins, binning=binning) for i in starts]
+        sizes = [len(labels[i : i + batch_size]) for i in starts]
+        return float(np.average(parts, weights=sizes))
     conf, pred = probs.max(1)
     correct = (pred == labels).double().cpu().numpy()
     conf = conf.double().cpu().numpy()
-    order = np.argsort(conf, kind="stable")
-    total = 0.0
-    for chunk in np.array_split(order, min(bins, len(order))):
-        if len(chunk):
-            total += abs(correct[chunk].mean() - conf[chunk].mean()) * len(chunk)
-    return 100 * total / len(conf)
+    ids = _bin_ids(conf, bins, binning)
+    total = np.bincount(ids)
+    seen = total > 0
+    gap = np.abs(np.bincount(ids, weights=correct)[seen] - np.bincount(ids, weights=conf)[seen])
+    return float(100 * gap.sum() / len(conf))
 
 
 def conformal_quantile(scores: torch.Tensor, alpha: float) -> float:

@@ -17,7 +17,25 @@ from .dynamic import DynamicNet, exit_scores, first_exit
 def gate_exits(model: DynamicNet, logits: torch.Tensor) -> torch.Tensor:
     """JEI-DNN's policy: the first exit whose conditional exit score reaches 0.5, from all exits' logits (B, G+1, C)
     (the decisions :meth:`DynamicNet.infer` takes while it runs)."""
-    return first_exit(exit_scores(model.gate_values(logits)))
+    return gate_exits_from_values(model, model.gate_values(logits))
+
+
+def gate_spread(model: DynamicNet, logits: torch.Tensor) -> dict:
+    """How much each gate's output g_l varies across samples (all exits' logits (B, G+1, C)): its mean and standard
+    deviation, and the exit distribution that gates ignoring the sample would give (every gate at its mean output,
+    the same exit for all): where that matches the observed distribution, the gates carry nothing per sample."""
+    g = model.gate_values(logits)
+    constant = gate_exits_from_values(model, g.mean(0, keepdim=True))
+    return {
+        "gate_mean": g.mean(0).tolist(),
+        "gate_sd": g.std(0).tolist() if len(g) > 1 else [0.0] * g.shape[1],
+        "constant_gate_exit": int(constant[0]),
+    }
+
+
+def gate_exits_from_values(model: DynamicNet, g: torch.Tensor) -> torch.Tensor:
+    """The first exit whose conditional exit score reaches 0.5 under the model's exit rule, from gate outputs g."""
+    return first_exit(exit_scores(g, model.exit_rule))
 
 
 def target_distribution(p: float, exits: int) -> torch.Tensor:
@@ -68,13 +86,14 @@ def exit_distribution(exits: torch.Tensor, count: int) -> list[float]:
 @dataclasses.dataclass(frozen=True)
 class FoldProtocol:
     """How a policy's exits are scored: the disjoint test ``folds`` (index arrays, :func:`metrics.folds`), ECE with
-    ``ece_bins`` equal-mass bins (over the whole fold, or per batch of ``ece_batch`` > 0) and conformal sets at each
-    α of ``alphas``."""
+    ``ece_bins`` equal-mass bins of kind ``ece_binning`` (over the whole fold, or per batch of ``ece_batch`` > 0)
+    and conformal sets at each α of ``alphas``."""
 
     folds: list
     alphas: list[float]
     ece_bins: int
     ece_batch: int
+    ece_binning: str = "percentile"
 
     def summary(self, probs, labels, exits, costs: dict, val: dict, val_exit_probs=None) -> dict:
         """Accuracy, mean cost (both conventions), ECE and conformal sets per test fold, summarised (mean, sd,
@@ -87,7 +106,7 @@ class FoldProtocol:
             row = {
                 "acc": float((probs[f].argmax(1) == labels[f]).float().mean()),
                 **{f"cost_{k}": cost.mean_cost(exits[f], v) for k, v in costs.items()},
-                "ece": metrics.ece(probs[f], labels[f], self.ece_bins, self.ece_batch or None),
+                "ece": metrics.ece(probs[f], labels[f], self.ece_bins, self.ece_batch or None, self.ece_binning),
             }
             for alpha in self.alphas:
                 sets = metrics.conformal(
@@ -113,6 +132,7 @@ def evaluate_gates(model: DynamicNet, logits: dict, labels: dict, costs: dict, p
     return {
         "metrics": protocol.summary(chosen["test"], y, test_exits, costs, val, probs["val"]),
         "exit_distribution": exit_distribution(test_exits, count),
+        "gate_spread": gate_spread(model, logits["test"]),
         "per_exit_gated_acc": [
             float((test_probs[test_exits == l, l].argmax(1) == y[test_exits == l]).float().mean())
             if (test_exits == l).any()

@@ -36,14 +36,23 @@ from ..transforms import Preprocess
 from .dynamic import DynamicNet, exit_probabilities, gate_targets, oracle_exits, positive_weights
 from .policies import gate_exits, target_distribution
 
+TRANSFER_RECIPES = ("original", "held_out")
+
 
 class BackboneTraining(nn.Module):
-    """The backbone as ``train.fit`` sees it, with the original's learning-rate groups (head at the base rate, the
-    tokens-to-token module and the blocks at ``lr_scale`` × it)."""
+    """The backbone as ``train.fit`` sees it, with the learning-rate groups of ``recipe``. ``original`` (the
+    original's transfer learning): the head at the base rate, the tokens-to-token module and the blocks at
+    ``lr_scale`` × it, the class token and the final LayerNorm frozen. ``held_out``: every parameter but the head at
+    ``lr_scale`` ×, the class token and the norm included."""
 
-    def __init__(self, backbone, lr_scale: float = 1.0):
+    def __init__(self, backbone, lr_scale: float = 1.0, recipe: str = "held_out"):
         super().__init__()
-        self.backbone, self.lr_scale = backbone, lr_scale
+        if recipe not in TRANSFER_RECIPES:
+            raise ValueError(f"transfer recipe must be one of {TRANSFER_RECIPES}, got {recipe!r}")
+        self.backbone, self.lr_scale, self.recipe = backbone, lr_scale, recipe
+        if recipe == "original":
+            backbone.cls_token.requires_grad_(False)
+            backbone.norm.requires_grad_(False)
 
     def forward(self, x):
         return self.backbone(x)
@@ -146,6 +155,9 @@ class ExitConfig:
     eta_min: float  # the cosine schedules' final learning rate
     max_warmup_epochs: int
     warmup_patience: int  # warm-up: epochs without a validation gain before an IC is frozen
+    warmup_end: str  # a name in WARMUP_ENDS
+    joint_epochs: str  # a name in JOINT_EPOCHS
+    exit_schedule: str  # a name in EXIT_SCHEDULES
     alternate_every: int  # batches per gate / IC phase
     tradeoff: float  # λ, ce_ic_tradeoff
     ic_loss: str  # a name in IC_LOSSES
@@ -268,6 +280,20 @@ def warmup_weights(G: int) -> torch.Tensor:
     return torch.arange(G + 1, 1, -1, dtype=torch.float32)
 
 
+# The departures of the joint phase from the original's train_dynn.py, each an option (the first value is the
+# original's and the default; docs/papers/jeidnn.md §2.5):
+# - ``warmup_end``: ``restore_best`` (the original: an IC still training when the warm-up ends gets its best
+#   validation weights back, as a frozen one did) or ``keep_last`` (it keeps its last weights);
+# - ``joint_epochs``: ``after_warmup`` (the original: num_epoch − the warm-up epochs actually run, more when the
+#   warm-up stops early) or ``fixed`` (num_epoch − max_warmup_epochs whatever the warm-up did);
+# - ``exit_schedule``: ``original`` (CosineAnnealingLR(T_max = num_epoch, eta_min) built before the warm-up and
+#   stepped once per joint epoch, so it stops part-way down the cosine) or ``remaining`` (T_max = the joint epochs:
+#   it decays to eta_min at the last).
+WARMUP_ENDS = ("restore_best", "keep_last")
+JOINT_EPOCHS = ("after_warmup", "fixed")
+EXIT_SCHEDULES = ("original", "remaining")
+
+
 def _sgd(params, c: ExitConfig):
     return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
 
@@ -333,6 +359,10 @@ def warm_up_ics(
         return None, row
 
     values = run_epochs(ckpt, "warmup", objects, start, epochs, train_epoch, validate, stop=lambda v: all(v["frozen"]))
+    if c.warmup_end == "restore_best":
+        for l, ic in enumerate(model.ics):
+            if not values["frozen"][l] and values["best"][l][0] >= 0:
+                ic.load_state_dict(values["best"][l][1])
     model.ics.requires_grad_(True)
     return {"history": values["history"]}
 
@@ -346,10 +376,14 @@ def train_jeidnn(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=No
     device = task.train_x.device
     costs = task.costs.to(device)
     warm = min(c.max_warmup_epochs, c.epochs)
-    history = [] if ckpt.stage == "joint" else warm_up_ics(model, task, c, warm, ckpt)["history"]
+    if ckpt.stage == "joint":  # resumed: the warm-up's rows are in the saved history
+        history = [row for row in ckpt.saved["values"]["history"] if row["phase"] == "warmup"]
+    else:
+        history = warm_up_ics(model, task, c, warm, ckpt)["history"]
+    warmed = len(history)  # the warm-up epochs actually run
     ic_opt, gate_opt = _sgd(model.ics.parameters(), c), _sgd(model.gates.parameters(), c)
-    remaining = max(c.epochs - warm, 1)
-    schedulers = [_cosine(o, remaining, c) for o in (ic_opt, gate_opt)]
+    remaining = max(c.epochs - (warmed if c.joint_epochs == "after_warmup" else warm), 1)
+    schedulers = [_cosine(o, c.epochs if c.exit_schedule == "original" else remaining, c) for o in (ic_opt, gate_opt)]
     generator = torch.Generator().manual_seed(c.seed + 1)
     objects = {
         "ics": model.ics,
@@ -374,7 +408,7 @@ def train_jeidnn(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=No
             else:
                 logits = model.exit_logits(f)
                 with torch.no_grad():
-                    P = exit_probabilities(model.gate_values(logits))
+                    P = exit_probabilities(model.gate_values(logits), model.exit_rule)
                 loss = ic_loss(exit_losses(logits, y)[:, :G], P, c.ic_loss)
                 opt, idle = ic_opt, gate_opt
             idle.zero_grad(set_to_none=True)
@@ -390,9 +424,10 @@ def train_jeidnn(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=No
             v["pos_weight"] = positive_weights(oracle, G, c.pos_weight).cpu()  # the next epoch's
         row = {
             "phase": "joint",
-            "epoch": warm + epoch + 1,
+            "epoch": warmed + epoch + 1,
             "val_gated_acc": acc,
             "val_mean_exit": float(exits.float().mean()),
+            "lr": ic_opt.param_groups[0]["lr"],  # the next epoch's
         }
         return acc, row
 
