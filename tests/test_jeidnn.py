@@ -665,3 +665,12 @@ def test_the_original_transfer_recipe_freezes_the_class_token_and_the_norm():
     )
     assert ids(p for p in backbone.tokens_to_token.parameters() if p.requires_grad) <= ids(rest["params"])
     assert ids(backbone.blocks.parameters()) <= ids(rest["params"])
+
+
+@pytest.mark.parametrize("kernel, stride, padding, shape", [(7, 4, 2, (3, 3, 224, 224)), (3, 2, 1, (2, 64, 8, 8))])
+def test_soft_split_is_nn_unfold_transposed(kernel, stride, padding, shape):
+    from repronets.jeidnn.t2t_vit import SoftSplit
+
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.Unfold(kernel, stride=stride, padding=padding)(x).transpose(1, 2)
+    assert torch.equal(SoftSplit(kernel, stride, padding)(x), expected)

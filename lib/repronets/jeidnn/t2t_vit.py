@@ -62,14 +62,33 @@ class TokenPerformer(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+class SoftSplit(nn.Module):
+    """``nn.Unfold``'s overlapping k×k patches (stride, zero padding), returned as tokens (B, L, C·k·k) in its
+    order (channel, then kernel row, then column), bit for bit (tested). Written as strided views and one copy
+    rather than ``nn.Unfold`` and a transpose, whose im2col and the copy that makes its output contiguous were a
+    fifth of the tokens-to-token time (torch.profiler). Measured on the quick model, one core, batch 64: tokens
+    8.1 → 6.0 ms, whole backbone 12.8 → 11.5 ms; at batch 1 no change."""
+
+    def __init__(self, kernel_size: int, stride: int, padding: int):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s, p = self.kernel_size, self.stride, self.padding
+        x = nn.functional.pad(x, (p, p, p, p))
+        b, c = x.shape[:2]
+        patches = x.unfold(2, k, s).unfold(3, k, s)  # (B, C, H', W', k, k), a view
+        return patches.permute(0, 2, 3, 1, 4, 5).reshape(b, -1, c * k * k)
+
+
 class TokensToToken(nn.Module):
     """Soft split 7×7/4 → performer → soft split 3×3/2 → performer → soft split 3×3/2 → Linear: image/16 patches."""
 
     def __init__(self, in_chans: int = 3, embed_dim: int = 256, token_dim: int = 64):
         super().__init__()
-        self.soft_split0 = nn.Unfold(kernel_size=7, stride=4, padding=2)
-        self.soft_split1 = nn.Unfold(kernel_size=3, stride=2, padding=1)
-        self.soft_split2 = nn.Unfold(kernel_size=3, stride=2, padding=1)
+        self.soft_split0 = SoftSplit(kernel_size=7, stride=4, padding=2)
+        self.soft_split1 = SoftSplit(kernel_size=3, stride=2, padding=1)
+        self.soft_split2 = SoftSplit(kernel_size=3, stride=2, padding=1)
         self.attention1 = TokenPerformer(in_chans * 49, token_dim)
         self.attention2 = TokenPerformer(token_dim * 9, token_dim)
         self.project = nn.Linear(token_dim * 9, embed_dim)
@@ -81,9 +100,9 @@ class TokensToToken(nn.Module):
         return x.transpose(1, 2).reshape(b, c, side, side)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.attention1(self.soft_split0(x).transpose(1, 2))
-        x = self.attention2(self.soft_split1(self._to_image(x)).transpose(1, 2))
-        return self.project(self.soft_split2(self._to_image(x)).transpose(1, 2))
+        x = self.attention1(self.soft_split0(x))
+        x = self.attention2(self.soft_split1(self._to_image(x)))
+        return self.project(self.soft_split2(self._to_image(x)))
 
 
 class Attention(nn.Module):
