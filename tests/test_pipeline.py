@@ -238,6 +238,9 @@ def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project, tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "TMPDIR": str(temp)},
+        # Ctrl-C's default action, even where this test runs with SIGINT ignored (a command started with `&` by a
+        # non-interactive shell inherits that, and Python then installs no KeyboardInterrupt handler)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 60
     log = project.root / "build" / "smoke" / "fixture_a.log"
