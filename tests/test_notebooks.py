@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from repronets import pipeline
+from repronets import explore, pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -46,3 +46,6 @@ def test_notebook_runs_at_smoke_through_the_pipeline(path, tmp_path):
     executed = nbformat.read(published / f"{path.stem}.ipynb", 4)
     errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    # the explorer's output: the static view (a PNG) without the widget half, which no headless run can draw
+    views = [o for c in executed.cells if ".explorer(" in c.source for o in c.get("outputs", [])]
+    assert views and all("image/png" in o.data and explore.WIDGET_VIEW not in o.data for o in views)

@@ -208,7 +208,30 @@ def execute_notebook(source: Path, output: Path, parameters: dict, cwd: Path) ->
         progress_bar=False,
         log_output=True,
         request_save_on_cell_execute=True,
+        # No front end draws widgets here: their state would only weigh on the saved notebook.
+        store_widget_state=False,
     )
+    _keep_static_views(output)
+
+
+def _keep_static_views(notebook: Path) -> None:
+    """Drop the widget half of outputs that also carry a static image (``repronets.explore``): without the widget's
+    state, which no headless run has, a reader (JupyterLab, GitHub, the results site) would try the widget and show
+    an error or nothing instead of the image."""
+    import nbformat
+
+    from .explore import WIDGET_VIEW
+
+    nb = nbformat.read(notebook, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data and "image/png" in data:
+                del data[WIDGET_VIEW]
+                changed = True
+    if changed:
+        fileio.atomic_write(notebook, lambda f: nbformat.write(nb, f))
 
 
 def _worker(argv: list[str]) -> int:
