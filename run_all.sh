@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Rebuild every figure and table:       ./run_all.sh [--profile smoke|quick|paper] [-j N] [--force] [NOTEBOOK ...]
 # Run the tests:                         ./run_all.sh test [PYTEST ARGS ...]
+# Build the results site:               ./run_all.sh site [--profile P] [--params-dir DIR]  (build/site/<profile>/)
 # Lint (ruff, as CI and the git hooks):  ./run_all.sh lint
-# Refresh the lock file:                 ./run_all.sh lock [--upgrade | --upgrade-package NAME ...]
+# Refresh the lock files:                ./run_all.sh lock [--upgrade | --upgrade-package NAME ...]
 #
 # Environment: with none active, ./.venv is created and installed from requirements.lock (pinned, hash-checked: the
 # environment that made the published figures). An active conda env or virtualenv is used as it is; the project is
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     echo
 fi
 
@@ -20,6 +21,8 @@ log() { echo "run_all.sh: $*" >&2; }
 die() { log "error: $*"; exit 2; }
 
 LOCK=requirements.lock
+# The results site's tools (the [site] extra), compiled on top of $LOCK with its versions as constraints.
+SITE_LOCK=requirements-site.lock
 # The interpreter the lock was compiled for (its wheels are cp311 builds for Linux x86-64).
 LOCK_PYTHON=3.11
 
@@ -56,9 +59,10 @@ if [[ "${1:-}" == "lock" ]]; then
     shift
     "$PY" -m uv --version >/dev/null 2>&1 || "$PY" -m pip install --quiet uv
     # uv keeps the versions already in the lock unless told to upgrade (--upgrade, --upgrade-package NAME).
-    exec "$PY" -m uv pip compile pyproject.toml --extra all --generate-hashes --quiet \
-        --python-version "$LOCK_PYTHON" --python-platform x86_64-manylinux_2_28 \
-        --custom-compile-command "./run_all.sh lock" -o "$LOCK" "$@"
+    compile=("$PY" -m uv pip compile pyproject.toml --generate-hashes --quiet --python-version "$LOCK_PYTHON"
+             --python-platform x86_64-manylinux_2_28 --custom-compile-command "./run_all.sh lock")
+    "${compile[@]}" --extra all -o "$LOCK" "$@"
+    exec "${compile[@]}" --extra site --constraint "$LOCK" -o "$SITE_LOCK" "$@"
 fi
 
 # (Re)install when the dependency list (or the lock) changed since the last install into this environment.
@@ -85,6 +89,24 @@ elif [[ ! -e "$stamp" ]]; then
     touch "$stamp"
 fi
 
+# The site's tools: for `site`, and for `test` (the tests build a site and open it in a browser).
+if [[ "${1:-}" == "site" || "${1:-}" == "test" ]]; then
+    site_stamp="$prefix/.repronets-site-$INSTALL-$(cat pyproject.toml "$LOCK" "$SITE_LOCK" | sha256sum | cut -c1-16)"
+    if [[ ! -e "$site_stamp" ]]; then
+        log "installing the results site's tools (the [site] extra, $INSTALL) into $prefix"
+        if [[ "$INSTALL" == lock ]]; then
+            "$PY" -m pip install --quiet --require-hashes -r "$SITE_LOCK"
+        else
+            "$PY" -m pip install --quiet -e ".[site]"
+        fi
+        rm -f "$prefix"/.repronets-site-*
+        touch "$site_stamp"
+    fi
+fi
+if [[ "${1:-}" == "site" ]]; then
+    shift
+    exec "$PY" -m repronets.site "$@"
+fi
 if [[ "${1:-}" == "lint" ]]; then
     "$PY" -m ruff check .
     exec "$PY" -m ruff format --check .

@@ -5,6 +5,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import tomllib
 import yaml
 from packaging.requirements import Requirement
@@ -27,10 +28,13 @@ def conda_requirements() -> list[Requirement]:
     return [Requirement(re.sub(r"^([\w-]+)", lambda m: CONDA_TO_PIP.get(m[1], m[1]), s)) for s in specs]
 
 
-def locked_versions() -> dict[str, str]:
-    text = (ROOT / "requirements.lock").read_text()
+def locked_versions(lock: str = "requirements.lock") -> dict[str, str]:
+    text = (ROOT / lock).read_text()
     pins = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s\\;]+)", text, re.M)
     return {canonicalize_name(name): version for name, version in pins}
+
+
+SITE_LOCK = "requirements-site.lock"  # the [site] extra, installed on top of the main lock
 
 
 def test_environment_yml_names_what_pyproject_names_with_the_same_bounds():
@@ -54,8 +58,15 @@ def test_user_named_packages_are_in_the_full_environment():
     assert {"torch", "torchvision", "jupyterlab", "papermill", "matplotlib", "seaborn"} <= names
 
 
+def test_the_site_lock_keeps_the_main_locks_versions():
+    main, site = locked_versions(), locked_versions(SITE_LOCK)
+    assert {"sphinx", "myst-nb", "sphinx-book-theme"} <= site.keys()
+    moved = {k: (main[k], v) for k, v in site.items() if k in main and main[k] != v}
+    assert not moved, f"{SITE_LOCK} moves packages of requirements.lock: {moved}; run ./run_all.sh lock"
+
+
 def test_lock_satisfies_pyproject_ranges():
-    locked = locked_versions()
+    locked = {**locked_versions(SITE_LOCK), **locked_versions()}
     for r in pyproject_requirements():
         name = canonicalize_name(r.name)
         assert name in locked, f"{r.name} is in pyproject.toml but not in requirements.lock: run ./run_all.sh lock"
@@ -64,10 +75,11 @@ def test_lock_satisfies_pyproject_ranges():
         )
 
 
-def test_every_locked_package_carries_hashes():
-    blocks = re.split(r"\n(?=[A-Za-z0-9_.-]+==)", (ROOT / "requirements.lock").read_text())
+@pytest.mark.parametrize("lock", ["requirements.lock", SITE_LOCK])
+def test_every_locked_package_carries_hashes(lock):
+    blocks = re.split(r"\n(?=[A-Za-z0-9_.-]+==)", (ROOT / lock).read_text())
     pinned = [b for b in blocks if re.match(r"[A-Za-z0-9_.-]+==", b)]
-    assert len(pinned) == len(locked_versions()) > 100
+    assert len(pinned) == len(locked_versions(lock)) > 100
     unhashed = [b.split()[0] for b in pinned if "--hash=sha256:" not in b]
     assert not unhashed, f"pins without hashes: {unhashed}"
 
