@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 # (label shown in the control, value handed to the drawing function)
 Option = tuple[str, Any]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+CSS_CLASS = "repronets-explorer"  # on the explorer's box in the page (the browser tests find it by this)
 
 
 @dataclasses.dataclass
@@ -96,6 +97,7 @@ class Explorer:
         self._box = widgets.VBox(
             [widgets.HTML(f"<b>{self.title}</b>"), widgets.HBox(list(self._widgets.values())), self._output]
         )
+        self._box.add_class(CSS_CLASS)
         self._redraw()
         return self._box
 
