@@ -104,7 +104,7 @@ def site_pages(index: Path) -> list[Path]:
     return sorted(p for p in index.parent.rglob("*.html") if not {"_sources", "_static"} & set(p.parts))
 
 
-def test_site_is_built_from_the_profile_without_running_a_notebook(built_site):
+def test_site_has_a_page_per_notebook_the_measured_tables_and_each_outputs_provenance(built_site):
     pages = {p.relative_to(built_site.parent).as_posix() for p in site_pages(built_site)}
     assert {"index.html", "measured.html"} | {f"notebooks/{n}.html" for n in NOTEBOOKS} <= pages
     page = (built_site.parent / "notebooks" / "01_tau_speedup.html").read_text()
