@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ from .explore import WIDGET_VIEW
 from .pipeline import MANIFEST, Project
 from .readme import BLOCK
 
-SOURCE_FOLDER = "site-src"  # build/site-src/<profile>/: the generated Sphinx sources, kept for inspection
+SOURCE_FOLDER = "site-src"  # build/site-src/<profile>/source: the generated Sphinx sources, kept for inspection
 
 
 class SiteError(RuntimeError):
@@ -46,14 +47,16 @@ def build(project: Project, profile: str, out: Path | None = None, quiet: bool =
     figures = project.figures(profile)
     notebooks = _executed_notebooks(project, profile)
     manifest = json.loads((figures / MANIFEST).read_text(encoding="utf-8"))["outputs"]
-    src = site_folder(project, profile, SOURCE_FOLDER)
+    # build/site-src/<profile>/: source/ (generated), html/ (Sphinx's output) and jupyter_execute/ (where myst-nb
+    # always writes beside the output folder); the finished html/ then replaces the published site in one rename,
+    # so a failed build leaves the previous site as it was.
+    staging = site_folder(project, profile, SOURCE_FOLDER)
+    src, html = staging / "source", staging / "html"
     out = out or site_folder(project, profile)
-    if src.exists():
-        shutil.rmtree(src)
-    if (out / ".buildinfo").exists():  # an earlier site (Sphinx's marker): pages of removed outputs go with it
-        shutil.rmtree(out)
-    elif out.exists() and any(out.iterdir()):
+    if out.exists() and any(out.iterdir()) and not (out / ".buildinfo").exists():  # Sphinx's marker
         raise SiteError(f"{out} holds files that are not a site built here; choose an empty folder")
+    if staging.exists():
+        shutil.rmtree(staging)
     (src / "notebooks").mkdir(parents=True)
     label = project.label(profile)
 
@@ -71,10 +74,14 @@ def build(project: Project, profile: str, out: Path | None = None, quiet: bool =
         pages.append("measured")
     fileio.write_text(src / "index.md", _landing_page(figures, notebooks, label, pages))
 
-    command = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-E", str(src), str(out)]
+    command = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-E", str(src), str(html)]
     done = subprocess.run(command + (["-q"] if quiet else []), capture_output=quiet, text=True)
     if done.returncode:
         raise SiteError(f"sphinx-build failed ({' '.join(command)}):\n{(done.stderr or '')[-4000:]}")
+    if out.exists():  # an earlier site: its pages of outputs that are gone go with it
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(html, out)
     return out / "index.html"
 
 
