@@ -83,6 +83,25 @@ class Project:
     def build(self, profile: str) -> Path:
         return self._folder("build", profile)
 
+    def site(self, profile: str) -> Path:
+        """The results site of a profile (repronets.site): build/site/<profile>/."""
+        return self._folder("build/site", profile)
+
+    def site_sources(self, profile: str) -> Path:
+        """Where repronets.site writes the site's Sphinx sources and builds it: build/site-src/<profile>/."""
+        return self._folder("build/site-src", profile)
+
+    @classmethod
+    def from_arguments(cls, root: Path, params_dir: Path | None, dry_run: bool = False) -> Project:
+        """The project of a command line's ``--params-dir`` (None, or params/ itself: the profiles' own files).
+        Raises ValueError, naming the option, when the folder does not exist."""
+        params_set = params_dir.resolve() if params_dir else None
+        if params_set == root / "params":
+            params_set = None
+        elif params_set is not None and not params_set.is_dir():
+            raise ValueError(f"--params-dir {params_dir}: no such folder")
+        return cls(root, params_set, dry_run)
+
     def notebooks(self) -> list[str]:
         return sorted(p.stem for p in self.notebooks_dir.glob("*.ipynb"))
 
@@ -683,12 +702,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     root = (args.root or provenance.project_root()).resolve()
-    params_set = args.params_dir.resolve() if args.params_dir else None
-    if params_set == root / "params":
-        params_set = None
-    elif params_set is not None and not params_set.is_dir():
-        parser.error(f"--params-dir {args.params_dir}: no such folder")
-    project = Project(root, params_set, args.dry_run)
+    try:
+        project = Project.from_arguments(root, args.params_dir, args.dry_run)
+    except ValueError as e:
+        parser.error(str(e))
     try:
         executor = executors.from_arguments(args)
     except ValueError as e:

@@ -30,15 +30,9 @@ from .explore import WIDGET_VIEW
 from .pipeline import MANIFEST, Project
 from .readme import BLOCK
 
-SOURCE_FOLDER = "site-src"  # build/site-src/<profile>/source: the generated Sphinx sources, kept for inspection
-
 
 class SiteError(RuntimeError):
     """The site cannot be built from what is there; the message says what to build first."""
-
-
-def site_folder(project: Project, profile: str, kind: str = "site") -> Path:
-    return project.root / "build" / kind / (f"{project.params_set.name}/{profile}" if project.params_set else profile)
 
 
 def build(project: Project, profile: str, out: Path | None = None, quiet: bool = True) -> Path:
@@ -50,9 +44,9 @@ def build(project: Project, profile: str, out: Path | None = None, quiet: bool =
     # build/site-src/<profile>/: source/ (generated), html/ (Sphinx's output) and jupyter_execute/ (where myst-nb
     # always writes beside the output folder); the finished html/ then replaces the published site in one rename,
     # so a failed build leaves the previous site as it was.
-    staging = site_folder(project, profile, SOURCE_FOLDER)
+    staging = project.site_sources(profile)
     src, html = staging / "source", staging / "html"
-    out = out or site_folder(project, profile)
+    out = out or project.site(profile)
     if out.exists() and any(out.iterdir()) and not (out / ".buildinfo").exists():  # Sphinx's marker
         raise SiteError(f"{out} holds files that are not a site built here; choose an empty folder")
     if staging.exists():
@@ -254,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     root = (args.root or provenance.project_root()).resolve()
-    params_set = args.params_dir.resolve() if args.params_dir else None
-    project = Project(root, None if params_set in (None, root / "params") else params_set)
+    try:
+        project = Project.from_arguments(root, args.params_dir)
+    except ValueError as e:
+        parser.error(str(e))
     try:
         index = build(project, args.profile, args.out)
     except SiteError as e:
