@@ -102,7 +102,7 @@ def frame(runs: list[RunResult], alpha: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _colours():
+def method_colours():
     return {
         "JEI-DNN": sns.color_palette("colorblind")[3],
         "confidence threshold": sns.color_palette("colorblind")[0],
@@ -112,7 +112,7 @@ def _colours():
 
 
 def _draw(ax, df, y: str, cost: str, sd: str | None = None):
-    colours = _colours()
+    colours = method_colours()
     x = f"cost_{cost}_frac"
     for method, g in df.groupby("method", sort=False):
         g = g.sort_values(x)

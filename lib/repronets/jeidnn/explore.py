@@ -9,7 +9,7 @@ import numpy as np
 from ..explore import Control, Explorer, distinct
 from ..plotting import plt
 from ..results import RunResult
-from .analysis import METHOD_NAMES, _colours, first_exit_seed, frame, jeidnn_runs
+from .analysis import METHOD_NAMES, first_exit_seed, frame, jeidnn_runs, method_colours
 
 
 def explorer(runs: list[RunResult], alpha: float) -> Explorer:
@@ -44,7 +44,7 @@ def explorer(runs: list[RunResult], alpha: float) -> Explorer:
     def draw(dataset, method, setting):
         df = rows(dataset)
         point = df[(df.key == method) & (df.setting == setting)].iloc[0]
-        colours = _colours()
+        colours = method_colours()
         fig, (exits_ax, acc_ax, ece_ax) = plt.subplots(1, 3, figsize=(13, 3.6))
         exits = np.asarray(point.exits)
         x = np.arange(len(exits))

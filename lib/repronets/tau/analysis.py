@@ -175,7 +175,7 @@ def _first_seed(runs: list[RunResult], select, key) -> dict:
     return chosen
 
 
-def _plot_taus(ax, r: RunResult) -> int:
+def plot_taus(ax, r: RunResult) -> int:
     """Every τ of a run after every step, against epochs; returns the number of τ."""
     tracking = r.tensors()["tau_tracking"].numpy()
     steps_per_epoch = math.ceil(r.result["train_samples"] / r.result["batch_size"])
@@ -193,7 +193,7 @@ def tau_trajectories(runs: list[RunResult], T: float):
     keys = sorted(chosen)
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        n_taus = _plot_taus(ax, chosen[key])
+        n_taus = plot_taus(ax, chosen[key])
         ax.axhline(T / n_taus, color="grey", lw=0.8, ls=":")
         ax.set(title=f"{curve_label(chosen[key].params)}, {key[1]}", xlabel="epoch", ylabel="τ")
     axes[0][-1].legend(fontsize=7, ncol=2)
@@ -214,7 +214,7 @@ def pruning_plot(runs: list[RunResult]):
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.1 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
         r = chosen[key]
-        _plot_taus(ax, r)
+        plot_taus(ax, r)
         top = ax.get_ylim()[1]
         for i, e in enumerate(r.result["pruning_events"]):
             ax.axvline(e["epoch"], color="black", ls="--", lw=0.8)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..explore import Control, Explorer, distinct
 from ..plotting import plt
 from ..results import RunResult
-from .analysis import _plot_taus, curve_label
+from .analysis import curve_label, plot_taus
 
 
 def mode_label(p: dict) -> str:
@@ -63,7 +63,7 @@ def explorer(runs: list[RunResult]) -> Explorer:
         left.set(title="test accuracy (grey: the other seeds)", xlabel="epoch", ylabel="test accuracy", ylim=(0, 1))
         left.legend(fontsize=8, loc="lower right")
         if "tau_tracking" in run.tensors():
-            n_taus = _plot_taus(right, run)
+            n_taus = plot_taus(right, run)
             for e in run.result["pruning_events"]:
                 right.axvline(e["epoch"], color="black", ls="--", lw=0.8)
             right.axhline(T / n_taus, color="grey", lw=0.8, ls=":")
