@@ -2,6 +2,7 @@
 # Rebuild every figure and table:       ./run_all.sh [--profile smoke|quick|paper] [-j N] [--force] [NOTEBOOK ...]
 # Run the tests:                         ./run_all.sh test [PYTEST ARGS ...]
 # Build the results site:               ./run_all.sh site [--profile P] [--params-dir DIR]  (build/site/<profile>/)
+# Check this machine reproduces them:   ./run_all.sh verify [--profile P] [--params-dir DIR]  (exit 1 on a difference)
 # Lint (ruff, as CI and the git hooks):  ./run_all.sh lint
 # Refresh the lock files:                ./run_all.sh lock [--upgrade | --upgrade-package NAME ...]
 #
@@ -13,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     echo
 fi
 
@@ -106,6 +107,10 @@ fi
 if [[ "${1:-}" == "site" ]]; then
     shift
     exec "$PY" -m repronets.site "$@"
+fi
+if [[ "${1:-}" == "verify" ]]; then
+    shift
+    exec "$PY" -m repronets.verify "$@"
 fi
 if [[ "${1:-}" == "lint" ]]; then
     "$PY" -m ruff check .

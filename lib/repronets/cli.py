@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable
 
-from . import executors
+from . import executors, numerics
 from . import params as params_mod
 from .results import ResultsError, RunStore
 
@@ -37,8 +37,10 @@ def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None,
             help="also write each run in the original code's file format under DIR",
         )
     executors.add_arguments(parser)
+    numerics.add_argument(parser)
     args = parser.parse_args(argv)
     try:
+        numerics.check_argument(args)
         p = params_mod.load(notebook, args.profile, args.params_dir)
         if args.dry_run:
             p = params_mod.dry_run(p)
@@ -63,6 +65,10 @@ def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None,
         return 0
     for r in runs:
         print(f"{'cached' if r.cached else 'ran   '} {r.kind}/{r.key} {r.meta['wall_time_s']:.1f} s  {r.path}")
+    if store.not_reused:
+        print(f"{len(store.not_reused)} stored run(s) were computed again, because other numerics made them:")
+        for name, why in sorted(store.not_reused.items()):
+            print(f"  {name}: {why}")
     if export and args.export:
         paths = export(runs, args.export)
         print(f"exported {len(paths)} file(s) under {args.export}")

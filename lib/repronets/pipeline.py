@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -35,10 +36,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import claims, executors, fileio, provenance, readme
+from . import claims, executors, fileio, numerics, provenance, readme
 from . import params as params_mod
 from .provenance import OUTPUTS_RECORD
-from .results import RunStore
+from .results import REUSE_LOG_ENV, RunStore
 
 KERNEL_NAME = "repronets"
 DEFAULT_TIMEOUT_S = {"smoke": 600, "quick": 1800, "paper": 0}  # 0: no limit
@@ -55,6 +56,8 @@ class Project:
     root: Path
     params_set: Path | None = None
     dry_run: bool = False  # --dry-run: outputs under build/dry-run/, runs in build/dry-run/runs (own keys anyway)
+    # run_all.sh verify: figures/, build/ and runs/ under this folder instead (the checkout's are left alone)
+    scratch: Path | None = None
 
     @property
     def notebooks_dir(self) -> Path:
@@ -65,13 +68,16 @@ class Project:
         return self.params_set or self.root / "params"
 
     def _folder(self, kind: str, profile: str) -> Path:
-        where = self.root / "build" / "dry-run" / kind if self.dry_run else self.root / kind
+        base = self.scratch or self.root
+        where = base / "build" / "dry-run" / kind if self.dry_run else base / kind
         return where / (f"{self.params_set.name}/{profile}" if self.params_set else profile)
 
     @property
     def runs(self) -> RunStore:
-        """The kernels' run store: $REPRONETS_RUNS or runs/; a dry run's own folder."""
-        return RunStore(self.root / "build" / "dry-run" / "runs") if self.dry_run else RunStore()
+        """The kernels' run store: $REPRONETS_RUNS or runs/; a dry run's own folder; a scratch project's own."""
+        if self.dry_run:
+            return RunStore((self.scratch or self.root) / "build" / "dry-run" / "runs")
+        return RunStore(self.scratch / "runs") if self.scratch else RunStore()
 
     def figures(self, profile: str) -> Path:
         return self._folder("figures", profile)
@@ -163,6 +169,32 @@ def input_hash(project: Project, notebook: str, profile: str) -> str:
     for f in library_files():
         h.update(str(f.relative_to(package)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:20]
+
+
+def _reuse_log(project: Project, profile: str) -> Path:
+    """The file the kernels' run stores name each stored run they did not reuse in (see repronets.results)."""
+    return project.build(profile) / "not_reused.jsonl"
+
+
+def report_not_reused(log: Path, out) -> None:
+    """Once per build: how many stored runs the kernels computed again because other numerics made them, and why."""
+    try:
+        lines = log.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return
+    why = {}
+    for line in lines:
+        with contextlib.suppress(json.JSONDecodeError, KeyError):
+            entry = json.loads(line)
+            why[entry["run"]] = entry["why"]
+    if not why:
+        return
+    reasons: dict[str, int] = {}
+    for reason in why.values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    print(f"{len(why)} stored run(s) were not reused, because other numerics computed them:", file=out)
+    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        print(f"  {n} run(s): {reason}", file=out)
 
 
 def up_to_date(job: Job) -> bool:
@@ -332,6 +364,7 @@ def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, runn
     kernel_dir = tempfile.mkdtemp(prefix="repronets-kernel-")
     env = dict(os.environ, PYTHONUNBUFFERED="1", REPRONETS_HEADLESS="1")
     env.update(REPRONETS_KERNEL_DIR=kernel_dir, REPRONETS_RUNS=str(project.runs.root))
+    env[REUSE_LOG_ENV] = str(_reuse_log(project, profile))
     env[params_mod.INJECTED_FROM] = str(job.params_file)  # the kernel's values are that whole file (session.py)
     if threads:  # -j N: share the cores instead of N processes each using all of them
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -564,6 +597,7 @@ def build(
     timeout_s = DEFAULT_TIMEOUT_S[profile] if timeout_s is None else timeout_s
     manifest_lock, running = threading.Lock(), _Running()
     with _ProfileLock(project.figures(profile)):
+        _reuse_log(project, profile).unlink(missing_ok=True)
         todo = []
         for job in jobs:
             if not force and up_to_date(job):
@@ -626,9 +660,10 @@ def build(
                 signal.signal(signal.SIGINT, previous_int)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+        report_not_reused(_reuse_log(project, profile), out)
         with_claims = [n for n in project.notebooks_at(profile) if claims.claim_file(n, project.root).exists()]
         claims.write_profile_ledger(project.figures(profile), with_claims, project.label(profile))
-        if readme.update(project.root):
+        if project.scratch is None and readme.update(project.root):
             print("README.md: its generated blocks were rewritten from the new outputs", file=out)
     return _summary(jobs, project, out)
 
@@ -699,6 +734,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
     executors.add_arguments(parser)
+    numerics.add_argument(parser)
     parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     root = (args.root or provenance.project_root()).resolve()
@@ -708,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     try:
         executor = executors.from_arguments(args)
+        numerics.check_argument(args)
     except ValueError as e:
         parser.error(str(e))
     if executor is not None:  # the kernels' run stores dispatch their missing runs there (RunStore's default)

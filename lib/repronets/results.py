@@ -9,6 +9,19 @@ The key covers parameters, not code: each experiment puts a ``code_version`` in 
 it when a change alters the numbers, so stale runs are not reused. Every result also records the git commit
 that made it.
 
+Numerics: every result records the numerics that computed it (:func:`repronets.numerics.current`: torch's version,
+the kernels' instruction set, ``avx2`` or ``native``, the CPU model, torch's thread count, the device). A stored run
+is reused only when the numerics this process would compute it with match on torch's version, the instruction set,
+the threads and the device (``cpu``, or ``cuda (<GPU name>)``), and, for native kernels, the CPU model
+(:data:`repronets.numerics.REUSE_FIELDS`). So a GPU run never serves a CPU build, nor a native-ISA run a pinned one,
+nor a run of torch 2.13 a build on 2.14. A run that does not match is computed again; the result it replaces is
+kept in ``<run>/superseded/<n>/``, and each not-reused run is counted with its reason (:attr:`RunStore.not_reused`,
+and one line per run in ``$REPRONETS_REUSE_LOG``, which ``run_all.sh`` reports once per build). To draw figures
+from runs computed elsewhere (a GPU, a cluster) without computing them again, ``REPRONETS_REUSE_NUMERICS=any`` turns
+the check off; each output's provenance still names every run's numerics. With an executor
+that computes runs in other processes (:mod:`repronets.executors`), the submitting process checks torch's version and
+the instruction set; the thread count and device are the workers', checked by the worker that computes the run.
+
 Layout: ``<runs>/<kind>/<key>/result.json`` (params, result, metadata), ``tensors.pt`` (optional), and
 ``checkpoint.pt`` while the run is in progress. ``result.json`` is written last: its presence means done.
 """
@@ -28,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import executors, fileio, provenance
+from . import executors, fileio, numerics, provenance
 
 
 class ResultsError(RuntimeError):
@@ -90,6 +103,25 @@ class RunResult:
         return torch.load(file, map_location=map_location, weights_only=True) if file.exists() else {}
 
 
+# REPRONETS_REUSE_NUMERICS=any: reuse stored runs whatever numerics computed them (to draw the figures of runs that
+# a GPU or another machine computed, without computing them again here); every output still records each run's own.
+ANY_NUMERICS_ENV = "REPRONETS_REUSE_NUMERICS"
+# A file that each RunStore appends "<kind>/<key>: why not reused" lines to (run_all.sh sets it for every build).
+REUSE_LOG_ENV = "REPRONETS_REUSE_LOG"
+
+
+def _supersede(folder: Path) -> None:
+    """Move a stored result that is about to be replaced (other numerics) to ``superseded/<n>/`` of its folder."""
+    old = [f for f in (folder / "result.json", folder / "tensors.pt") if f.exists()]
+    if not old:
+        return
+    n = 1 + sum(1 for _ in (folder / "superseded").glob("*")) if (folder / "superseded").is_dir() else 1
+    keep = folder / "superseded" / str(n)
+    keep.mkdir(parents=True, exist_ok=True)
+    for f in sorted(old, key=lambda f: f.name != "result.json"):  # the result first: its absence means not done
+        os.replace(f, keep / f.name)
+
+
 def default_root() -> Path:
     return Path(os.environ.get("REPRONETS_RUNS") or provenance.project_root() / "runs")
 
@@ -101,6 +133,39 @@ class RunStore:
     def __init__(self, root: str | os.PathLike | None = None, executor=None):
         self.root = Path(root) if root else default_root()
         self.executor = executor or executors.ExecutorConfig.from_env()
+        self.not_reused: dict[str, str] = {}  # "<kind>/<key>" -> why its stored result was not reused
+        self._numerics: dict[str, dict] = {}
+
+    def numerics(self, params: dict) -> dict:
+        """The numerics this process computes a run of ``params`` with (its device: ``params["device"]``, resolved)."""
+        import torch
+
+        from .train import resolve_device
+
+        asked = str(params.get("device") or "auto")
+        try:
+            device = str(resolve_device(asked))
+        except RuntimeError:  # a CUDA run read where there is no GPU: it can only match a stored GPU run's record
+            device = asked
+        slot = f"{device}/{torch.get_num_threads()}"
+        if slot not in self._numerics:
+            self._numerics[slot] = numerics.current(device)
+        return self._numerics[slot]
+
+    def _reusable(self, found: RunResult) -> bool:
+        if os.environ.get(ANY_NUMERICS_ENV) == "any":
+            return True
+        fields = numerics.REUSE_FIELDS if not self.runs_elsewhere else ("torch", "isa")
+        why = numerics.mismatch(found.meta.get("numerics"), self.numerics(found.params), fields)
+        if why:
+            name = f"{found.kind}/{found.key}"
+            if name not in self.not_reused:
+                self.not_reused[name] = why
+                log = os.environ.get(REUSE_LOG_ENV)
+                if log:
+                    with open(log, "a", encoding="utf-8") as f:  # one short line: O_APPEND keeps lines whole
+                        f.write(json.dumps({"run": name, "why": why}) + "\n")
+        return not why
 
     @property
     def runs_elsewhere(self) -> bool:
@@ -120,6 +185,12 @@ class RunStore:
         return self.root / kind / run_key(params)
 
     def load(self, kind: str, params: dict) -> RunResult | None:
+        """The stored result of this run, if there is one computed with this process's numerics (see above)."""
+        found = self.stored(kind, params)
+        return found if found is not None and self._reusable(found) else None
+
+    def stored(self, kind: str, params: dict) -> RunResult | None:
+        """The stored result of this run, whatever numerics computed it."""
         return self._read(self.folder(kind, params) / "result.json", cached=True)
 
     def run(self, kind: str, params: dict, fn: Callable[[dict, Path], dict], *, device: str | None = None) -> RunResult:
@@ -202,6 +273,7 @@ class RunStore:
 
     def _write(self, kind, params, result, started, wall, device, **extra) -> RunResult:
         folder = self.folder(kind, params)
+        _supersede(folder)
         result = dict(result)
         tensors = result.pop("tensors", None)
         if tensors:
@@ -215,6 +287,7 @@ class RunStore:
             **executors.worker_record(),
             **extra,
             **provenance.record(device or params.get("device")),
+            "numerics": self.numerics({**params, "device": device or params.get("device")}),
         }
         fileio.write_json(folder / "result.json", {"params": params, "result": result, "meta": meta})
         (folder / "checkpoint.pt").unlink(missing_ok=True)

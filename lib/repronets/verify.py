@@ -1,0 +1,131 @@
+"""``./run_all.sh verify``: does this machine reproduce the published figures?
+
+Rebuilds a profile (default quick) from an empty run store of its own, in a scratch folder
+(``build/verify/<profile>/``: its own ``figures/``, ``build/`` and ``runs/``; the checkout's are not touched), then
+compares every output with the committed one (``git show HEAD:figures/...``; the working tree's files outside git).
+It prints each file that differs, is missing or is new, and exits 1 on any. Not compared: the outputs that measure
+the machine (``*_timing.*``: README, "Determinism") and the build's records of provenance (``MANIFEST.json``,
+``outputs.json``: dates, wall times, hosts), which no two builds share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import executors, numerics, provenance
+from .pipeline import MANIFEST, STAMP, BuildError, Project, build
+from .provenance import OUTPUTS_RECORD
+
+NOT_COMPARED = {MANIFEST, OUTPUTS_RECORD, STAMP, ".lock"}
+
+
+def compared(relative: str) -> bool:
+    """Whether an output (a path below a profile's figures folder) must be the same on every machine."""
+    name = Path(relative).name
+    return name not in NOT_COMPARED and not name.endswith(".ipynb") and not provenance.is_timing(name)
+
+
+def committed_outputs(root: Path, folder: Path, revision: str = "HEAD") -> dict[str, bytes] | None:
+    """The files under ``folder`` as ``revision`` holds them (relative path -> bytes); None outside git."""
+    relative = folder.relative_to(root).as_posix()
+    try:
+        listing = subprocess.run(
+            ["git", "ls-tree", "-r", "-z", "--name-only", revision, "--", f"{relative}/"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    out = {}
+    for path in filter(None, listing.split("\0")):
+        blob = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=root, capture_output=True, check=True)
+        out[path[len(relative) + 1 :]] = blob.stdout
+    return out
+
+
+def files_below(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def compare(published: dict[str, bytes], rebuilt: dict[str, bytes]) -> dict[str, list[str]]:
+    """The compared outputs that differ, that the rebuild lacks, and that only the rebuild has."""
+    published = {k: v for k, v in published.items() if compared(k)}
+    rebuilt = {k: v for k, v in rebuilt.items() if compared(k)}
+    return {
+        "identical": sorted(k for k in published if k in rebuilt and published[k] == rebuilt[k]),
+        "differ": sorted(k for k in published if k in rebuilt and published[k] != rebuilt[k]),
+        "missing": sorted(set(published) - set(rebuilt)),
+        "new": sorted(set(rebuilt) - set(published)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="run_all.sh verify",
+        description="Rebuild a profile from an empty run store in a scratch folder and compare every output with the "
+        "committed one (machine measurements, *_timing.*, and provenance records excepted); exit 1 on a difference.",
+    )
+    parser.add_argument("--profile", default="quick", help="smoke | quick (default) | paper")
+    parser.add_argument("--params-dir", type=Path, default=None, help="another parameter set (e.g. params/real_mnist)")
+    parser.add_argument("-j", "--jobs", type=int, default=None, help="notebooks at once (default as run_all.sh)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per notebook (default by profile)")
+    parser.add_argument("--against", default="HEAD", help="the git revision whose figures are compared (HEAD)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder after a rebuild that verified")
+    numerics.add_argument(parser)
+    parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    root = (args.root or provenance.project_root()).resolve()
+    try:
+        numerics.check_argument(args)
+        project = Project.from_arguments(root, args.params_dir)
+    except ValueError as e:
+        parser.error(str(e))
+    label = f"{project.params_set.name}/{args.profile}" if project.params_set else args.profile
+    scratch = root / "build" / "verify" / label
+    shutil.rmtree(scratch, ignore_errors=True)
+    project = Project(root, project.params_set, scratch=scratch)
+    os.environ.pop(executors.ENV, None)  # the runs are computed in the kernels, as a plain ./run_all.sh does
+    published_dir = Project(root, project.params_set).figures(args.profile)
+    published = committed_outputs(root, published_dir, args.against)
+    if published is None:
+        published = files_below(published_dir) if published_dir.is_dir() else {}
+    if not published:
+        print(f"run_all.sh verify: error: nothing is published under {published_dir} to compare with", file=sys.stderr)
+        return 2
+    print(f"verify: rebuilding {project.label(args.profile)} from an empty run store in {scratch}", flush=True)
+    try:
+        status = build(project, args.profile, [], args.jobs, force=True, timeout_s=args.timeout)
+    except BuildError as e:
+        print(f"run_all.sh verify: error: {e}", file=sys.stderr)
+        return 2
+    if status != 0:
+        print(f"verify: the rebuild failed (logs under {project.build(args.profile)}); nothing was compared")
+        return status
+    result = compare(published, files_below(project.figures(args.profile)))
+    where = published_dir.relative_to(root).as_posix()
+    for what in ("differ", "missing", "new"):
+        for name in result[what]:
+            print(f"verify: {what:<7} {where}/{name}")
+    bad = sum(len(result[k]) for k in ("differ", "missing", "new"))
+    print(
+        f"verify: {len(result['identical'])} output(s) identical, {len(result['differ'])} differ, "
+        f"{len(result['missing'])} missing from the rebuild, {len(result['new'])} not published "
+        f"(compared with {args.against}; *_timing outputs and provenance records not compared)"
+    )
+    if bad:
+        print(f"verify: FAILED: the rebuild is kept in {project.figures(args.profile)}")
+        return 1
+    if not args.keep:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"verify: this machine reproduces {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
