@@ -10,6 +10,17 @@ from pathlib import Path
 
 # Each output folder's record of what made each file (written by session, read by the pipeline).
 OUTPUTS_RECORD = "outputs.json"
+# An output whose file name (before its extension) ends in this measures the machine's speed (times, images/s, time
+# ratios): it is written apart from the results, the manifest marks it as a machine measurement, and
+# ``run_all.sh verify`` does not compare it. Every other output is the same on any x86-64 machine.
+TIMING_SUFFIX = "_timing"
+
+
+def is_timing(file_name: str) -> bool:
+    """Whether an output file (``table_cifar10_timing.md``, ``CLAIMS_timing.md``) is a machine measurement."""
+    return Path(file_name).name.split(".", 1)[0].endswith(TIMING_SUFFIX)
+
+
 PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "pandas", "matplotlib", "seaborn", "papermill")
 
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from . import fileio
-from .claims import LEDGER_NAME, PROFILE_LEDGER, VERDICTS, formatted_row, verdict_tally
+from .claims import LEDGER_NAME, PROFILE_LEDGER, VERDICTS, formatted_row, ledger_rows, verdict_tally
 
 NOT_TESTABLE = VERDICTS[3]
 
@@ -50,11 +50,9 @@ def _missing(target: str) -> str:
 
 def render_ledger(root: Path, target: str) -> str:
     folder = root / target
-    path = folder / f"{LEDGER_NAME}.json"
-    if not path.exists():
+    rows = ledger_rows(folder)
+    if rows is None:
         return _missing(target)
-    ledger = json.loads(path.read_text(encoding="utf-8"))
-    rows = ledger["claims"]
     tested = [r for r in rows if r["verdict"] != NOT_TESTABLE]
     lines = [
         f"*Claims ledger [`{target}/{LEDGER_NAME}.md`]({target}/{LEDGER_NAME}.md) ({_provenance(root, folder)}):*\n\n",
@@ -62,7 +60,7 @@ def render_ledger(root: Path, target: str) -> str:
     ]
     for r in tested:
         f = formatted_row(r)
-        claim = f"`{r['id']}`: {r['claim']}"
+        claim = f"`{r['id']}`: {r['claim']}" + (" *(a timing of the machine that built it)*" if r.get("timing") else "")
         lines.append(f"| {claim} | {r['comparison']} | {f['n']} | {f['mean']} | {f['95% CI']} | {f['verdict']} |\n")
     untested = [r["id"] for r in rows if r["verdict"] == NOT_TESTABLE]
     if untested:
@@ -90,7 +88,7 @@ def render_summary(root: Path, target: str) -> str:
     paths = sorted((root / target).glob(f"*/{LEDGER_NAME}.json"))
     if not paths:
         return _missing(target)
-    tally = verdict_tally(r for path in paths for r in json.loads(path.read_text(encoding="utf-8"))["claims"])
+    tally = verdict_tally(r for path in paths for r in ledger_rows(path.parent))
     page = root / target / PROFILE_LEDGER
     title = page.read_text(encoding="utf-8").splitlines()[0].lstrip("# ") if page.exists() else PROFILE_LEDGER
     return f"[{title}]({target}/{PROFILE_LEDGER}): {tally}.\n"

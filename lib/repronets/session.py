@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from . import fileio, plotting, provenance
+from . import fileio, numerics, plotting, provenance
 from . import params as params_mod
 from .results import RunResult, RunStore
 from .train import resolve_device
@@ -57,15 +57,26 @@ class Session:
 
     def claims(self, ledger, runs: Iterable[RunResult] = (), data: str | Iterable[str] = ()) -> list[Path]:
         """The notebook's claims ledger (:class:`repronets.claims.Ledger`): ``claims.md``/``.csv``/``.tex`` to
-        read and ``claims.json`` for the profile's ``CLAIMS.md``, recorded like any output."""
+        read and ``claims.json`` for the profile's ``CLAIMS.md``, recorded like any output; the claims decided from
+        timings (``timing: true``) likewise as ``claims_timing.*``."""
         from . import claims as claims_mod
 
-        rows = ledger.rows()
-        name = claims_mod.LEDGER_NAME
-        caption = f"Claims ledger of {self.notebook} at the {self.profile} profile."
-        paths = plotting.save_table(claims_mod.display_frame(rows), self.output_dir, name, caption)
-        paths.append(fileio.write_json(self.output_dir / f"{name}.json", {"profile": self.profile, "claims": rows}))
-        self._record(paths, "claims", runs, data, caption)
+        every = ledger.rows()
+        timed = {cid for cid, c in ledger.claims.items() if c.timing}
+        paths = []
+        for name, rows, what in (
+            (claims_mod.LEDGER_NAME, [r for r in every if r["id"] not in timed], "Claims ledger"),
+            (claims_mod.TIMING_LEDGER, [r for r in every if r["id"] in timed], "Claims decided from timings"),
+        ):
+            if not rows:
+                continue
+            caption = f"{what} of {self.notebook} at the {self.profile} profile."
+            written = plotting.save_table(claims_mod.display_frame(rows), self.output_dir, name, caption)
+            written.append(
+                fileio.write_json(self.output_dir / f"{name}.json", {"profile": self.profile, "claims": rows})
+            )
+            self._record(written, "claims", runs, data, caption)
+            paths += written
         return paths
 
     def _record(self, paths, kind, runs, data, note) -> None:
@@ -74,11 +85,13 @@ class Session:
         record = json.loads(record_file.read_text()) if record_file.exists() else {}
         entry = {
             "kind": kind,
+            "machine_measurement": any(provenance.is_timing(p.name) for p in paths),
             "notebook": self.notebook,
             "profile": self.profile,
             "note": note,
             "data": [data] if isinstance(data, str) else sorted(set(data)),
             "device": provenance.describe_device(self.device),
+            "numerics": numerics.current(self.device),  # of the kernel that drew it; each run's own below
             "runs": [
                 {
                     "kind": r.kind,
@@ -86,6 +99,7 @@ class Session:
                     "seed": r.meta.get("seed"),
                     "wall_time_s": r.meta.get("wall_time_s"),
                     "git": r.meta.get("git"),
+                    "numerics": {k: v for k, v in (r.meta.get("numerics") or {}).items() if k != "kernels"},
                 }
                 for r in runs
             ],

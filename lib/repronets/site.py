@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from . import fileio, provenance
-from .claims import LEDGER_NAME, VERDICTS, formatted_row, verdict_tally
+from .claims import VERDICTS, formatted_row, ledger_rows, verdict_tally
 from .explore import WIDGET_VIEW
 from .pipeline import MANIFEST, Project
 from .readme import BLOCK
@@ -194,19 +194,18 @@ def _landing_page(figures: Path, notebooks: dict[str, Path], label: str, pages: 
     ]
     every = []
     for name in notebooks:
-        path = figures / name / f"{LEDGER_NAME}.json"
-        if not path.exists():
+        rows = ledger_rows(figures / name)
+        if rows is None:
             continue
-        rows = json.loads(path.read_text(encoding="utf-8"))["claims"]
         rows.sort(key=lambda r: r["verdict"] == VERDICTS[3])  # what this profile tests first, in the file's order
         every += rows
         parts.append(f"\n## {name}\n\nFrom [{name}](notebooks/{name}.ipynb).\n\n")
         parts.append("| claim | verdict | n | mean | 95% CI |\n|---|---|---:|---:|---|\n")
         for r in rows:
             f = formatted_row(r)
+            claim = _cell(r["claim"]) + (" (a timing of the machine that built it)" if r.get("timing") else "")
             parts.append(
-                f"| **{r['id']}**: {_cell(r['claim'])} | {_cell(f['verdict'])} | {f['n']} | {f['mean']} "
-                f"| {f['95% CI']} |\n"
+                f"| **{r['id']}**: {claim} | {_cell(f['verdict'])} | {f['n']} | {f['mean']} | {f['95% CI']} |\n"
             )
     parts.insert(2, f"\n**{verdict_tally(every) or 'no claims yet'}.**\n")
     parts.append("\n```{toctree}\n:maxdepth: 1\n:caption: Pages\n:hidden:\n\n" + "\n".join(pages) + "\n```\n")
