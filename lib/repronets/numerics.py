@@ -88,13 +88,12 @@ def pin(mode: str | None = None, environ=None) -> str:
     environ[ENV] = mode
     if mode == PINNED and platform.machine() in ("x86_64", "AMD64"):
         environ.update(SETTINGS)
-    elif mode == NATIVE:
+    elif mode == NATIVE:  # the environment as the process found it: the user's own values, or none
         for name, original in _ORIGINAL.items():
-            if environ.get(name) == SETTINGS[name]:  # ours: give back the user's own value, or none
-                if original is None or original == SETTINGS[name]:
-                    environ.pop(name, None)
-                else:
-                    environ[name] = original
+            if original is None:
+                environ.pop(name, None)
+            else:
+                environ[name] = original
     return mode
 
 
