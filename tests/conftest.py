@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import repronets  # noqa: F401  (first: it pins the CPU kernels before any test module imports torch or numpy)
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

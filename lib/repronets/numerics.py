@@ -4,19 +4,23 @@ PyTorch, oneDNN, MKL, numpy and OpenBLAS each choose their kernels by the proces
 start, and kernels of different vector widths add in different orders. Measured (README, "Determinism"): the
 ResNet-20 quick run of notebook 02 ends at 0.9533, 0.9689, 0.9756 or 0.9400 test accuracy on one AVX-512 machine
 depending on which one of ATen, oneDNN or MKL is held to AVX2; numpy's float64 ``exp``/``log``/``log1p`` and
-OpenBLAS's matrix product give other last bits on AVX-512 than on AVX2 (``tests/test_numerics.py``).
+OpenBLAS's matrix product give other last bits on AVX-512 than on AVX2 (``tests/test_numerics.py``). Across
+vendors (an AMD EPYC against an Intel Xeon, both held to AVX2) oneDNN's convolutions agreed, MKL's AVX2 branch did
+not (``nn.Linear``, ``torch.exp``, ``torch.bmm``, Adam): its vendor-neutral branch did.
 
-So by default every process of the project pins them all to AVX2, which every current x86-64 server and laptop has:
+So by default every process of the project pins them all to kernels that every current x86-64 server and laptop
+has (AVX2; MKL's vendor-neutral branch):
 
-==========================  ===========  =============================================================
-variable                    value        library
-==========================  ===========  =============================================================
-``ATEN_CPU_CAPABILITY``     ``avx2``     PyTorch's own vectorised kernels (ATen dispatch)
-``ONEDNN_MAX_CPU_ISA``      ``AVX2``     oneDNN (convolutions, some matrix products)
-``MKL_CBWR``                ``AVX2``     MKL's conditional numerical reproducibility (torch's BLAS)
-``OPENBLAS_CORETYPE``       ``Haswell``  OpenBLAS under numpy and scipy
-``NPY_DISABLE_CPU_FEATURES`` the AVX-512 groups of numpy 1.x and 2.x (numpy's own SIMD loops)
-==========================  ===========  =============================================================
+============================  ==============  ===========================================================
+variable                      value           library
+============================  ==============  ===========================================================
+``ATEN_CPU_CAPABILITY``       ``avx2``        PyTorch's own vectorised kernels (ATen dispatch)
+``ONEDNN_MAX_CPU_ISA``        ``AVX2``        oneDNN (convolutions)
+``MKL_CBWR``                  ``COMPATIBLE``  MKL (torch's matrix products and vector math): the same
+                                              results on every vendor's processor
+``OPENBLAS_CORETYPE``         ``Haswell``     OpenBLAS under numpy and scipy
+``NPY_DISABLE_CPU_FEATURES``  AVX-512 groups  numpy's own SIMD loops (1.x and 2.x names)
+============================  ==============  ===========================================================
 
 :func:`pin` runs when ``repronets`` is imported, so it must come before ``import torch`` or ``import numpy``
 (each library reads its variable when it loads or first computes). The variables are set in ``os.environ``, so
@@ -51,7 +55,10 @@ _NUMPY_AVX512 = "AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX AV
 SETTINGS = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
-    "MKL_CBWR": "AVX2",
+    # Not AVX2: MKL's AVX2 branch gives other sums on an Intel Xeon than on an AMD EPYC (measured: torch 2.11, nn.Linear
+    # forward and backward, torch.exp, torch.bmm, Adam's step); COMPATIBLE is MKL's branch for the same results on
+    # every vendor's processor, and it made every one of those equal.
+    "MKL_CBWR": "COMPATIBLE",
     "OPENBLAS_CORETYPE": "Haswell",
     "NPY_DISABLE_CPU_FEATURES": _NUMPY_AVX512,
 }
