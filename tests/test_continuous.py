@@ -1,11 +1,15 @@
 """Paper 2: the checks of docs/papers/continuousnet.md §9 and the issue's list."""
 
 import dataclasses
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
-from repronets import claims, data, params, train
+from repronets import claims, data, numerics, params, train
 from repronets.continuous import analysis
 from repronets.continuous import experiment as E
 from repronets.continuous.blocks import ODEBlock, ResidualFunction, manifestation, ode_blocks, refine
@@ -380,20 +384,40 @@ def test_random_crop_moves_each_image_by_its_own_offset():
     assert len(set(offsets)) > 1 and offsets != [(2, 2)] * 8  # not one shared offset, not the uncropped images
 
 
-def test_channels_last_training_gives_the_same_model_as_the_default_layout(monkeypatch):
-    p = params.load("02_continuousnet_tables", "smoke")
-    run = E.run_params(p, "cn2_euler", 0) | {"train_limit": 64, "epochs": 1}
-    layouts, fit = [], train.fit
+CHANNELS_LAST_CHILD = """
+import dataclasses, json, sys, torch
+import repronets
+from repronets import params, train
+from repronets.continuous import experiment as E
+p = params.load("02_continuousnet_tables", "smoke")
+run = E.run_params(p, "cn2_euler", 0) | {"train_limit": 64, "epochs": 1}
+layouts, fit = [], train.fit
+def recording_fit(model, *a, **kw):
+    w = model.stages[0].conv1.weight  # 3x3 over several channels: the two layouts differ
+    layouts.append(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous())
+    return fit(model, *a, **kw)
+train.fit = recording_fit
+losses = [E.train_one(dataclasses.replace(p, device="cpu", channels_last=cl), run)["epochs"]["train_loss"][0]
+          for cl in (False, True)]
+print(json.dumps({"layouts": layouts, "losses": losses}))
+"""
 
-    def recording_fit(model, *a, **kw):
-        w = model.stages[0].conv1.weight  # 3×3 over several channels: the two layouts differ
-        layouts.append(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous())
-        return fit(model, *a, **kw)
 
-    monkeypatch.setattr(train, "fit", recording_fit)
-    results = [E.train_one(dataclasses.replace(p, device="cpu", channels_last=cl), run) for cl in (False, True)]
-    assert layouts == [False, True]  # the option reached the model
-    a, b = (r["epochs"]["train_loss"][0] for r in results)
+@pytest.mark.parametrize("kernels", ["native", "avx2"])
+def test_channels_last_training_gives_the_same_model_as_the_default_layout(kernels):
+    """With oneDNN at its own ISA the option reaches the model and trains the same model; with oneDNN held to AVX2
+    (the default pins) the CPU refuses it, because that path corrupts memory (numerics.channels_last_safe)."""
+    env = {**os.environ, "REPRONETS_CPU_ISA": kernels, "OMP_NUM_THREADS": "1"}
+    for name in numerics.SETTINGS:
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-c", CHANNELS_LAST_CHILD], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["layouts"] == ([False, True] if kernels == "native" else [False, False])
+    assert ("channels_last is not used" in done.stderr) == (kernels == "avx2")
+    a, b = out["losses"]
     assert a == pytest.approx(b, rel=1e-4)
 
 
@@ -468,13 +492,16 @@ def test_published_numbers_are_read_by_name_beside_the_rebuilt_tables():
     ]
     tables = analysis.tables(runs, paper)
     assert [t.name for t in tables] == ["cifar10", "cifar100"] and [t.data for t in tables] == ["cifar10", "cifar100"]
-    row = tables[0].frame.iloc[0]
+    row, timing = tables[0].frame.iloc[0], tables[0].timing.iloc[0]
     assert row["Test accuracy"] == "91.00% ± 1.41" and row["seeds"] == 2
-    assert (row["#params (original)"], row["Test accuracy (original)"], row["Time (original)"]) == (
+    assert (row["#params (original)"], row["Test accuracy (original)"], timing["Time (original)"]) == (
         "0.27M",
         "91.41%",
         "20 (m)",
     )
+    # the machine's speed is an output of its own: never in the table that every machine must reproduce
+    assert not {"Time", "images/s", "Time (original)"} & set(tables[0].frame.columns)
+    assert list(timing.index[:4]) == ["Model", "Units", "Refined", "Scheme"] and "images/s" in timing
     assert tables[1].frame.iloc[0]["Test accuracy (original)"] == "79.16%"
     assert [r.key for r in tables[1].runs] == ["wrn580"]
     assert (

@@ -161,3 +161,10 @@ def test_verify_compares_results_not_timings_or_provenance():
         "new": ["a/new.md"],
     }
     assert verify.compare({"a/t.md": b"1"}, {"a/t.md": b"2"})["differ"] == ["a/t.md"]
+
+
+def test_channels_last_is_refused_only_where_onednn_is_held_to_avx2(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not numerics.channels_last_safe("cpu") and numerics.channels_last_safe("cuda:0")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert numerics.channels_last_safe("cpu")

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 
 import torch
 
-from .. import data, train, transforms
+from .. import data, numerics, train, transforms
 from ..counting import count_parameters
 from ..params import CommonParams, param
 from ..results import RunResult, RunStore
@@ -211,11 +212,19 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     device = train.resolve_device(p.device)
     model = build_model(run, tr.input_shape[0], tr.num_classes)
     n_params_initial = count_parameters(model, trainable_only=False)
-    if p.channels_last:  # ordinary convolutions; the rank-5 piecewise weights are sliced per call instead
+    channels_last = p.channels_last and numerics.channels_last_safe(device)
+    if p.channels_last and not channels_last:
+        warnings.warn(
+            f"run {run['row']}/{run['dataset']}/seed{run['seed']}: channels_last is not used on the CPU with the "
+            "pinned kernels (oneDNN's AVX2 channels-last training corrupts memory: "
+            "repronets.numerics.channels_last_safe); contiguous instead",
+            stacklevel=2,
+        )
+    if channels_last:  # ordinary convolutions; the rank-5 piecewise weights are sliced per call instead
         for m in model.modules():
             if isinstance(m, torch.nn.Conv2d):
                 m.to(memory_format=torch.channels_last)
-    preprocess = preprocess_for(tr, run["augment"], p.channels_last)
+    preprocess = preprocess_for(tr, run["augment"], channels_last)
     loss_fn = classification_loss(preprocess)
     refinement = Refinement(run["refine_at"], run["refine_variance"], carry_state=run["carry_optimizer_state"])
     callbacks = [refinement] if run["refine_at"] else []
