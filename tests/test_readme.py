@@ -45,6 +45,7 @@ def test_blocks_are_rewritten_from_the_ledger_and_tables(tmp_path):
     assert out.startswith("Prose stays.\n") and out.endswith("More prose.\n") and "stale" not in out
     assert "| `x.claim`: X beats Y. | > 0 | 3 | 0.25 | [0.23, 0.27] | reproduced |" in out
     assert "Not testable at this profile: `x.later`." in out and "commit abcdef1, 2026-11-30" in out
+    assert "cpu (2 threads), native kernels (built before they were pinned" in out  # the manifest names no numerics
     assert "| a |\n|--:|\n| 1 |" in out
     assert (
         "[Claims ledger (quick profile)](figures/quick/CLAIMS.md): 1 reproduced, 1 not testable at this profile." in out

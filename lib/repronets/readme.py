@@ -41,7 +41,14 @@ def _provenance(root: Path, output: Path) -> str:
         return "not in a manifest"
     commit = f"commit {entry['commit'][:7]}" if entry.get("commit") else "outside git"
     dirty = ", uncommitted changes" if entry.get("dirty") else ""
-    return f"{commit}{dirty}, {entry['finished'][:10]}, {entry['device']}"
+    return f"{commit}{dirty}, {entry['finished'][:10]}, {entry['device']}, {_kernels(entry.get('numerics'))}"
+
+
+def _kernels(numerics: dict | None) -> str:
+    """Which kernels computed an output: pinned (the same on every x86-64 CPU) or the machine's own."""
+    if not numerics:
+        return "native kernels (built before they were pinned: another CPU may give other numbers)"
+    return "pinned kernels" if numerics.get("isa") == "avx2" else f"native kernels ({numerics.get('cpu')})"
 
 
 def _missing(target: str) -> str:
