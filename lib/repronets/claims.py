@@ -220,8 +220,13 @@ def load_claims(path) -> list[Claim]:
 
     import yaml
 
+    from .params import UniqueKeyLoader
+
     path = Path(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506 (a safe loader)
+    except (yaml.YAMLError, UnicodeDecodeError) as e:  # a key given twice is one of these: PyYAML keeps the last
+        raise ValueError(f"{path}: not a valid claim file: {e}") from e
     if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
         raise ValueError(f"{path}: expected a mapping with a list under 'claims'")
     out, seen = [], set()

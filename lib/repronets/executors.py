@@ -78,6 +78,12 @@ class ExecutorConfig:
             least = 1 if key in ("time_min", "cpus") else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"executor setting {key!r}: expected an integer >= {least}, got {value!r}")
+        if (
+            isinstance(self.wait_timeout_s, bool)
+            or not isinstance(self.wait_timeout_s, (int, float))
+            or not (self.wait_timeout_s >= 0)
+        ):
+            raise ValueError(f"executor setting 'wait_timeout_s': expected seconds >= 0, got {self.wait_timeout_s!r}")
         if self.name in ("slurm", "submitit_local"):
             _require_submitit()
 
@@ -95,8 +101,19 @@ class ExecutorConfig:
 
     @classmethod
     def from_env(cls) -> "ExecutorConfig":
+        """The executor run_all.sh hands its kernels (``$REPRONETS_EXECUTOR``: this class as JSON)."""
         text = os.environ.get(ENV)
-        return cls(**json.loads(text)) if text else cls()
+        if not text:
+            return cls()
+        try:
+            values = json.loads(text)
+            if not isinstance(values, dict):
+                raise TypeError(f"expected a JSON object, got {type(values).__name__}")
+            return cls(**values)
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                f"{ENV}={text!r}: {e}; it is set by run_all.sh --executor (unset it, or use --executor there)"
+            ) from e
 
     def to_env(self) -> str:
         return json.dumps(dataclasses.asdict(self))

@@ -127,9 +127,11 @@ def load(notebook: str, profile: str, params_dir: str | os.PathLike | None = Non
             f"create it with the keys {field_names(schema)}"
         )
     try:
-        values = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (safe loader)
+        values = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506 (safe loader)
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: not valid YAML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from e
     if not isinstance(values, dict):
         raise ParamsError(f"{path}: expected a mapping of key: value, got {type(values).__name__}")
     set_by_pipeline = [k for k in values if k in PIPELINE_KEYS]
@@ -140,7 +142,7 @@ def load(notebook: str, profile: str, params_dir: str | os.PathLike | None = Non
     return validate(schema, values, source=str(path))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class UniqueKeyLoader(yaml.SafeLoader):
     """yaml.safe_load, except that a key given twice in one mapping is an error (PyYAML keeps the last silently, so
     an edited params file could hold two values of which only one is used)."""
 
@@ -234,6 +236,9 @@ def _check(value, hint, meta) -> tuple[Any, str | None]:
             if error:
                 return value, f"element {i}: {error}"
             out.append(item)
+        repeated = sorted({repr(v) for i, v in enumerate(out) if v in out[:i]})
+        if repeated:  # each element is a seed, a grid point or a row: a repeat would be counted as another one
+            return value, f"{', '.join(repeated)} given more than once (each value would count as another run)"
         return out, None
     if origin is Literal:
         return (value, None) if value in args else (value, f"got {value!r}")

@@ -165,6 +165,8 @@ def input_hash(project: Project, notebook: str, profile: str) -> str:
     h.update(f"profile={profile}\n".encode())
     h.update(notebook_source(project.notebooks_dir / f"{notebook}.ipynb").encode())
     h.update(params_mod.params_path(notebook, profile, project.params_dir).read_bytes())
+    claim_file = claims.claim_file(notebook, project.root)  # its verdicts are outputs too
+    h.update(b"claims\0" + (claim_file.read_bytes() if claim_file.exists() else b""))
     package = Path(__file__).resolve().parent
     for f in library_files():
         h.update(str(f.relative_to(package)).encode() + b"\0" + f.read_bytes())
@@ -519,7 +521,9 @@ def plan(project: Project, profile: str, names: list[str]) -> list[Job]:
     for nb in selected:
         try:
             p = params_mod.load(nb, profile, project.params_dir)
-        except params_mod.ParamsError as e:
+            if claims.claim_file(nb, project.root).exists():  # a bad claim file would stop the notebook at its end
+                claims.load_claims(claims.claim_file(nb, project.root))
+        except ValueError as e:  # ParamsError, and a claim file's problems
             problems.append(str(e))
             continue
         jobs.append(
@@ -754,6 +758,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.jobs is not None and args.jobs < 1:
         parser.error("-j must be at least 1")
+    if args.timeout is not None and args.timeout < 0:
+        parser.error(f"--timeout {args.timeout:g}: give seconds per notebook, or 0 for no limit")
     try:
         return build(
             project,

@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     root = (args.root or provenance.project_root()).resolve()
+    if args.timeout is not None and args.timeout < 0:
+        parser.error(f"--timeout {args.timeout:g}: give seconds per notebook, or 0 for no limit")
     try:
         numerics.check_argument(args)
         project = Project.from_arguments(root, args.params_dir)
