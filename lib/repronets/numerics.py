@@ -176,13 +176,6 @@ def mismatch(stored: dict | None, now: dict, fields=REUSE_FIELDS) -> str:
     return ", ".join(diffs)
 
 
-def describe(n: dict) -> str:
-    """One line for logs and pages: 'torch 2.14.1, avx2 kernels, 1 thread, cpu (AMD EPYC)'."""
-    kernels = "AVX2-pinned kernels" if n["isa"] == PINNED else f"native kernels ({n['cpu']})"
-    threads = f"{n['threads']} thread" + ("s" if n["threads"] != 1 else "")
-    return f"torch {n['torch']}, {kernels}, {threads}, {n['device']}"
-
-
 def add_argument(parser) -> None:
     """``--native-kernels`` on a command line. It acts while the package is imported (:func:`requested`), before
     torch loads; the parser only documents it and checks that it took effect."""

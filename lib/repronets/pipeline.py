@@ -19,6 +19,7 @@ for parallel kernels can collide (papermill's ``-j`` port race); file sockets ca
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -191,11 +192,8 @@ def report_not_reused(log: Path, out) -> None:
             why[entry["run"]] = entry["why"]
     if not why:
         return
-    reasons: dict[str, int] = {}
-    for reason in why.values():
-        reasons[reason] = reasons.get(reason, 0) + 1
     print(f"{len(why)} stored run(s) were not reused, because other numerics computed them:", file=out)
-    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+    for reason, n in collections.Counter(why.values()).most_common():
         print(f"  {n} run(s): {reason}", file=out)
 
 
@@ -521,8 +519,9 @@ def plan(project: Project, profile: str, names: list[str]) -> list[Job]:
     for nb in selected:
         try:
             p = params_mod.load(nb, profile, project.params_dir)
-            if claims.claim_file(nb, project.root).exists():  # a bad claim file would stop the notebook at its end
-                claims.load_claims(claims.claim_file(nb, project.root))
+            claim_file = claims.claim_file(nb, project.root)
+            if claim_file.exists():  # a bad claim file would stop the notebook at its end
+                claims.load_claims(claim_file)
         except ValueError as e:  # ParamsError, and a claim file's problems
             problems.append(str(e))
             continue
