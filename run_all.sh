@@ -3,6 +3,7 @@
 # Run the tests:                         ./run_all.sh test [PYTEST ARGS ...]
 # Build the results site:               ./run_all.sh site [--profile P] [--params-dir DIR]  (build/site/<profile>/)
 # Check this machine reproduces them:   ./run_all.sh verify [--profile P] [--params-dir DIR]  (exit 1 on a difference)
+# Check no verdict is noise:            ./run_all.sh stability --native-kernels | -j 1 [--profile P]  (exit 1 on a flip)
 # Lint (ruff, as CI and the git hooks):  ./run_all.sh lint
 # Refresh the lock files:                ./run_all.sh lock [--upgrade | --upgrade-package NAME ...]
 #
@@ -111,6 +112,10 @@ fi
 if [[ "${1:-}" == "verify" ]]; then
     shift
     exec "$PY" -m repronets.verify "$@"
+fi
+if [[ "${1:-}" == "stability" ]]; then
+    shift
+    exec "$PY" -m repronets.stability "$@"
 fi
 if [[ "${1:-}" == "lint" ]]; then
     "$PY" -m ruff check .

@@ -1,5 +1,7 @@
 """The ledger's verdict rules on synthetic numbers: every verdict is reached, and the borders between them hold."""
 
+import math
+
 import numpy as np
 import pytest
 from repronets import claims
@@ -71,9 +73,65 @@ def test_inconclusive_says_how_many_values_would_decide():
     assert decide(around(0.03, 0.08, n=d.needed * 2), "above").verdict == "reproduced"
 
 
+@pytest.mark.parametrize("sd, distance", [(1.0, 1.5), (1.0, 1.0), (1.0, 0.4), (0.3, 0.05)])
+def test_units_needed_decides_with_its_stated_probability(sd, distance):
+    """Simulated: units scattering with ``sd`` around a mean ``distance`` above the border; at units_needed(…) units
+    the t interval excludes the border in about POWER of the repeats (an overstated N would decide almost always),
+    at half as many units clearly less often."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+
+    def decided(N: int, repeats: int = 4000) -> float:
+        x = rng.normal(distance, sd, size=(repeats, N))
+        half = stats.t.ppf(0.975, N - 1) * x.std(axis=1, ddof=1) / np.sqrt(N)
+        return float(np.mean(x.mean(axis=1) - half > 0))
+
+    N = claims.units_needed(sd, distance)
+    assert claims.POWER - 0.04 <= decided(N) <= claims.POWER + 0.06
+    if N >= 2 * claims.MIN_UNITS:
+        assert decided(N // 2) < claims.POWER - 0.1
+
+
+def test_units_needed_keeps_t_at_the_units_it_asks_for():
+    """At n = 2 a half-width scaled as 1/√n with t at 1 degree of freedom overstates N about 40-fold; what the
+    ledger prints now comes from the simulation-checked solution above (2 values 1 apart, border 1 below the mean)."""
+    d = decide([0.5, 1.5], "above")
+    naive = math.ceil(2 * (d.interval.half_width / abs(d.difference)) ** 2)
+    assert d.verdict == "inconclusive" and d.needed == claims.units_needed(d.sd, 1.0, 2)
+    assert d.needed < naive / 4
+
+
 def test_one_value_decides_nothing():
     d = decide([0.97], "within", published=0.96, tolerance=0.05)
     assert d.verdict == "inconclusive" and d.interval is None and d.n == 1
+
+
+def test_fewer_than_three_units_decide_nothing_however_tight():
+    d = decide([1.0, 1.0], "above")
+    assert d.verdict == "inconclusive" and "at least 3" in d.reason and d.needed == 3
+    assert decide([1.0, 1.1, 0.9], "above").verdict == "reproduced"
+
+
+def test_tied_values_are_not_certainty_below_the_resolution():
+    # three runs that each pruned 1 block: one block is the step, so the mean is known to ±(t · (1/√12)/√3) only
+    d = decide([1.0, 1.0, 1.0], "above", margin=0.5, resolution=1.0)
+    assert d.interval.low < 0.5 < d.interval.high and d.verdict == "inconclusive"
+    assert decide([1.0] * 3, "above", margin=0.5).verdict == "reproduced"  # a continuous measure: ties are exact
+    assert decide([1.0] * 12, "above", margin=0.5, resolution=1.0).verdict == "reproduced"
+
+
+def test_a_published_number_is_compared_at_its_precision():
+    # the ContinuousNet README's "0.85M" for 855,770 parameters: truncated, while its next row rounds 857,850 to 0.86M
+    assert decide([0.85577], "within", published=0.85, exact=True, decimals=2, rounding="truncate").verdict == (
+        "reproduced"
+    )
+    assert decide([0.85577], "within", published=0.85, exact=True, decimals=2).verdict == "not reproduced"
+    assert decide(
+        [0.85785], "within", published=0.86, exact=True, decimals=2, rounding="round or truncate"
+    ).verdict == ("reproduced")
+    with pytest.raises(ValueError, match="rounding"):
+        decide([0.85], "within", published=0.85, exact=True, decimals=2, rounding="ceil")
 
 
 @pytest.mark.parametrize(
@@ -103,6 +161,8 @@ SPEC = """
 claims:
   - id: a.value
     claim: The model reaches 0.96.
+    kind: paper
+    unit: a trained model (seed)
     source: paper, Table 1
     comparison: within
     published: {value: 0.96, known: stated}
@@ -111,6 +171,9 @@ claims:
     profiles: [quick, paper]
   - id: a.order
     claim: A learns faster than B.
+    kind: original README
+    unit: a seed pair
+    resolution: 1
     source: paper, Figure 1
     comparison: above
     measure: epochs(B) - epochs(A) per seed
@@ -139,6 +202,10 @@ def test_ledger_decides_measured_claims_and_names_the_profile_of_the_others(tmp_
         (lambda s: s.replace("id: a.order", "id: a.value"), "appears twice"),
         (lambda s: s.replace("    measure: epochs(B) - epochs(A) per seed\n", ""), "missing keys \\['measure'\\]"),
         (lambda s: s.replace("tolerance: 0.01", "tolerance: 0.01\n    tolerence: 1"), "unknown keys \\['tolerence'\\]"),
+        (lambda s: s.replace("kind: paper", "kind: folklore"), "kind 'folklore' not in"),
+        (lambda s: s.replace("    unit: a seed pair\n", ""), "needs its unit"),
+        (lambda s: s.replace("known: stated}", "known: stated, rounding: up}"), "published.rounding not in"),
+        (lambda s: s.replace("known: stated}", "known: stated, decimal: 2}"), "published.decimal"),
     ],
 )
 def test_bad_claim_files_are_named(tmp_path, edit, message):
@@ -158,8 +225,11 @@ def test_profile_ledger_gathers_the_notebooks_ledgers(tmp_path):
     (tmp_path / "01_x" / "claims.json").write_text(json.dumps(payload))
     claims.write_profile_ledger(tmp_path, ["01_x", "02_y"])
     text = (tmp_path / "CLAIMS.md").read_text()
-    assert "1 reproduced, 1 not testable at this profile." in text
-    assert "| **a.value**: The model reaches 0.96. | reproduced | 10 |" in text
+    assert "1 reproduced, 1 not testable at this profile. 1 sampled verdict is decided" in text
+    assert (
+        "| **a.value**: The model reaches 0.96. | paper | a trained model (seed) | within 0.96 ± 0.01 | 10 | 0.961 | "
+        "95% CI [0.96, 0.962] | reproduced |" in text
+    )
     assert "## 02_y\n\nNo ledger at this profile yet" in text
 
 
@@ -220,22 +290,30 @@ def test_display_frame_shows_blanks_for_what_was_not_measured(tmp_path):
     ledger.measure("a.value", around(0.96, 0.05, n=4))  # inconclusive: says how many values would decide
     shown = claims.display_frame(ledger.frame()).set_index("id")
     assert shown.loc["a.value", "verdict"].startswith("inconclusive (≈")
-    assert shown.loc["a.order", "n"] == "" and shown.loc["a.order", "95% CI"] == ""
+    assert shown.loc["a.order", "n"] == "" and shown.loc["a.order", "interval"] == ""
+    assert shown.loc["a.order", "notes"] == "measured at: paper" and shown.loc["a.order", "unit"] == "a seed pair"
 
 
 def test_a_mean_at_the_border_does_not_print_an_absurd_count():
     row = {"n": 2, "mean": 0.01, "sd": 0.01, "ci_low": -0.06, "ci_high": 0.08, "verdict": "inconclusive"}
     assert claims.formatted_row(row | {"needed": 24265891952220})["verdict"] == (
-        "inconclusive (the mean is at the border: more than 10,000 values would be needed)"
+        "inconclusive (the mean is at the border: more than 10,000 units would be needed)"
     )
-    assert claims.formatted_row(row | {"needed": 9})["verdict"] == "inconclusive (≈9 values would decide)"
+    assert claims.formatted_row(row | {"needed": 9})["verdict"] == "inconclusive (≈9 units would decide)"
+
+
+def test_exact_rows_show_a_range_not_a_confidence_interval():
+    row = {"n": 4, "mean": 0.0, "sd": 0.0, "needed": None, "verdict": "reproduced", "exact": True}
+    assert claims.formatted_row(row | {"ci_low": -1.0, "ci_high": 2.0})["interval"] == "range [-1, 2]"
+    assert claims.formatted_row(row | {"ci_low": 0.0, "ci_high": 0.0})["interval"] == ""
+    assert claims.formatted_row(row | {"exact": False, "ci_low": 0.0, "ci_high": 1.0})["interval"] == "95% CI [0, 1]"
 
 
 def test_an_exact_quantity_is_decided_by_one_value():
     assert decide([0.0], "within", published=0.0, exact=True).verdict == "reproduced"
     assert decide([3.0, 0.0], "within", published=0.0, exact=True).verdict == "not reproduced"
     assert decide([5.5e-5], "within", published=0.0, tolerance=5e-4, exact=True).verdict == "reproduced"
-    assert decide([5.5e-5], "within", published=0.0, tolerance=5e-4).verdict == "inconclusive"  # sampled: no interval
+    assert decide([5.5e-5], "within", published=0.0, tolerance=5e-4).verdict == "inconclusive"  # sampled: one unit
 
 
 def test_decisions_are_made_once_per_measurement(tmp_path):

@@ -463,14 +463,14 @@ def fake_run(method, result, tradeoff=None, dataset="digits", arch="small"):
     return SimpleNamespace(params=params, result=result)
 
 
-def test_claim_values_pair_each_lambda_with_the_baselines_level_at_no_more_cost():
+def test_claim_values_are_per_training_of_the_exits_against_the_level_chosen_on_validation():
     from repronets import claims
     from repronets.jeidnn import analysis
 
-    def jei(tradeoff, acc, cost, **kw):
-        m = fold_metrics(acc, cost, **kw)
+    def jei(tradeoff, acc, cost, val_acc, **kw):
         result = {
-            "metrics": m,
+            "metrics": fold_metrics(acc, cost, **kw),
+            "validation": {"acc": val_acc, "cost_macs": cost},
             "exit_costs": {"macs": [cost, 100.0], "original": [cost, 100.0]},
             "exit_distribution": [],
         }
@@ -480,25 +480,35 @@ def test_claim_values_pair_each_lambda_with_the_baselines_level_at_no_more_cost(
         result = {
             "exit_costs": {"macs": [10.0, 80.0], "original": [10.0, 80.0]},
             "levels": [
-                {"budget_p": i, "metrics": fold_metrics(**lv), "exit_distribution": []} for i, lv in enumerate(levels)
+                {
+                    "budget_p": i,
+                    "metrics": fold_metrics(**{k: v for k, v in lv.items() if k != "val_acc"}),
+                    "validation": {"acc": lv["val_acc"], "cost_macs": lv["cost_macs"]},
+                    "exit_distribution": [],
+                }
+                for i, lv in enumerate(levels)
             ],
         }
         return fake_run(method, result)
 
+    confidence = baseline(
+        "confidence",
+        [
+            dict(acc=(0.7, 0.8), cost_macs=32.0, val_acc=0.7),
+            # exactly half the cost and the most accurate on validation: compared
+            dict(acc=(0.85, 0.85), cost_macs=40.0, ece=(6.0, 6.0), size=(1.5, 1.1), val_acc=0.9),
+            dict(acc=(0.95, 0.95), cost_macs=36.0, val_acc=0.8),  # the best on the test folds: not chosen
+            dict(acc=(0.99, 0.99), cost_macs=48.0, val_acc=0.99),  # more than half: not
+        ],
+    )
     runs = [
-        jei(0.1, (0.9, 0.8), 50.0, ece=(5.0, 7.0), size=(1.0, 1.2), miss=(0.02, 0.04)),  # half the cost
-        jei(1.0, (0.5, 0.5), 20.0, miss=(0.06, 0.08)),  # only BoostNet's level is this cheap
-        baseline(
-            "confidence",
-            [
-                dict(acc=(0.7, 0.8), cost_macs=32.0),
-                dict(acc=(0.85, 0.85), cost_macs=40.0, ece=(6.0, 6.0), size=(1.5, 1.1)),  # exactly half: compared
-                dict(acc=(0.8, 0.8), cost_macs=36.0),  # cheaper, less accurate (levels need not cost more in order)
-                dict(acc=(0.99, 0.99), cost_macs=48.0),  # more than half: not
-            ],
-        ),
-        baseline("boosted", [dict(acc=(0.6, 0.7), cost_macs=16.0)]),
+        jei(0.1, (0.9, 0.82), 50.0, 0.9, ece=(5.0, 6.0), size=(1.0, 1.2), miss=(0.02, 0.04)),  # half the cost
+        jei(1.0, (0.5, 0.5), 20.0, 0.5, miss=(0.06, 0.08)),  # only BoostNet's level is this cheap
+        confidence,
+        baseline("boosted", [dict(acc=(0.6, 0.7), cost_macs=16.0, val_acc=0.65)]),
     ]
+    assert analysis.matched_level(runs[0], confidence)["validation"]["acc"] == 0.9
+    assert analysis.matched_level(runs[0], confidence, on="test")["metrics"]["acc"]["mean"] == pytest.approx(0.95)
     cifar = fake_run(
         "jeidnn",
         {"metrics": fold_metrics((0.9, 0.9098), 50.0), "exit_costs": {"macs": [100.0], "original": [100.0]}},
@@ -508,14 +518,18 @@ def test_claim_values_pair_each_lambda_with_the_baselines_level_at_no_more_cost(
     )
     values = analysis.claim_values(runs + [cifar, fake_run("jeidnn", cifar.result, 3.0, "cifar10", "t2t_vit_7")])
     approx = lambda v: pytest.approx(v, abs=1e-12)  # noqa: E731
-    assert values["jeidnn.tradeoff.confidence"] == approx([0.05, -0.05])  # λ = 1: the baseline does not reach its cost
-    assert values["jeidnn.tradeoff.boosted"] == approx([0.1, -0.05])  # per fold, averaged over λ = 0.1 and 1
-    assert values["jeidnn.calibration"] == approx([1.0, -1.0])
-    assert values["jeidnn.conformal.smaller_sets"] == approx([0.5, -0.1])
-    assert values["jeidnn.conformal.coverage"] == approx([0.04, 0.06, 0.0, 0.0])  # per fold of each dataset
-    assert values["jeidnn.stored.cifar10.lambda0.5"] == approx([90.49])  # per seed, in %; λ = 3 is stored, not claimed
-    # the stored costs are rounded to 10³ operations; the largest difference is exit 1's: 6.843380 counted, 6.843 stored
-    assert values["jeidnn.costs.stored"] == [pytest.approx((6.84338 - 6.843) / 6.843, rel=1e-4)]
+    # one value per training of the exits: the fold mean, averaged over the λ where the baseline reaches the cost
+    assert values["jeidnn.tradeoff.confidence"] == approx([(0.05 - 0.03) / 2])  # λ = 1: no level is that cheap
+    assert values["jeidnn.tradeoff.boosted"] == approx([((0.3 + 0.12) / 2 + (-0.1 - 0.2) / 2) / 2])
+    assert values["jeidnn.calibration"] == approx([0.5])
+    assert values["jeidnn.conformal.smaller_sets"] == approx([0.2])
+    assert values["jeidnn.conformal.coverage"] == approx([0.0, (0.03 + 0.07) / 2])  # cifar10, digits
+    assert values["jeidnn.stored.cifar10.lambda0.5"] == approx([90.49])  # per seed, in %
+    assert values["jeidnn.stored_cost.cifar10.lambda0.5"] == approx([50.0])  # % of the counter's full cost
+    assert values["jeidnn.stored.cifar10.lambda3"] == approx([90.49])
+    # the stored costs are rounded to 10³ operations; the largest difference: exit 4, 10.772402 counted, 10.772 stored
+    assert values["jeidnn.costs.stored"] == [pytest.approx(10.772402 - 10.772, abs=1e-9)]
+    assert values["jeidnn.costs.stored.svhn"][0] < 5e-4 and values["jeidnn.costs.stored.cifar100"][0] < 5e-4
     assert "jeidnn.tradeoff.l2w" not in values and "jeidnn.early_exit.saves_time" not in values
     timed = analysis.claim_values(runs, {"digits": {"ratios": [0.8, 0.7]}, "svhn": {}})
     assert timed["jeidnn.early_exit.saves_time"] == [0.8, 0.7]  # the measured ratios, per repeat
@@ -523,20 +537,31 @@ def test_claim_values_pair_each_lambda_with_the_baselines_level_at_no_more_cost(
     ledger = claims.ledger_for("04_dynamic_exits", "quick")
     for claim_id, v in values.items():
         ledger.measure(claim_id, v)
-    stored = {f"jeidnn.stored.{d}.lambda{t:g}" for d, ts in analysis.STORED_CLAIMS.items() for t in ts}
-    assert stored == {c for c in ledger.claims if c.startswith("jeidnn.stored.")}
-    # the level compared is the results table's: its accuracy is the table's column for each baseline
+    stored = {
+        analysis.stored_claim(k, d, t) for d, ts in analysis.STORED_CLAIMS.items() for t in ts for k in ("acc", "cost")
+    }
+    assert stored == {c for c in ledger.claims if c.startswith(("jeidnn.stored.", "jeidnn.stored_cost."))}
+    # one unit decides nothing
+    assert ledger.decisions()["jeidnn.tradeoff.boosted"].verdict == "inconclusive"
+    # the results table keeps the paper's choice (on the test folds' means)
     numbers = analysis.comparison(analysis.frame(runs, 0.05), "digits", with_reference=False)
-    assert numbers["confidence threshold"].tolist() == pytest.approx([0.85, np.nan], nan_ok=True)
-    assert numbers.BoostNet.tolist() == pytest.approx([0.65, 0.65])
-    # a second exit seed: paired with its own baselines, then averaged with the first per fold
-    second = [jei(0.1, (0.7, 0.7), 50.0), baseline("boosted", [dict(acc=(0.4, 0.5), cost_macs=16.0)])]
+    assert numbers["confidence threshold"].tolist() == pytest.approx([0.95, np.nan], nan_ok=True)
+    # a second exit seed is a second unit, paired with its own baselines
+    second = [
+        jei(0.1, (0.7, 0.7), 50.0, 0.7),
+        baseline("boosted", [dict(acc=(0.4, 0.5), cost_macs=16.0, val_acc=0.45)]),
+    ]
     for r in second:
         r.params["exit_seed"] = 1
     both = analysis.claim_values(runs + second)
-    assert both["jeidnn.tradeoff.boosted"] == approx([(0.1 + 0.3) / 2, (-0.05 + 0.2) / 2])
-    assert both["jeidnn.tradeoff.confidence"] == approx([0.05, -0.05])  # seed 1 has no confidence run
+    assert both["jeidnn.tradeoff.boosted"] == approx([values["jeidnn.tradeoff.boosted"][0], (0.3 + 0.2) / 2])
+    assert both["jeidnn.tradeoff.confidence"] == approx(values["jeidnn.tradeoff.confidence"])  # no confidence run
     assert analysis.first_exit_seed(runs + second) == runs
+    # each claim at each λ on its own, over the units
+    table = analysis.per_lambda_table(analysis.paired_differences(runs + second)).set_index(["claim", "λ"])
+    assert table.loc[("jeidnn.tradeoff.boosted", 0.1), "n"] == 2
+    assert table.loc[("jeidnn.tradeoff.boosted", 1.0), "mean"] == f"{-0.15:.4g}"
+    assert table.loc[("jeidnn.tradeoff.boosted", 0.1), "test"] == "> 0"
 
 
 def test_inference_time_ratios_time_the_early_exit_pass_against_the_backbone_once_per_repeat():

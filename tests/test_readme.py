@@ -18,8 +18,9 @@ def test_the_readme_quotes_the_committed_outputs():
 def _ledger(folder: Path, mean: float):
     folder.mkdir(parents=True)
     row = dict(
-        id="x.claim", claim="X beats Y.", comparison="> 0", n=3, mean=mean, sd=0.01, ci_low=mean - 0.02,
-        ci_high=mean + 0.02, verdict="reproduced", needed=None, published=None,
+        id="x.claim", claim="X beats Y.", kind="paper", unit="a trained model (seed)", comparison="> 0", n=3,
+        mean=mean, sd=0.01, ci_low=mean - 0.02, ci_high=mean + 0.02, verdict="reproduced", needed=None,
+        published=None, rules=2,
     )  # fmt: skip
     untested = dict(row, id="x.later", verdict="not testable at this profile", n=None, mean=None, sd=None,
                     ci_low=None, ci_high=None)  # fmt: skip
@@ -43,13 +44,18 @@ def test_blocks_are_rewritten_from_the_ledger_and_tables(tmp_path):
     assert readme.update(tmp_path)
     out = (tmp_path / "README.md").read_text()
     assert out.startswith("Prose stays.\n") and out.endswith("More prose.\n") and "stale" not in out
-    assert "| `x.claim`: X beats Y. | > 0 | 3 | 0.25 | [0.23, 0.27] | reproduced |" in out
+    assert (
+        "| `x.claim`: X beats Y. | paper | a trained model (seed) | > 0 | 3 | 0.25 | 95% CI [0.23, 0.27] | reproduced |"
+        in out
+    )
+    assert "earlier version of the ledger's rules" not in out
     assert "Not testable at this profile: `x.later`." in out and "commit abcdef1, 2026-11-30" in out
     assert "cpu (2 threads), native kernels (built before they were pinned" in out  # the manifest names no numerics
     assert "| a |\n|--:|\n| 1 |" in out
     assert (
         "[Claims ledger (quick profile)](figures/quick/CLAIMS.md): 1 reproduced, 1 not testable at this profile." in out
     )
+    assert "| nb | `x.claim` |  | 0 | 1 |" in out  # the summary: reproduced, not reproduced, inconclusive, untested
     assert "*`figures/paper/nb` has not been built yet.*" in out
     assert not readme.update(tmp_path)  # idempotent
     (tmp_path / "figures" / "quick" / "nb" / "claims.json").write_text(
@@ -57,6 +63,10 @@ def test_blocks_are_rewritten_from_the_ledger_and_tables(tmp_path):
     )
     assert readme.update(tmp_path) and "| 0.5 |" in (tmp_path / "README.md").read_text()
     assert readme.main(["--check", "--root", str(tmp_path)]) == 0
+    # a ledger decided by the rules before units and the minimum of units says so
+    path = tmp_path / "figures" / "quick" / "nb" / "claims.json"
+    path.write_text(path.read_text().replace('"rules": 2', '"rules": 1'))
+    assert readme.update(tmp_path) and "earlier version of the ledger's rules" in (tmp_path / "README.md").read_text()
 
 
 def test_a_bench_block_quotes_the_suite_s_table(tmp_path):

@@ -493,7 +493,13 @@ def test_claim_values_pair_the_figure_s_runs_by_seed_and_the_pruning_runs_by_T_a
         datasets=["digits"],
     )
     values = analysis.claim_values(runs, T=1.0)
-    assert set(values) == {"tau.speedup.resnet.digits", "tau.pruning.removes_blocks", "tau.pruning.keeps_accuracy"}
+    assert set(values) == {
+        "tau.speedup.resnet.digits",
+        "tau.pruning.removes_blocks",
+        "tau.pruning.keeps_accuracy",
+        "tau.parameters.six_extra",  # counted on built models: no run needed
+    }
+    assert values["tau.parameters.six_extra"] == [6.0, 6.0]  # ResNet, FracDNN
     assert values["tau.speedup.resnet.digits"] == [4 - 2, 2 - 1]
     # by seed, then T: (0, T 1), (0, T 6), (1, T 1), (1, T 6)
     assert values["tau.pruning.removes_blocks"] == [1, 0, 2, 3]

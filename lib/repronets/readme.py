@@ -21,7 +21,16 @@ import sys
 from pathlib import Path
 
 from . import fileio
-from .claims import LEDGER_NAME, PROFILE_LEDGER, VERDICTS, formatted_row, ledger_rows, verdict_tally
+from .claims import (
+    LEDGER_NAME,
+    PROFILE_LEDGER,
+    VERDICTS,
+    ledger_error_note,
+    ledger_rows,
+    markdown_table,
+    rules_warning,
+    verdict_tally,
+)
 
 NOT_TESTABLE = VERDICTS[3]
 
@@ -61,14 +70,15 @@ def render_ledger(root: Path, target: str) -> str:
     if rows is None:
         return _missing(target)
     tested = [r for r in rows if r["verdict"] != NOT_TESTABLE]
+
+    def claim(r) -> str:
+        return f"`{r['id']}`: {r['claim']}" + (" *(a timing of the machine that built it)*" if r.get("timing") else "")
+
     lines = [
         f"*Claims ledger [`{target}/{LEDGER_NAME}.md`]({target}/{LEDGER_NAME}.md) ({_provenance(root, folder)}):*\n\n",
-        "| claim | test | n | mean | 95% CI | verdict |\n|---|---|---:|---:|---|---|\n",
+        rules_warning(rows),
+        markdown_table(tested, claim_cell=claim),
     ]
-    for r in tested:
-        f = formatted_row(r)
-        claim = f"`{r['id']}`: {r['claim']}" + (" *(a timing of the machine that built it)*" if r.get("timing") else "")
-        lines.append(f"| {claim} | {r['comparison']} | {f['n']} | {f['mean']} | {f['95% CI']} | {f['verdict']} |\n")
     untested = [r["id"] for r in rows if r["verdict"] == NOT_TESTABLE]
     if untested:
         lines.append(f"\nNot testable at this profile: {', '.join(f'`{i}`' for i in untested)}.\n")
@@ -91,14 +101,34 @@ def render_bench(root: Path, target: str) -> str:
 
 
 def render_summary(root: Path, target: str) -> str:
-    """The verdict counts of every notebook ledger under a figures folder, linking its CLAIMS.md."""
+    """What reproduces, from every notebook ledger under a figures folder: the verdict counts (linking its
+    CLAIMS.md, with the ledger's error note), then per notebook the claims reproduced and not reproduced by id, and
+    how many are inconclusive or not testable at that profile."""
     paths = sorted((root / target).glob(f"*/{LEDGER_NAME}.json"))
     if not paths:
         return _missing(target)
-    tally = verdict_tally(r for path in paths for r in ledger_rows(path.parent))
+    every = [r for path in paths for r in ledger_rows(path.parent)]
     page = root / target / PROFILE_LEDGER
     title = page.read_text(encoding="utf-8").splitlines()[0].lstrip("# ") if page.exists() else PROFILE_LEDGER
-    return f"[{title}]({target}/{PROFILE_LEDGER}): {tally}.\n"
+    lines = [
+        f"[{title}]({target}/{PROFILE_LEDGER}): {verdict_tally(every)}. {ledger_error_note(every)}\n\n",
+        rules_warning(every),
+        "| notebook | reproduced | not reproduced | inconclusive | not testable here |\n|---|---|---|---:|---:|\n",
+    ]
+    for path in paths:
+        rows = ledger_rows(path.parent)
+
+        def ids(verdict: str, rows=rows) -> str:
+            return ", ".join(f"`{r['id']}`" for r in rows if r["verdict"] == verdict)
+
+        def count(verdict: str, rows=rows) -> int:
+            return sum(r["verdict"] == verdict for r in rows)
+
+        lines.append(
+            f"| {path.parent.name} | {ids(VERDICTS[0])} | {ids(VERDICTS[1])} | {count(VERDICTS[2])} | "
+            f"{count(VERDICTS[3])} |\n"
+        )
+    return "".join(lines)
 
 
 RENDERERS = {"ledger": render_ledger, "table": render_table, "summary": render_summary, "bench": render_bench}

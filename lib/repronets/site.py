@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from . import fileio, provenance
-from .claims import VERDICTS, formatted_row, ledger_rows, verdict_tally
+from .claims import VERDICTS, ledger_error_note, ledger_rows, markdown_table, rules_warning, verdict_tally
 from .explore import WIDGET_VIEW
 from .pipeline import MANIFEST, Project
 from .readme import BLOCK
@@ -180,17 +180,18 @@ def _provenance_section(notebook: str, profile: str, manifest: dict) -> str:
     return "".join(lines)
 
 
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _claim_cell(r: dict) -> str:
+    timing = " (a timing of the machine that built it)" if r.get("timing") else ""
+    return f"**{r['id']}**: {r['claim']}{timing}"
 
 
 def _landing_page(figures: Path, notebooks: dict[str, Path], label: str, pages: list[str]) -> str:
     parts = [
         f"# Claims ledger: {label}\n\n",
         "Every claim of the four papers that this companion tests, with the verdict its runs support here: a 95 % "
-        "interval over seeds, test folds or repeats, decided by the rules of `repronets.claims` (claims and their "
-        "measures: `claims/<notebook>.yaml`). Each notebook's page shows the runs, figures and tables behind its "
-        "verdicts, with their provenance.\n",
+        "interval over the claim's units (mostly trained models), decided by the rules of `repronets.claims` (claims "
+        "and their measures: `claims/<notebook>.yaml`). Each notebook's page shows the runs, figures and tables "
+        "behind its verdicts, with their provenance.\n",
     ]
     every = []
     for name in notebooks:
@@ -200,14 +201,8 @@ def _landing_page(figures: Path, notebooks: dict[str, Path], label: str, pages: 
         rows.sort(key=lambda r: r["verdict"] == VERDICTS[3])  # what this profile tests first, in the file's order
         every += rows
         parts.append(f"\n## {name}\n\nFrom [{name}](notebooks/{name}.ipynb).\n\n")
-        parts.append("| claim | verdict | n | mean | 95% CI |\n|---|---|---:|---:|---|\n")
-        for r in rows:
-            f = formatted_row(r)
-            claim = _cell(r["claim"]) + (" (a timing of the machine that built it)" if r.get("timing") else "")
-            parts.append(
-                f"| **{r['id']}**: {claim} | {_cell(f['verdict'])} | {f['n']} | {f['mean']} | {f['95% CI']} |\n"
-            )
-    parts.insert(2, f"\n**{verdict_tally(every) or 'no claims yet'}.**\n")
+        parts.append(rules_warning(rows) + markdown_table(rows, claim_cell=_claim_cell))
+    parts.insert(2, f"\n**{verdict_tally(every) or 'no claims yet'}.** {ledger_error_note(every)}\n")
     parts.append("\n```{toctree}\n:maxdepth: 1\n:caption: Pages\n:hidden:\n\n" + "\n".join(pages) + "\n```\n")
     return "".join(parts)
 

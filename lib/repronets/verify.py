@@ -21,7 +21,8 @@ from . import executors, numerics, provenance
 from .pipeline import MANIFEST, STAMP, BuildError, Project, build
 from .provenance import OUTPUTS_RECORD
 
-NOT_COMPARED = {MANIFEST, OUTPUTS_RECORD, STAMP, ".lock"}
+# provenance records, and the stability check's report (about a perturbed rebuild, not an output of the build)
+NOT_COMPARED = {MANIFEST, OUTPUTS_RECORD, STAMP, ".lock", "STABILITY.md"}
 
 
 def compared(relative: str) -> bool:
@@ -65,12 +66,9 @@ def compare(published: dict[str, bytes], rebuilt: dict[str, bytes]) -> dict[str,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="run_all.sh verify",
-        description="Rebuild a profile from an empty run store in a scratch folder and compare every output with the "
-        "committed one (machine measurements, *_timing.*, and provenance records excepted); exit 1 on a difference.",
-    )
+def arguments(prog: str, description: str) -> argparse.ArgumentParser:
+    """The command line that ``verify`` and ``stability`` share: which build to redo, and how."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--profile", default="quick", help="smoke | quick (default) | paper")
     parser.add_argument("--params-dir", type=Path, default=None, help="another parameter set (e.g. params/real_mnist)")
     parser.add_argument("-j", "--jobs", type=int, default=None, help="notebooks at once (default as run_all.sh)")
@@ -79,41 +77,76 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder after a rebuild that verified")
     numerics.add_argument(parser)
     parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    root = (args.root or provenance.project_root()).resolve()
-    if args.timeout is not None and args.timeout < 0:
-        parser.error(f"--timeout {args.timeout:g}: give seconds per notebook, or 0 for no limit")
-    try:
-        numerics.check_argument(args)
-        project = Project.from_arguments(root, args.params_dir)
-    except ValueError as e:
-        parser.error(str(e))
-    label = f"{project.params_set.name}/{args.profile}" if project.params_set else args.profile
-    scratch = root / "build" / "verify" / label
-    shutil.rmtree(scratch, ignore_errors=True)
-    project = Project(root, project.params_set, scratch=scratch)
-    os.environ.pop(executors.ENV, None)  # the runs are computed in the kernels, as a plain ./run_all.sh does
-    published_dir = Project(root, project.params_set).figures(args.profile)
-    published = committed_outputs(root, published_dir, args.against)
-    if published is None:
-        published = files_below(published_dir) if published_dir.is_dir() else {}
-    if not published:
-        print(f"run_all.sh verify: error: nothing is published under {published_dir} to compare with", file=sys.stderr)
-        return 2
-    if (published_dir / MANIFEST).exists():  # the published build's durations order the notebooks longest first
-        project.figures(args.profile).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(published_dir / MANIFEST, project.figures(args.profile) / MANIFEST)
-    print(f"verify: rebuilding {project.label(args.profile)} from an empty run store in {scratch}", flush=True)
-    try:
-        status = build(project, args.profile, [], args.jobs, force=True, timeout_s=args.timeout)
-    except BuildError as e:
-        print(f"run_all.sh verify: error: {e}", file=sys.stderr)
-        return 2
-    if status != 0:
-        print(f"verify: the rebuild failed (logs under {project.build(args.profile)}); nothing was compared")
+    return parser
+
+
+class Rebuild:
+    """A profile rebuilt from an empty run store in ``build/<kind>/<set>/<profile>/`` beside the published one."""
+
+    def __init__(self, parser: argparse.ArgumentParser, args, kind: str):
+        self.root = (args.root or provenance.project_root()).resolve()
+        if args.timeout is not None and args.timeout < 0:
+            parser.error(f"--timeout {args.timeout:g}: give seconds per notebook, or 0 for no limit")
+        try:
+            numerics.check_argument(args)
+            project = Project.from_arguments(self.root, args.params_dir)
+        except ValueError as e:
+            parser.error(str(e))
+        self.args = args
+        label = f"{project.params_set.name}/{args.profile}" if project.params_set else args.profile
+        self.scratch = self.root / "build" / kind / label
+        self.project = Project(self.root, project.params_set, scratch=self.scratch)
+        self.published_dir = Project(self.root, project.params_set).figures(args.profile)
+        self.figures = self.project.figures(args.profile)
+
+    def published(self) -> dict[str, bytes]:
+        """The published outputs: as ``--against`` holds them, or the working tree's outside git."""
+        out = committed_outputs(self.root, self.published_dir, self.args.against)
+        if out is None:
+            out = files_below(self.published_dir) if self.published_dir.is_dir() else {}
+        return out
+
+    def run(self) -> int:
+        """Rebuild; 0 when every notebook built, else the build's status (2: it could not start)."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        os.environ.pop(executors.ENV, None)  # the runs are computed in the kernels, as a plain ./run_all.sh does
+        if (self.published_dir / MANIFEST).exists():  # the published build's durations order the notebooks
+            self.figures.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(self.published_dir / MANIFEST, self.figures / MANIFEST)
+        print(
+            f"{self.project.label(self.args.profile)}: rebuilding from an empty run store in {self.scratch}", flush=True
+        )
+        try:
+            status = build(self.project, self.args.profile, [], self.args.jobs, force=True, timeout_s=self.args.timeout)
+        except BuildError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if status != 0:
+            print(f"the rebuild failed (logs under {self.project.build(self.args.profile)})")
         return status
-    result = compare(published, files_below(project.figures(args.profile)))
-    where = published_dir.relative_to(root).as_posix()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments(
+        "run_all.sh verify",
+        "Rebuild a profile from an empty run store in a scratch folder and compare every output with the "
+        "committed one (machine measurements, *_timing.*, and provenance records excepted); exit 1 on a difference.",
+    )
+    args = parser.parse_args(argv)
+    rebuild = Rebuild(parser, args, "verify")
+    published = rebuild.published()
+    if not published:
+        print(
+            f"run_all.sh verify: error: nothing is published under {rebuild.published_dir} to compare with",
+            file=sys.stderr,
+        )
+        return 2
+    status = rebuild.run()
+    if status != 0:
+        print("verify: nothing was compared")
+        return status
+    result = compare(published, files_below(rebuild.figures))
+    where = rebuild.published_dir.relative_to(rebuild.root).as_posix()
     for what in ("differ", "missing", "new"):
         for name in result[what]:
             print(f"verify: {what:<7} {where}/{name}")
@@ -124,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(compared with {args.against}; *_timing outputs and provenance records not compared)"
     )
     if bad:
-        print(f"verify: FAILED: the rebuild is kept in {project.figures(args.profile)}")
+        print(f"verify: FAILED: the rebuild is kept in {rebuild.figures}")
         return 1
     if not args.keep:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(rebuild.scratch, ignore_errors=True)
     print(f"verify: this machine reproduces {where}")
     return 0
 

@@ -71,12 +71,15 @@ class ResidualFunction(nn.Module):
         self.conv1, self.conv2 = PiecewiseConv2d(width, width, pieces), PiecewiseConv2d(width, width, pieces)
         self.bn1, self.bn2 = PiecewiseBatchNorm2d(width, pieces), PiecewiseBatchNorm2d(width, pieces)
         self.skip = nn.Parameter(torch.zeros(pieces)) if skipinit else None
+        # the nonlinearity; the block-convergence study swaps in a smooth one on a copy (experiment.block_convergence)
+        self.activation = F.relu
 
     def forward(self, x, piece: int):
+        act = self.activation
         if self.preact:
-            h = self.conv2(F.relu(self.bn2(self.conv1(F.relu(self.bn1(x, piece)), piece), piece)), piece)
+            h = self.conv2(act(self.bn2(self.conv1(act(self.bn1(x, piece)), piece), piece)), piece)
         else:
-            h = self.bn2(F.relu(self.conv2(self.bn1(F.relu(self.conv1(x, piece)), piece), piece)), piece)
+            h = self.bn2(act(self.conv2(self.bn1(act(self.conv1(x, piece)), piece), piece)), piece)
         return h * self.skip[piece] if self.skip is not None else h
 
     def refine(self, variance: float = 0.0) -> None:

@@ -45,7 +45,7 @@ from .training import (
     exit_losses,
 )
 
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: every policy records its operating point on validation samples (analysis.matched_level)
 BASELINES = tuple(name for name in METHODS.names() if not METHODS.get(name).gated)
 
 # The backbone architectures by name: factory(p, in_chans, num_classes) -> T2TViT.

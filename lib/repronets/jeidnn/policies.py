@@ -119,6 +119,12 @@ class FoldProtocol:
         return {k: metrics.fold_summary([r[k] for r in rows]) for k in rows[0]}
 
 
+def validation_summary(probs, labels, exits, costs: dict) -> dict:
+    """Accuracy and mean multiply-adds per sample on validation samples: what a policy's operating point is chosen
+    by without looking at the test set (``analysis.matched_level``)."""
+    return {"acc": float((probs.argmax(1) == labels).float().mean()), "cost_macs": cost.mean_cost(exits, costs["macs"])}
+
+
 def evaluate_gates(model: DynamicNet, logits: dict, labels: dict, costs: dict, protocol: FoldProtocol) -> dict:
     """JEI-DNN's gated exits on the validation and test sets (``logits``, ``labels``: dicts with "val" and "test"):
     the test folds' metrics (conformal q̂ from the validation samples' gated outputs), where the test samples
@@ -131,6 +137,7 @@ def evaluate_gates(model: DynamicNet, logits: dict, labels: dict, costs: dict, p
     test_exits, test_probs, y = exits["test"], probs["test"], labels["test"]
     return {
         "metrics": protocol.summary(chosen["test"], y, test_exits, costs, val, probs["val"]),
+        "validation": validation_summary(chosen["val"], labels["val"], exits["val"], costs),
         "exit_distribution": exit_distribution(test_exits, count),
         "gate_spread": gate_spread(model, logits["test"]),
         "per_exit_gated_acc": [
@@ -161,7 +168,14 @@ def evaluate_budgets(
         chosen = {s: at_exits(probs[s], exits[s]) for s in exits}
         val = {"probs": chosen["val"][h2], "labels": labels["val"][h2], "exits": exits["val"][h2]}
         summary = protocol.summary(chosen["test"], labels["test"], exits["test"], costs, val, probs["val"][h2])
+        # the level's operating point on the half that did not fit its thresholds (the conformal half)
+        held_out = validation_summary(val["probs"], val["labels"], val["exits"], costs)
         out.append(
-            {"budget_p": budget, "metrics": summary, "exit_distribution": exit_distribution(exits["test"], count)}
+            {
+                "budget_p": budget,
+                "metrics": summary,
+                "validation": held_out,
+                "exit_distribution": exit_distribution(exits["test"], count),
+            }
         )
     return out

@@ -446,9 +446,9 @@ def paired_differences(df: pd.DataFrame, model: str, baseline: str, loss: str) -
 
 def cost_slopes(cdf: pd.DataFrame, column: str = "minimal_macs_per_sample") -> dict[int, float]:
     """Per state dimension: the least-squares slope of log(multiply-adds per sample) against log n. The default
-    column is the recursion's count (the paper's algorithm: one multiply-add per generator entry, equal to what
-    the per-stage loop performs, tested); ``macs_per_sample`` is this port's chunked layer, which trades
-    multiply-adds for batched products and grows faster than n."""
+    column is the recursions' count (the paper's algorithm, counted on the per-stage loop:
+    ``experiment.recursion_macs``); ``macs_per_sample`` is this port's chunked layer, which trades multiply-adds for
+    batched products and grows faster than n."""
     sss = cdf[cdf.layer != "dense"]
     return {
         int(s): float(np.polyfit(np.log(g.n), np.log(g[column]), 1)[0])
@@ -474,6 +474,7 @@ def claim_values(df: pd.DataFrame, cdf: pd.DataFrame) -> dict[str, list[float]]:
     slopes = cost_slopes(cdf)
     if slopes:
         out["sss.cost.linear"] = list(slopes.values())
+        out["sss.cost.linear.chunked"] = list(cost_slopes(cdf, "macs_per_sample").values())
     cross = crossovers(cdf)
     if len(cross) and cross.largest_n.min() >= FASTER_THAN_DENSE_FROM_N:
         out["sss.cost.faster_than_dense"] = cross.time_ratio_at_largest_n.tolist()

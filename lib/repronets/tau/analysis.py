@@ -305,6 +305,19 @@ def _epochs_or_never(r: RunResult, threshold: float) -> int:
     return r.params["epochs"] + 1 if reached is None else reached
 
 
+def extra_parameters(architecture: str) -> int:
+    """Trainable parameters that trainable τ add to the README figure's network (MNIST: 784 inputs, width 100, five
+    residual blocks, 10 classes; τ of every layer trainable against every τ fixed), counted on the built models."""
+    from ..counting import count_parameters
+    from .models import ARCHITECTURES
+
+    fixed = {"fixed": "all"} if architecture == "resnet" else {}
+    sizes = {"width": 100, "blocks": 5, "T": 1.0}
+    trainable = ARCHITECTURES.create(architecture, 784, 10, **sizes, tau_trainable=True)
+    frozen = ARCHITECTURES.create(architecture, 784, 10, **sizes, tau_trainable=False, **fixed)
+    return count_parameters(trainable, trainable_only=True) - count_parameters(frozen, trainable_only=True)
+
+
 def claim_values(runs: list[RunResult], T: float) -> dict[str, list[float]]:
     """The measured quantity of every claim of ``claims/01_tau_speedup.yaml`` that these runs can measure: one value
     per run, or per pair of runs where the claim is paired, ordered by seed, dataset and T. The figure's claims
@@ -313,7 +326,9 @@ def claim_values(runs: list[RunResult], T: float) -> dict[str, list[float]]:
     dataset, T and seed. Claims without runs are absent."""
     runs = sorted(runs, key=lambda r: (r.params["seed"], r.params["dataset"], r.params["T"]))
     at_T = [r for r in runs if r.params["T"] == T]
-    out: dict[str, list[float]] = {}
+    out: dict[str, list[float]] = {
+        "tau.parameters.six_extra": [float(extra_parameters(a)) for a in ("resnet", "fracdnn")]
+    }
     for (architecture, dataset), threshold in SPEEDUP_THRESHOLDS.items():
         on = [r for r in at_T if r.params["dataset"] == dataset]
         variable = _by_seed(on, _figure_run, architecture, True)
