@@ -39,13 +39,13 @@ def _latin1_params(project):
 def _claim_key_twice(project):
     _edit(
         project.root / "claims" / "01_tau_speedup.yaml",
-        "    comparison: above\n",
-        "    comparison: above\n    comparison: below\n",
+        "  comparison: above\n",
+        "  comparison: above\n  comparison: below\n",
     )
 
 
 def _claim_typo(project):
-    _edit(project.root / "claims" / "01_tau_speedup.yaml", "    margin:", "    margn:")
+    _edit(project.root / "claims" / "01_tau_speedup.yaml", "  margin:", "  margn:")
 
 
 PLAN_CASES = {
