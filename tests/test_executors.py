@@ -44,13 +44,15 @@ def inline_runs(tmp_path_factory):
 def test_workers_store_the_inline_numbers(tmp_path, inline_runs, name, batch):
     store = RunStore(tmp_path / "runs", ExecutorConfig(name, workers=2, cpus=1, mem_gb=1, wait_timeout_s=300))
     runs = baselines.run(smoke(batch_runs=batch), store)
-    assert len(runs) == 4 and all(r.cached for r in runs)  # every run was computed by a worker and read back
+    assert len(runs) == 4 and not any(r.cached for r in runs)  # every run computed now (by a worker), not cached
     assert numbers(runs) == inline_runs[batch]
     assert {r.meta["executor"] for r in runs} == {name}  # recorded where each run was computed
     if batch:
         assert all(r.meta["batch"]["members"] == 2 for r in runs)
-    if name == "submitit_local":  # submitit's job files and logs beside the runs
-        assert list((tmp_path / "runs" / "_jobs" / "baselines").glob("*/*_log.out"))
+    if name == "submitit_local":  # submitit's job files and logs beside the runs, named by job id
+        jobs = tmp_path / "runs" / "_jobs" / "baselines"
+        assert list(jobs.glob("*_log.out")) and not (jobs / "%j").exists()
+    assert all(r.cached for r in baselines.run(smoke(batch_runs=batch), store))  # the second time: read back
 
 
 def test_a_second_submission_skips_done_runs_and_held_runs_are_not_submitted(tmp_path, monkeypatch):

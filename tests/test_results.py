@@ -76,7 +76,7 @@ def test_unreadable_result_names_the_file(tmp_path):
     store = RunStore(tmp_path)
     r = store.run("demo", {"seed": 0}, lambda p, c: {"acc": 1.0})
     (r.path / "result.json").write_text("{not json")
-    with pytest.raises(results.ResultsError, match="result.json.*move it away"):
+    with pytest.raises(results.ResultsError, match="result.json.*move its run folder away"):
         store.load("demo", {"seed": 0})
 
 

@@ -393,9 +393,9 @@ class Ledger:
         for cid, c in self.claims.items():
             values = self.values.get(cid) if self.profile in c.profiles else None
             if values is None:
-                testable = ", ".join(p for p in c.profiles if p != self.profile) or "none yet"
-                reason = f"measured at: {testable}"
-                out[cid] = decide(None, c.comparison, published=c.published_value, untestable_reason=reason)
+                out[cid] = decide(
+                    None, c.comparison, published=c.published_value, untestable_reason=self._why_untested(c)
+                )
             else:
                 out[cid] = decide(
                     values,
@@ -409,6 +409,19 @@ class Ledger:
                     rounding=c.rounding,
                 )
         return out
+
+    def _why_untested(self, c: Claim) -> str:
+        if self.profile in c.profiles:
+            return (
+                f"listed for the {self.profile} profile, but its notebook measured nothing for it: "
+                f"the claim file's profiles or the notebook is wrong"
+            )
+        elsewhere = ", ".join(c.profiles)
+        return f"measured at: {elsewhere}" if elsewhere else "no profile measures it (its profiles list is empty)"
+
+    def unmeasured(self) -> list[str]:
+        """The claims listed for this profile that got no measurement: a claim file or a notebook at fault."""
+        return [cid for cid, c in self.claims.items() if self.profile in c.profiles and cid not in self.values]
 
     def frame(self):
         import pandas as pd

@@ -45,7 +45,8 @@ def experiment_main(notebook: str, run: Callable, argv: list[str] | None = None,
         if args.dry_run:
             p = params_mod.dry_run(p)
         store = RunStore(args.runs, executors.from_arguments(args))
-        store.check_writable()
+        if not store.check_usable():
+            print(f"note: the run store {store.root} is read-only: its finished runs are used, a missing one stops")
     except (params_mod.ParamsError, ValueError, OSError, ResultsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -189,6 +190,52 @@ def _images(array, channels_last: bool) -> torch.Tensor:
     return x.contiguous().float().div_(255.0)
 
 
+# Where each dataset is read from under its data root: an archive, or the files unpacked from it.
+_SOURCES = {
+    "digits": (),  # embedded in scikit-learn
+    "mnist": ("MNIST/raw",),
+    "fashion_mnist": ("FashionMNIST/raw",),
+    "cifar10": ("cifar-10-python.tar.gz", "cifar-10-batches-py"),
+    "cifar100": ("cifar-100-python.tar.gz", "cifar-100-python"),
+    "cifar100_lt": ("cifar-100-python.tar.gz", "cifar-100-python"),
+    "svhn": ("SVHN",),
+    "pendigits": ("pendigits",),
+    "hand_postures": ("hand_postures",),
+}
+_DIGESTS: dict[tuple, str] = {}  # (path, size, mtime) -> sha256: a build plans every notebook, once each
+
+
+def identity(name: str, root=None) -> str:
+    """What a build's input hash holds for dataset ``name``: the SHA-256 of the files it is read from (an archive
+    where there is one, not the files unpacked from it, so the first load does not change it), or 'embedded'/'absent'.
+    Other files under the same name give other results, so they rebuild the notebooks that read them."""
+    if name not in _SOURCES:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {list(_SOURCES)}")
+    if not _SOURCES[name]:
+        return "embedded"
+    base = data_root(root)
+    lines = []
+    for source in _SOURCES[name]:
+        path = base / source
+        if path.suffix == ".gz" and path.is_file():  # the archive decides; its unpacked folder (next) follows it
+            lines.append(f"{source}\0{_digest(path)}")
+            break
+        for f in sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else []:
+            if f.name.startswith(".") or f.with_name(f.name + ".gz").is_file():  # locks; files unpacked from a .gz
+                continue
+            lines.append(f"{f.relative_to(base)}\0{_digest(f)}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:20] if lines else "absent"
+
+
+def _digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        with open(path, "rb") as f:
+            _DIGESTS[key] = hashlib.file_digest(f, "sha256").hexdigest()
+    return _DIGESTS[key]
+
+
 def not_found(name: str, root: Path, expected: str, error: Exception | None = None) -> DatasetNotFound:
     """The error for a dataset missing under ``root``: what was expected there and the two ways out."""
     said = f"; torchvision said: {error}" if error is not None else ""
@@ -233,14 +280,11 @@ def _mnist_like(cls_name: str, name: str):
         try:
             with unpacking:
                 ds = cls(str(root), train=train, download=use_download)
-        except (RuntimeError, ValueError) as e:
-            for path, size, expected in _truncated_idx_files(raw):
+        except (RuntimeError, ValueError, AssertionError) as e:  # torchvision asserts on a file that is not IDX
+            for path, problem in _broken_idx_files(raw):
                 archive = path.with_name(path.name + ".gz")
                 again = f"the intact {archive.name} beside it is unpacked again" if archive.is_file() else "fetch it"
-                raise DatasetNotFound(
-                    f"{path} is truncated ({size:,} of the {expected:,} bytes its header announces); delete it, "
-                    f"and {again} on the next load"
-                ) from e
+                raise DatasetNotFound(f"{path} {problem}; delete it, and {again} on the next load") from e
             raise not_found(name, root, f"{raw}/*-ubyte[.gz]", e) from e
         return Split(name, "train" if train else "test", _images(ds.data, False), ds.targets.long(), tuple(ds.classes))
 
@@ -303,24 +347,28 @@ def _unpacking_cache(root: Path, raw: Path, folder: str, archives) -> Path:
 _IDX_ITEMSIZE = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
 
 
-def _truncated_idx_files(raw: Path) -> list[tuple[Path, int, int]]:
-    """The unpacked IDX files in ``raw`` shorter than their header says: (path, size, expected size). torchvision
-    reads such a file only to fail on a reshape, and reports nothing about which file is cut short."""
+def _broken_idx_files(raw: Path) -> list[tuple[Path, str]]:
+    """The unpacked IDX files in ``raw`` that are not IDX files or are shorter than their header says: (path, what is
+    wrong). torchvision reads such a file only to fail on an assertion or a reshape, naming no file."""
     out = []
     for path in sorted(raw.glob("*-ubyte")) if raw.is_dir() else []:
+        size = path.stat().st_size
         with open(path, "rb") as f:
             header = f.read(4)
-            if len(header) < 4 or header[2] not in _IDX_ITEMSIZE:
-                out.append((path, path.stat().st_size, 4))
+            if len(header) < 4:
+                out.append((path, f"is truncated ({size:,} of the 4 bytes of an IDX header)"))
+                continue
+            if header[:2] != b"\0\0" or header[2] not in _IDX_ITEMSIZE or not 1 <= header[3] <= 4:
+                out.append((path, f"is not an IDX file (it starts with {header!r}, not an IDX header)"))
                 continue
             dims = f.read(4 * header[3])
         if len(dims) < 4 * header[3]:
-            out.append((path, path.stat().st_size, 4 + 4 * header[3]))
+            out.append((path, f"is truncated ({size:,} of the {4 + 4 * header[3]:,} bytes of its header)"))
             continue
         count = math.prod(int.from_bytes(dims[i : i + 4], "big") for i in range(0, len(dims), 4))
         expected = 4 + len(dims) + count * _IDX_ITEMSIZE[header[2]]
-        if path.stat().st_size < expected:
-            out.append((path, path.stat().st_size, expected))
+        if size < expected:
+            out.append((path, f"is truncated ({size:,} of the {expected:,} bytes its header announces)"))
     return out
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ EXECUTED_BY = "REPRONETS_EXECUTED_BY"  # set in a worker: which executor runs it
 
 def worker_record() -> dict:
     """Where a run was computed, for its result's metadata: the executor, and the Slurm job (whose logs are in
-    ``<runs>/_jobs/<kind>/<job id>/``)."""
+    ``<runs>/_jobs/<kind>/``, named by job id)."""
     record = {"executor": os.environ.get(EXECUTED_BY, "inline")}
     if os.environ.get("SLURM_ARRAY_JOB_ID"):
         record["slurm_job"] = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
@@ -90,7 +91,12 @@ class ExecutorConfig:
     @classmethod
     def from_file(cls, path: str | os.PathLike, **overrides) -> "ExecutorConfig":
         """Settings from a YAML file (keys as the fields), then ``overrides`` (flags given)."""
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        try:
+            values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as e:
+            raise ValueError(f"--executor-config {path}: cannot be read ({e.strerror or e})") from e
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ValueError(f"--executor-config {path}: not valid YAML ({e})") from e
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a mapping of executor settings")
         fields = {f.name for f in dataclasses.fields(cls)}
@@ -114,6 +120,14 @@ class ExecutorConfig:
             raise ValueError(
                 f"{ENV}={text!r}: {e}; it is set by run_all.sh --executor (unset it, or use --executor there)"
             ) from e
+
+    def check_available(self) -> None:
+        """Raise ValueError now if this machine cannot submit to the executor (before any notebook starts)."""
+        if self.name == "slurm" and shutil.which("sbatch") is None:
+            raise ValueError(
+                "--executor slurm: this machine has no Slurm (sbatch is not on PATH); run on a Slurm login node, "
+                "or use --executor local (processes here)"
+            )
 
     def to_env(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -210,10 +224,20 @@ def _local_pool(config: ExecutorConfig, tasks: list[RunTask]) -> list:
     ) as pool:
         futures = {pool.submit(_run_pickled, cloudpickle.dumps(task)): task for task in tasks}
         failures = []
-        for future in concurrent.futures.as_completed(futures, timeout=config.wait_timeout_s or None):
-            if future.exception() is not None:
-                e = future.exception()
-                failures.append((futures[future], f"{type(e).__name__}: {e}"))
+        try:
+            for future in concurrent.futures.as_completed(futures, timeout=config.wait_timeout_s or None):
+                if future.exception() is not None:
+                    e = future.exception()
+                    failures.append((futures[future], f"{type(e).__name__}: {e}"))
+        except concurrent.futures.TimeoutError:
+            unfinished = [f for f in futures if not f.done()]
+            for f in unfinished:  # those not started are dropped; the ones running finish into the store
+                f.cancel()
+            raise ExecutorError(
+                f"gave up after {config.wait_timeout_s:g} s (wait_timeout_s) with {len(unfinished)} of {len(tasks)} "
+                f"local task(s) unfinished; the finished runs are in the store, so running again computes only "
+                f"the rest (raise --wait-timeout, or 0 to wait as long as they take)"
+            ) from None
     return failures
 
 
@@ -236,8 +260,9 @@ def _submitit(config: ExecutorConfig, tasks: list[RunTask], jobs_folder: Path) -
     jobs_folder.mkdir(parents=True, exist_ok=True)
     cluster = "slurm" if config.name == "slurm" else "local"
     # max_num_timeout: how often a job may be requeued after its time limit (a constructor argument in submitit)
+    # One folder for every job's files (submitit names them by job id): a "%j" folder would be created literally.
     executor = submitit.AutoExecutor(
-        folder=jobs_folder / "%j", cluster=cluster, **{f"{cluster}_max_num_timeout": config.max_requeues}
+        folder=jobs_folder, cluster=cluster, **{f"{cluster}_max_num_timeout": config.max_requeues}
     )
     parameters = dict(
         name=f"repronets-{tasks[0].kind}",
@@ -304,6 +329,8 @@ def from_arguments(args) -> ExecutorConfig | None:
         return None
     if args.executor:
         given["name"] = args.executor
-    if args.executor_config:
-        return ExecutorConfig.from_file(args.executor_config, **given)
-    return ExecutorConfig(**given)
+    config = (
+        ExecutorConfig.from_file(args.executor_config, **given) if args.executor_config else ExecutorConfig(**given)
+    )
+    config.check_available()
+    return config

@@ -6,8 +6,10 @@ cannot leave a truncated file behind (temp file in the same folder, fsync, then 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -29,13 +31,47 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        full = _out_of_space(e, path.parent)  # asked before the temporary file is removed and frees its space
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if full:
+            raise OSError(errno.ENOSPC, f"no space left to write it ({full})", str(path)) from e
         raise
     return path
+
+
+def _out_of_space(error: BaseException, folder: Path) -> str:
+    """'' unless ``error`` came from a full disk: then what the disk has left. torch.save on a full disk raises a
+    RuntimeError ('unexpected pos ...') rather than an OSError, so the disk itself is asked."""
+    if getattr(error, "errno", None) == errno.ENOSPC:
+        return disk_nearly_full(folder) or f"the disk of {folder} is full"
+    return disk_nearly_full(folder) if isinstance(error, (OSError, RuntimeError)) else ""
+
+
+def disk_nearly_full(folder: str | os.PathLike) -> str:
+    """'' unless the disk holding ``folder`` has less than DISK_NEARLY_FULL free: then how much it has."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    return f"{free:,} bytes free on the disk of {folder}" if free < DISK_NEARLY_FULL else ""
+
+
+# A write that fails with less than this left on its disk is reported as a full disk.
+DISK_NEARLY_FULL = 1 << 20
+
+
+def describe_os_error(e: OSError) -> str:
+    """An OSError as a sentence naming the file and the way out (read-only folder, full disk)."""
+    where = e.filename or "a file"
+    if e.errno == errno.ENOSPC:
+        return f"{where}: the disk is full ({e.strerror}); free space there, or point the output elsewhere"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where}: cannot be written ({e.strerror}); make it writable"
+    return f"{where}: {e.strerror or e}"
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

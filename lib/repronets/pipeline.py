@@ -168,10 +168,25 @@ def input_hash(project: Project, notebook: str, profile: str) -> str:
     h.update(params_mod.params_path(notebook, profile, project.params_dir).read_bytes())
     claim_file = claims.claim_file(notebook, project.root)  # its verdicts are outputs too
     h.update(b"claims\0" + (claim_file.read_bytes() if claim_file.exists() else b""))
+    for name, identity in dataset_identities(params_mod.as_dict(params_mod.load(notebook, profile, project.params_dir))):
+        h.update(f"data {name}\0{identity}\n".encode())  # other files under a dataset's name: other results
     package = Path(__file__).resolve().parent
     for f in library_files():
         h.update(str(f.relative_to(package)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:20]
+
+
+def dataset_identities(params: dict) -> list[tuple[str, str]]:
+    """(dataset, :func:`repronets.data.identity`) for every dataset a notebook's parameters name (the values of its
+    keys that hold ``dataset`` in their name), read from its data root."""
+    from . import data
+
+    names = []
+    for key, value in params.items():
+        if "dataset" in key:
+            names += [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
+    root = params.get("data_root") or None
+    return [(n, data.identity(n, root)) for n in sorted(set(names)) if n in data.DATASETS + data.TABULAR_DATASETS]
 
 
 def _reuse_log(project: Project, profile: str) -> Path:
@@ -195,6 +210,21 @@ def report_not_reused(log: Path, out) -> None:
     print(f"{len(why)} stored run(s) were not reused, because other numerics computed them:", file=out)
     for reason, n in collections.Counter(why.values()).most_common():
         print(f"  {n} run(s): {reason}", file=out)
+
+
+def read_manifest(path: Path) -> dict:
+    """A profile's MANIFEST.json; raises BuildError naming the file and the way out when it cannot be read (a merge
+    conflict leaves it cut short or with conflict markers)."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest.get("outputs"), dict):
+            raise ValueError("it has no 'outputs' record")
+    except (ValueError, AttributeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise BuildError(
+            f"{path} is not a readable manifest ({e}); restore it (git checkout -- {path.name}, in its folder) "
+            f"or delete it and rebuild the profile with --force"
+        ) from e
+    return manifest
 
 
 def up_to_date(job: Job) -> bool:
@@ -409,6 +439,11 @@ def _run_job(job: Job, profile: str, timeout_s: float, threads: int | None, runn
         err = job.staging / "error.json"
         info = json.loads(err.read_text()) if err.exists() else {"ename": f"exit {rc}", "evalue": "see the log"}
         job.error = f"{info['ename']}: {info['evalue']}"
+        for folder in (job.log.parent, job.staging):  # a full disk cuts the log short too: say so here
+            full = fileio.disk_nearly_full(folder)
+            if full:
+                job.error += f" (the disk is full: {full}; free space and build again)"
+                break
     else:
         job.status = "ok"
     return job
@@ -455,8 +490,12 @@ def _update_manifest(project: Project, profile: str, job: Job, records: dict, lo
     }
     with lock:
         path = project.figures(profile) / MANIFEST
-        manifest = json.loads(path.read_text()) if path.exists() else {"profile": profile, "outputs": {}}
-        manifest["outputs"] = {k: v for k, v in manifest["outputs"].items() if v.get("notebook") != job.notebook}
+        manifest = read_manifest(path) if path.exists() else {"profile": profile, "outputs": {}}
+        manifest["outputs"] = {
+            k: v
+            for k, v in manifest["outputs"].items()
+            if v.get("notebook") != job.notebook and (path.parent / k).exists()  # a record of a file, or of nothing
+        }
         for name in sorted(records) + [f"{job.notebook}.ipynb"]:
             record = records.get(name, {"kind": "executed notebook", "device": None, "runs": [], "data": []})
             manifest["outputs"][f"{job.notebook}/{name}"] = {
@@ -475,24 +514,30 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class _ProfileLock:
-    """One build per profile at a time: a second ``run_all.sh`` on the same profile stops with a clear error."""
+class FolderLock:
+    """One process at a time in a folder (a build of a profile, a site build): a flock on ``<folder>/.lock``. The
+    second process stops with a clear error naming the holder, or with ``wait``, says so and waits its turn."""
 
-    def __init__(self, folder: Path):
-        self.path = folder / ".lock"
+    def __init__(
+        self, folder: Path, what: str = "build of this profile", wait: bool = False, out=sys.stderr, lock_name=".lock"
+    ):
+        self.path, self.what, self.wait, self.out = folder / lock_name, what, wait, out
 
     def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(self.path, "a+")
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.file.seek(0)
             holder = self.file.read().strip() or "unknown"
-            self.file.close()
-            raise BuildError(
-                f"another build of this profile is running ({holder}); wait for it to finish "
-                f"or stop it (lock: {self.path})"
-            ) from None
+            if not self.wait:
+                self.file.close()
+                raise BuildError(
+                    f"another {self.what} is running ({holder}); wait for it to finish or stop it (lock: {self.path})"
+                ) from None
+            print(f"waiting for another {self.what} to finish ({holder}; lock: {self.path})", file=self.out, flush=True)
+            fcntl.flock(self.file, fcntl.LOCK_EX)
         self.file.seek(0)
         self.file.truncate()
         self.file.write(f"pid {os.getpid()}, started {_now()}")
@@ -513,7 +558,7 @@ def plan(project: Project, profile: str, names: list[str]) -> list[Job]:
     if unknown:
         raise BuildError(f"unknown notebook(s) {unknown}: the notebooks are {known}")
     problems, jobs = [], []
-    selected = names or project.notebooks_at(profile)
+    selected = list(dict.fromkeys(names)) or project.notebooks_at(profile)  # a notebook named twice runs once
     if not selected:
         raise BuildError(f"{project.params_dir} has no parameters for profile {profile!r}")
     for nb in selected:
@@ -594,12 +639,19 @@ def build(
     out=sys.stdout,
 ) -> int:
     jobs = plan(project, profile, names)
+    if (project.figures(profile) / MANIFEST).exists():  # read before any work: it is written after each notebook
+        read_manifest(project.figures(profile) / MANIFEST)
     for folder in (project.figures(profile), project.build(profile)):
         fileio.check_writable(folder)
-    project.runs.check_writable()  # the kernels' run store: found unwritable here, not after a kernel has started
+    if not project.runs.check_usable():  # found here, not after a kernel has started
+        print(
+            f"note: the run store {project.runs.root} is read-only: the notebooks use its finished runs, and one "
+            f"that needs a missing run fails naming it",
+            file=out,
+        )
     timeout_s = DEFAULT_TIMEOUT_S[profile] if timeout_s is None else timeout_s
     manifest_lock, running = threading.Lock(), _Running()
-    with _ProfileLock(project.figures(profile)):
+    with FolderLock(project.figures(profile)):
         _reuse_log(project, profile).unlink(missing_ok=True)
         todo = []
         for job in jobs:
@@ -666,7 +718,11 @@ def build(
         report_not_reused(_reuse_log(project, profile), out)
         with_claims = [n for n in project.notebooks_at(profile) if claims.claim_file(n, project.root).exists()]
         claims.write_profile_ledger(project.figures(profile), with_claims, project.label(profile))
-        if project.scratch is None and readme.update(project.root):
+        lost = [j for j in todo if j.status == "ok" and not up_to_date(j)]
+        for job in lost:  # e.g. figures/ removed while the build ran: nothing is reported built that is not there
+            job.status = "lost"
+            job.error = f"its published outputs are gone from {job.published} (removed during the build?); build again"
+        if project.scratch is None and readme.update(project.root, only=project.figures(profile)):
             print("README.md: its generated blocks were rewritten from the new outputs", file=out)
     return _summary(jobs, project, out)
 
@@ -768,8 +824,11 @@ def main(argv: list[str] | None = None) -> int:
             args.force,
             args.timeout,
         )
-    except (BuildError, PermissionError) as e:
+    except BuildError as e:
         print(f"run_all.sh: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # an unwritable or full folder found before the notebooks run
+        print(f"run_all.sh: error: {fileio.describe_os_error(e) if e.filename else e}", file=sys.stderr)
         return 2
 
 

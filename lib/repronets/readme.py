@@ -134,11 +134,14 @@ def render_summary(root: Path, target: str) -> str:
 RENDERERS = {"ledger": render_ledger, "table": render_table, "summary": render_summary, "bench": render_bench}
 
 
-def regenerate(text: str, root: Path) -> str:
-    """``text`` with every generated block rewritten from the outputs under ``root``."""
+def regenerate(text: str, root: Path, only: Path | None = None) -> str:
+    """``text`` with every generated block rewritten from the outputs under ``root``; with ``only`` (a folder), just
+    the blocks that quote something under it (a build of one profile leaves the others' blocks as they are)."""
 
     def block(m: re.Match) -> str:
         kind, target = m.group(2), m.group(3)
+        if only is not None and not (root / target).is_relative_to(only):
+            return m.group(0)
         if kind not in RENDERERS:
             raise ValueError(
                 f"README block {m.group(1).strip()!r}: unknown kind {kind!r}, choose one of {list(RENDERERS)}"
@@ -148,13 +151,14 @@ def regenerate(text: str, root: Path) -> str:
     return BLOCK.sub(block, text)
 
 
-def update(root: Path) -> bool:
-    """Rewrite the README's blocks from the outputs; True if it changed."""
+def update(root: Path, only: Path | None = None) -> bool:
+    """Rewrite the README's blocks from the outputs (only those under the folder ``only``, if given); True if it
+    changed."""
     readme = Path(root) / "README.md"
     if not readme.exists():
         return False
     text = readme.read_text(encoding="utf-8")
-    new = regenerate(text, Path(root))
+    new = regenerate(text, Path(root), only)
     if new != text:
         fileio.write_text(readme, new)
     return new != text

@@ -23,7 +23,9 @@ that computes runs in other processes (:mod:`repronets.executors`), the submitti
 the instruction set; the thread count and device are the workers', checked by the worker that computes the run.
 
 Layout: ``<runs>/<kind>/<key>/result.json`` (params, result, metadata), ``tensors.pt`` (optional), and
-``checkpoint.pt`` while the run is in progress. ``result.json`` is written last: its presence means done.
+``checkpoint.pt`` while the run is in progress. ``result.json`` is written last: its presence means done. It holds
+the SHA-256 of its own contents (``checksum``), checked whenever it is read: a result edited by hand is refused,
+naming the file, rather than published. ``python -m repronets.results check [ROOT]`` checks a whole store.
 """
 
 from __future__ import annotations
@@ -181,6 +183,28 @@ class RunStore:
             pass
         return root
 
+    def check_usable(self) -> bool:
+        """Like :meth:`check_writable`, but a read-only store that holds finished runs is usable to draw figures from:
+        False then (a run missing from it stops with :class:`ResultsError`, naming it), True when writable."""
+        try:
+            self.check_writable()
+            return True
+        except PermissionError:
+            if self.root.is_dir() and next(self.root.glob("*/*/result.json"), None) is not None:
+                return False
+            raise
+
+    def _require_writable(self, kind: str, keys: list[str]) -> None:
+        """Before computing runs: a read-only store names the runs it lacks instead of failing on a mkdir."""
+        try:
+            self.check_writable()
+        except PermissionError as e:
+            shown = ", ".join(f"{kind}/{k}" for k in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            raise ResultsError(
+                f"{len(keys)} run(s) are missing from the read-only run store {self.root} ({shown}): make it "
+                f"writable, or set REPRONETS_RUNS to a writable copy of it"
+            ) from e
+
     def folder(self, kind: str, params: dict) -> Path:
         return self.root / kind / run_key(params)
 
@@ -205,6 +229,7 @@ class RunStore:
         found = self.load(kind, params)
         if found is not None:
             return found
+        self._require_writable(kind, [run_key(params)])
         folder.mkdir(parents=True, exist_ok=True)
         with _exclusive(folder / ".lock"):
             found = self.load(kind, params)  # another process may have finished it while we waited
@@ -248,6 +273,8 @@ class RunStore:
         keys>/``: an interrupted group resumes when the same runs are missing again. Each result records the
         group's size and wall time; its ``wall_time_s`` is its share (the group's time / members)."""
         folders = sorted({self.folder(kind, p) for p in members})
+        if any(self.load(kind, p) is None for p in members):
+            self._require_writable(kind, [run_key(p) for p in members if self.load(kind, p) is None])
         with contextlib.ExitStack() as locks:
             for folder in folders:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -289,7 +316,8 @@ class RunStore:
             **provenance.record(device or params.get("device")),
             "numerics": self.numerics({**params, "device": device or params.get("device")}),
         }
-        fileio.write_json(folder / "result.json", {"params": params, "result": result, "meta": meta})
+        body = {"params": params, "result": result, "meta": meta}
+        fileio.write_json(folder / "result.json", {**body, "checksum": _checksum(body)})
         (folder / "checkpoint.pt").unlink(missing_ok=True)
         return RunResult(meta["key"], kind, params, result, meta, folder, cached=False)
 
@@ -306,6 +334,8 @@ class RunStore:
         # Another worker's run (its lock held) is neither submitted again nor computed here: the last line waits for it.
         missing = [p for p in grid if self.load(kind, p) is None and not (elsewhere and self._held(kind, p))]
         missing = list({run_key(p): p for p in missing}.values())
+        if missing:
+            self._require_writable(kind, [run_key(p) for p in missing])
         tasks, grouped = [], set()
         if group is not None:
             buckets: dict = {}
@@ -324,8 +354,10 @@ class RunStore:
             tasks += [executors.RunTask(str(self.root), kind, p, fn, executor=self.executor.name, **kw) for p in alone]
         config = self.executor if elsewhere else executors.ExecutorConfig()
         executors.execute(config, tasks, self.root / "_jobs" / kind)
+        computed = {run_key(p) for p in missing}  # reported as computed now, not cached, however they were computed
         if not elsewhere:
-            return [self.run(kind, params, fn, **kw) for params in grid]
+            out = [self.run(kind, params, fn, **kw) for params in grid]
+            return [dataclasses.replace(r, cached=False) if r.key in computed else r for r in out]
         # Runs elsewhere are read, never computed here (this may be a login node): a run another worker held is
         # waited for (its lock), and one that nobody finished is an error.
         out, lost = [], []
@@ -338,7 +370,7 @@ class RunStore:
                 f"{len(lost)} run(s) have no result after their workers ended: {keys}; a worker that held a run died "
                 "(its checkpoint is kept): submit again to go on"
             )
-        return out
+        return [dataclasses.replace(r, cached=False) if r.key in computed else r for r in out]
 
     def _after_lock(self, kind: str, params: dict) -> RunResult | None:
         """The run's result once no process holds its lock (None if it still has none)."""
@@ -377,19 +409,65 @@ class RunStore:
     def _read(self, file: Path, cached: bool) -> RunResult | None:
         if not file.exists():
             return None
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-            return RunResult(
-                data["meta"]["key"],
-                data["meta"]["kind"],
-                data["params"],
-                data["result"],
-                data["meta"],
-                file.parent,
-                cached,
+        return read_result(file, cached)
+
+    def check(self) -> tuple[int, list[str]]:
+        """Read every stored result of the store: (how many were read, the problems found, one line each)."""
+        problems, good = [], 0
+        for file in sorted(self.root.glob("*/*/result.json")):
+            try:
+                read_result(file)
+                good += 1
+            except ResultsError as e:
+                problems.append(str(e))
+        return good, problems
+
+
+def _checksum(body: dict) -> str:
+    """SHA-256 of a result's contents as they read back from its JSON (tuples are lists there)."""
+    normal = json.loads(json.dumps(body, allow_nan=True))
+    text = json.dumps(normal, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_result(file: Path, cached: bool = True) -> RunResult:
+    """A stored ``result.json``; raises ResultsError naming it when it cannot be read or its checksum differs."""
+    away = "move its run folder away to compute the run again"
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        written = data.pop("checksum", None)
+        if written is not None and written != _checksum(data):
+            raise ResultsError(f"{file}: its contents differ from the checksum written with them (edited?); {away}")
+        key = run_key(data["params"])  # results written before checksums: their parameters must still be theirs
+        if not file.parent.name == data["meta"]["key"] == key:
+            raise ResultsError(
+                f"{file}: its parameters hash to {key}, its record says {data['meta']['key']} and its folder "
+                f"{file.parent.name} (edited or moved?); {away}"
             )
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ResultsError(f"{file}: stored result cannot be read ({e}); move it away to recompute the run") from e
+        return RunResult(
+            data["meta"]["key"], data["meta"]["kind"], data["params"], data["result"], data["meta"], file.parent, cached
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSON and encoding errors are ValueErrors
+        raise ResultsError(f"{file}: stored result cannot be read ({e}); {away}") from e
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m repronets.results", description="Check a run store.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="read every stored result; exit 1 naming each that is damaged or edited")
+    check.add_argument("root", nargs="?", type=Path, default=None, help="the store (default: $REPRONETS_RUNS or runs/)")
+    args = parser.parse_args(argv)
+    root = args.root or default_root()
+    if not root.is_dir():
+        parser.error(f"{root}: no such run store")
+    good, problems = RunStore(root).check()
+    for line in problems:
+        print(line, file=sys.stderr)
+    print(f"{root}: {good} result(s) read intact, {len(problems)} damaged or edited")
+    return 1 if problems else 0
 
 
 def long_frame(runs: Iterable[RunResult], series: str, index: str = "epoch", param_keys: Iterable[str] = ()):
@@ -438,3 +516,7 @@ def _exclusive(lock_path: Path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

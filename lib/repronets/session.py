@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -61,6 +62,13 @@ class Session:
         timings (``timing: true``) likewise as ``claims_timing.*``."""
         from . import claims as claims_mod
 
+        missing = ledger.unmeasured()
+        if missing:  # said where the notebook's reader and the build's log see it, not only in the ledger's notes
+            warnings.warn(
+                f"claims listed for the {self.profile} profile got no measurement: {missing}; their rows say "
+                f"'not testable' (fix the profiles in claims/{self.notebook}.yaml, or the notebook)",
+                stacklevel=2,
+            )
         every = ledger.rows()
         timed = {cid for cid, c in ledger.claims.items() if c.timing}
         paths = []
@@ -150,5 +158,5 @@ def start(notebook: str, namespace: Mapping) -> Session:
     device = str(resolve_device(getattr(p, "device", "auto")))
     plotting.use_style()
     store = RunStore()
-    store.check_writable()
+    store.check_usable()  # a read-only store of finished runs still draws the figures; a missing run is named
     return Session(notebook, profile, p, Path(output_dir), device, store)

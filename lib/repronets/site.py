@@ -27,7 +27,7 @@ from pathlib import Path
 from . import fileio, provenance
 from .claims import VERDICTS, ledger_error_note, ledger_rows, markdown_table, rules_warning, verdict_tally
 from .explore import WIDGET_VIEW
-from .pipeline import MANIFEST, Project
+from .pipeline import MANIFEST, BuildError, FolderLock, Project, read_manifest
 from .readme import BLOCK
 
 
@@ -37,14 +37,23 @@ class SiteError(RuntimeError):
 
 def build(project: Project, profile: str, out: Path | None = None, quiet: bool = True) -> Path:
     """Write the Sphinx sources for ``profile`` and build the HTML into ``out`` (default build/site/<profile>);
-    returns the path of the landing page."""
+    returns the path of the landing page. Two builds of one profile's site take turns (a lock in its staging
+    folder): they share that folder, and the published site is replaced, never removed first."""
+    staging = project.site_sources(profile)
+    with FolderLock(staging.parent, f"site build ({staging.name})", wait=True, lock_name=f".{staging.name}.lock"):
+        return _build(project, profile, out, quiet, staging)
+
+
+def _build(project: Project, profile: str, out: Path | None, quiet: bool, staging: Path) -> Path:
     figures = project.figures(profile)
     notebooks = _executed_notebooks(project, profile)
-    manifest = json.loads((figures / MANIFEST).read_text(encoding="utf-8"))["outputs"]
+    try:
+        manifest = read_manifest(figures / MANIFEST)["outputs"]
+    except BuildError as e:
+        raise SiteError(str(e)) from e
     # build/site-src/<profile>/: source/ (generated), html/ (Sphinx's output) and jupyter_execute/ (where myst-nb
     # always writes beside the output folder); the finished html/ then replaces the published site in one rename,
     # so a failed build leaves the previous site as it was.
-    staging = project.site_sources(profile)
     src, html = staging / "source", staging / "html"
     out = out or project.site(profile)
     if out.exists() and any(out.iterdir()) and not (out / ".buildinfo").exists():  # Sphinx's marker
@@ -72,10 +81,12 @@ def build(project: Project, profile: str, out: Path | None = None, quiet: bool =
     done = subprocess.run(command + (["-q"] if quiet else []), capture_output=quiet, text=True)
     if done.returncode:
         raise SiteError(f"sphinx-build failed ({' '.join(command)}):\n{(done.stderr or '')[-4000:]}")
-    if out.exists():  # an earlier site: its pages of outputs that are gone go with it
-        shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():  # an earlier site (its pages of outputs that are gone go with it): moved aside, then replaced
+        os.replace(out, old)
     os.replace(html, out)
+    shutil.rmtree(old, ignore_errors=True)
     return out / "index.html"
 
 
@@ -248,8 +259,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     try:
         index = build(project, args.profile, args.out)
-    except SiteError as e:
+    except (SiteError, BuildError) as e:
         print(f"run_all.sh site: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a read-only or full build/ folder: the file and the way out, not a traceback
+        print(
+            f"run_all.sh site: error: {fileio.describe_os_error(e)}; or choose another folder with --out",
+            file=sys.stderr,
+        )
         return 2
     print(f"site: {index}\nopen it in a browser (file://{index}), or serve it: python -m http.server -d {index.parent}")
     return 0
