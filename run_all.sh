@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild every figure and table:       ./run_all.sh [--profile smoke|quick|paper] [-j N] [--force] [NOTEBOOK ...]
-# Run the tests:                         ./run_all.sh test [PYTEST ARGS ...]
+# Run the tests:                         ./run_all.sh test [--fast] [PYTEST ARGS ...]  (--fast: unit tests, ~1 min)
 # Build the results site:               ./run_all.sh site [--profile P] [--params-dir DIR]  (build/site/<profile>/)
 # Check this machine reproduces them:   ./run_all.sh verify [--profile P] [--params-dir DIR]  (exit 1 on a difference)
 # Check no verdict is noise:            ./run_all.sh stability --native-kernels | -j 1 [--profile P]  (exit 1 on a flip)
@@ -107,15 +107,15 @@ if [[ "${1:-}" == "site" || "${1:-}" == "test" ]]; then
 fi
 if [[ "${1:-}" == "site" ]]; then
     shift
-    exec "$PY" -m repronets.site "$@"
+    exec "$PY" -m repronets.build.site "$@"
 fi
 if [[ "${1:-}" == "verify" ]]; then
     shift
-    exec "$PY" -m repronets.verify "$@"
+    exec "$PY" -m repronets.build.verify "$@"
 fi
 if [[ "${1:-}" == "stability" ]]; then
     shift
-    exec "$PY" -m repronets.stability "$@"
+    exec "$PY" -m repronets.build.stability "$@"
 fi
 if [[ "${1:-}" == "lint" ]]; then
     "$PY" -m ruff check .
@@ -123,6 +123,10 @@ if [[ "${1:-}" == "lint" ]]; then
 fi
 if [[ "${1:-}" == "test" ]]; then
     shift
+    if [[ "${1:-}" == "--fast" ]]; then  # the unit tests only (no notebooks, browser, cluster or workers)
+        shift
+        exec "$PY" -m pytest -m "not slow" "$@"
+    fi
     exec "$PY" -m pytest "$@"
 fi
-exec "$PY" -m repronets.pipeline "$@"
+exec "$PY" -m repronets.build.pipeline "$@"

@@ -1,4 +1,4 @@
-"""Batched runs (repronets.tau.batched): what one member-epoch of the τ-ResNet costs when R runs train as one, against
+"""Batched runs (repronets.tau.grouped): what one member-epoch of the τ-ResNet costs when R runs train as one, against
 one sequential run's epoch (train.fit, the same objective and τ tracking, no evaluation), with 1 and with 2
 threads: on MNIST (600 steps of 100; the paper profile) and on the embedded digits (14 steps of 100; the quick
 profile). The members are seeds of the trainable-τ ResNet (T = 1).
@@ -7,9 +7,10 @@ profile). The members are seeds of the trainable-τ ResNet (T = 1).
 import dataclasses
 
 import torch
-from repronets import data, params, train
-from repronets.tau import batched
+from repronets.core import data, train
+from repronets.runs import params
 from repronets.tau import experiment as E
+from repronets.tau import grouped, trial
 from repronets.tau.models import TauResNet
 from repronets.tau.training import TauTracker, objective
 from runner import Suite
@@ -42,7 +43,7 @@ def suite_for(dataset: str, threads: int):
 
         def together(size: int):
             runs = [E.run_params(p, "resnet", dataset, seed, 1.0, trainable=True) for seed in range(size)]
-            group = batched._Group(runs, [E.build_model(r, features, 10) for r in runs], torch.device("cpu"))
+            group = grouped._Group(runs, [trial.build_model(r, features, 10) for r in runs], torch.device("cpu"))
             epoch = iter(range(1, 10**6))
             return lambda: group.train_epoch(split, next(epoch))
 
@@ -70,8 +71,9 @@ def sss_suite_for(model: str, threads: int = 1):
     with the original's stopping callback). The goal of the issue: 32 repeats in at most 3× one run's time."""
 
     def make() -> Suite:
-        from repronets.sss import batched as sss_batched
         from repronets.sss import experiment as S
+        from repronets.sss import grouped as sss_batched
+        from repronets.sss import trial as sss_trial
 
         torch.set_num_threads(threads)
         p = params.load("03_sss_benchmarks", "quick")
@@ -83,14 +85,18 @@ def sss_suite_for(model: str, threads: int = 1):
 
         def sequential():
             (run,) = runs(1)
-            tr, val, _, net = S.prepare(p, run, dataset)
-            rule = S.OriginalStopping(tr, val, run["min_epochs"], run["patience"], run["min_improvement"], 100_000)
+            tr, val, _, net = sss_trial.prepare(p, run, dataset)
+            rule = sss_trial.OriginalStopping(
+                tr, val, run["min_epochs"], run["patience"], run["min_improvement"], 100_000
+            )
             config = train.TrainConfig(epochs=20, batch_size=100_000, optimizer="adam", lr=p.lr, device="cpu")
             return lambda: train.fit(net, tr, config, callbacks=[rule], checkpoint=None)  # 20 epochs: see units
 
         def together(size: int):
             members = runs(size)
-            group = sss_batched._Group(members, [S.prepare(p, r, dataset) for r in members], torch.device("cpu"))
+            group = sss_batched._Group(
+                members, [sss_trial.prepare(p, r, dataset) for r in members], torch.device("cpu")
+            )
             return group.train_epoch
 
         s = Suite(

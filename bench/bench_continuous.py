@@ -6,7 +6,7 @@ Euler takes one residual evaluation per unit, like the ResNet; midpoint two, RK4
 import torch
 import torch.nn.functional as F
 from repronets.continuous.models import continuousnet, resnet_v2
-from repronets.train import resolve_device
+from repronets.core.train import resolve_device
 from runner import Suite
 
 

@@ -1,5 +1,5 @@
 """One epoch of MNIST-sized mini-batches (60,000 images, batch 100): the in-memory tensor loader of
-``repronets.data`` against a per-sample DataLoader like the τ paper's (torchvision's MNIST decodes each image
+``repronets.core.data`` against a per-sample DataLoader like the τ paper's (torchvision's MNIST decodes each image
 with PIL and ``ToTensor`` in ``__getitem__``, num_workers=0).
 
 Uses the real MNIST from the data root when it is there, otherwise random images of the same shape
@@ -8,7 +8,7 @@ Uses the real MNIST from the data root when it is there, otherwise random images
 
 import torch
 from PIL import Image
-from repronets import data
+from repronets.core import data
 from runner import Suite
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import ToTensor

@@ -7,9 +7,9 @@ same 256 digits test images, at batch 1 (one sample after another) and at batch 
 Uses the quick profile's runs from the run store (computed first if absent: about two minutes)."""
 
 import torch
-from repronets import params
 from repronets.jeidnn import cost, experiment
-from repronets.results import RunStore
+from repronets.runs import params
+from repronets.runs.results import RunStore
 from runner import Suite
 
 SAMPLES = 256

@@ -1,5 +1,5 @@
 """What the AVX2 pin costs: time of the AVX2-pinned kernels (``REPRONETS_CPU_ISA=avx2``, the default; see
-``repronets.numerics``) against each library's native kernels (``REPRONETS_CPU_ISA=native``) on one workload of
+``repronets.core.numerics``) against each library's native kernels (``REPRONETS_CPU_ISA=native``) on one workload of
 each paper, at 1 and at 2 threads:
 
 - τ-ResNet: one SGD step (forward, backward, update), batch 100 of the digits, the quick profile's trainable-τ
@@ -13,7 +13,7 @@ each paper, at 1 and at 2 threads:
 The libraries choose their kernels once, when they load, so the two modes cannot share a process: every
 measurement is made in a child process of this script (``--child WORKLOADS THREADS``) with ``REPRONETS_CPU_ISA`` and
 ``OMP_NUM_THREADS`` in its environment. A child imports ``repronets`` before torch, times each workload in turn with
-``blocked_autorange`` and prints the medians and ``repronets.numerics.current()['isa']``, which the parent checks
+``blocked_autorange`` and prints the medians and ``repronets.core.numerics.current()['isa']``, which the parent checks
 against the mode asked for. Children run in pairs, one pinned and one native at the same thread count, the order
 alternating from pair to pair; 3 pairs per thread count. The ratio pinned / native is the median over the pairs of
 the ratio within a pair, which cancels load that other processes put on the machine for longer than a pair. One
@@ -41,8 +41,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 sys.path.insert(0, str(HERE))
 import repronets  # noqa: E402, F401  (pins the kernels, or not, before torch loads)
-from repronets import fileio, numerics, provenance  # noqa: E402
-from repronets.timing import benchmark_timer  # noqa: E402
+from repronets.core import fileio, numerics  # noqa: E402
+from repronets.core.timing import benchmark_timer  # noqa: E402
+from repronets.runs import provenance  # noqa: E402
 from runner import Suite  # noqa: E402
 
 NAME = "numerics"
@@ -53,15 +54,17 @@ MIN_RUN_TIME = 1.0  # seconds of timed calls per child, after blocked_autorange'
 
 def _tau_step():
     import torch
-    from repronets import data, params
+    from repronets.core import data
+    from repronets.runs import params
     from repronets.tau import experiment as E
+    from repronets.tau import trial
     from repronets.tau.training import objective
 
     p = params.load("01_tau_speedup", "quick")
     split = data.load("digits", "train")
     x, y = split.x[:100], split.y[:100]
     run = E.run_params(p, "resnet", "digits", 0, p.figure_T, trainable=True)
-    model = E.build_model(run, split.x[0].numel(), split.num_classes)
+    model = trial.build_model(run, split.x[0].numel(), split.num_classes)
     opt = torch.optim.SGD(model.parameters(), lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay)
     loss_fn = objective(p.figure_T)
 
@@ -112,8 +115,8 @@ def _sss_pass():
 
 def _t2t_forward():
     import torch
-    from repronets import params
     from repronets.jeidnn import experiment as J
+    from repronets.runs import params
 
     quick = params.load("04_dynamic_exits", "quick")
     p = J.setting(quick, quick.datasets[0])

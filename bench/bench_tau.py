@@ -2,14 +2,14 @@
 
 Step: one SGD step (forward, backward, update; batch 100, 784 → 100, 5 blocks, 100 → 10) of the τ-ResNet with
 trainable τ, with all τ fixed, and of the same residual MLP without τ (x + σ(Wx + b)), which is the baseline.
-Epoch: one training epoch on MNIST (600 steps) through ``repronets.train.fit`` with the in-memory tensor loader,
+Epoch: one training epoch on MNIST (600 steps) through ``repronets.core.train.fit`` with the in-memory tensor loader,
 against the same epoch fed by a per-sample DataLoader like the original's (PIL decoding + ToTensor per image).
 """
 
 import torch
 import torch.nn.functional as F
 from bench_data_loading import PerSampleMNIST
-from repronets import data, train
+from repronets.core import data, train
 from repronets.tau.models import TauResNet
 from repronets.tau.training import TauTracker, objective
 from runner import Suite

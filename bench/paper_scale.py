@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-from repronets import fileio, params, provenance  # noqa: E402
 from repronets.continuous import experiment as continuous  # noqa: E402
+from repronets.core import fileio
 from repronets.jeidnn import experiment as jeidnn  # noqa: E402
+from repronets.runs import params, provenance  # noqa: E402
 from repronets.sss import models as sss_models  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

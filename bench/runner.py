@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-from repronets import fileio, provenance  # noqa: E402
-from repronets.timing import benchmark_timer  # noqa: E402
+from repronets.core import fileio
+from repronets.core.timing import benchmark_timer  # noqa: E402
+from repronets.runs import provenance  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

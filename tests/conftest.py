@@ -1,3 +1,4 @@
+import io
 import os
 import shutil
 import sys
@@ -37,6 +38,24 @@ def fixture_schemas(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.syspath_prepend(str(FIXTURES))
     return names
+
+
+@pytest.fixture(scope="session")
+def smoke_build(tmp_path_factory):
+    """One smoke build of every notebook in a copy of the project, shared by the tests that only read its outputs
+    (the notebooks' outputs, the results site): (project, exit status, the build's report)."""
+    from repronets.build import pipeline
+
+    root = tmp_path_factory.mktemp("smoke_project")
+    for folder in ("notebooks", "params", "claims", "docs"):
+        shutil.copytree(ROOT / folder, root / folder)
+    shutil.copy(ROOT / "README.md", root / "README.md")
+    project, out = pipeline.Project(root), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:  # the session's own store and data root (isolated_runs is per test)
+        patch.setenv("REPRONETS_RUNS", str(root / "runs"))
+        patch.setenv("REPRONETS_DATA", str(root / "data"))
+        code = pipeline.build(project, "smoke", [], out=out)
+    return project, code, out.getvalue()
 
 
 @pytest.fixture

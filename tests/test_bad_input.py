@@ -21,9 +21,12 @@ import pytest
 import torch
 import yaml
 from fixtures.make_fixture_notebook import write as write_notebook
-from repronets import claims, data, executors, fileio, params, pipeline, site
-from repronets import results as results_mod
-from repronets.results import RunStore
+from repronets.build import pipeline, site, verify
+from repronets.core import data, fileio
+from repronets.report import claims
+from repronets.runs import executors, params
+from repronets.runs import results as results_mod
+from repronets.runs.results import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,7 +115,7 @@ def test_a_negative_wait_timeout_is_refused():
         executors.ExecutorConfig(name="local", wait_timeout_s=-5)
 
 
-@pytest.mark.parametrize("main", [pipeline.main, __import__("repronets.verify").verify.main])
+@pytest.mark.parametrize("main", [pipeline.main, verify.main])
 def test_a_negative_notebook_timeout_is_refused(main, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--profile", "smoke", "--timeout", "-5"])
@@ -200,6 +203,7 @@ def mount_tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+@pytest.mark.slow
 @case(1, "two site builds at once")
 def test_two_site_builds_at_once_take_turns_and_leave_a_whole_site(built):
     results, errors = [], []
@@ -223,6 +227,7 @@ def test_two_site_builds_at_once_take_turns_and_leave_a_whole_site(built):
     assert not list(out.parent.glob(".smoke.old-*"))  # the replaced site is gone, not left beside it
 
 
+@pytest.mark.slow
 @case(4, "relative REPRONETS_RUNS / REPRONETS_DATA")
 @pytest.mark.parametrize("variable", ["REPRONETS_RUNS", "REPRONETS_DATA", "REPRONETS_CACHE"])
 def test_relative_path_variables_are_made_absolute_for_every_process(tmp_path, variable):
@@ -254,6 +259,7 @@ def test_a_full_run_store_says_disk_full_naming_the_file(tmp_path, mount_tmpfs):
     assert not list((tmp_path / "full").rglob("*.tmp")) and store.load("k", {"seed": 0}) is None  # nothing half
 
 
+@pytest.mark.slow
 @case(7, "the build folder's disk full")
 def test_a_failure_on_a_full_disk_says_so(built, monkeypatch):
     monkeypatch.setattr(fileio, "disk_nearly_full", lambda folder: f"12 bytes free on the disk of {folder}")
@@ -264,6 +270,7 @@ def test_a_failure_on_a_full_disk_says_so(built, monkeypatch):
     assert "the disk is full: 12 bytes free" in out.getvalue()
 
 
+@pytest.mark.slow
 @case(9, "--executor slurm without Slurm")
 def test_slurm_executor_without_slurm_stops_before_any_notebook(built, capsys, monkeypatch):
     pytest.importorskip("submitit")
@@ -272,10 +279,11 @@ def test_slurm_executor_without_slurm_stops_before_any_notebook(built, capsys, m
     assert code == 2 and "--executor slurm" in text and "no Slurm" in text and "--executor local" in text
 
 
+@pytest.mark.slow
 @case(10, "--wait-timeout shorter than the runs")
 def test_a_wait_timeout_on_the_local_executor_is_an_executor_error(tmp_path):
     config = executors.ExecutorConfig("local", workers=1, wait_timeout_s=0.5)
-    tasks = [executors.RunTask(str(tmp_path), "slow", {"seed": s}, _sleep_run, executor="local") for s in range(2)]
+    tasks = [results_mod.RunTask(str(tmp_path), "slow", {"seed": s}, _sleep_run, executor="local") for s in range(2)]
     with pytest.raises(executors.ExecutorError, match=r"gave up after 0.5 s .*2 of 2 local task\(s\) unfinished"):
         executors.execute(config, tasks, tmp_path / "_jobs")
     assert RunStore(tmp_path).load("slow", {"seed": 0}) is not None  # the running one finished into the store
@@ -286,6 +294,7 @@ def _sleep_run(params, checkpoint):
     return {"acc": 1.0}
 
 
+@pytest.mark.slow
 @case(11, "--executor-config missing or not YAML")
 @pytest.mark.parametrize("content, words", [(None, "cannot be read"), ("a: [1, 2\n", "not valid YAML")])
 def test_a_bad_executor_config_file_is_named(built, capsys, content, words):
@@ -297,6 +306,7 @@ def test_a_bad_executor_config_file_is_named(built, capsys, content, words):
     assert code == 2 and f"--executor-config {path}" in text and words in text
 
 
+@pytest.mark.slow
 @case(12, "a truncated MANIFEST.json")
 def test_a_truncated_manifest_is_named_before_any_work(built, capsys):
     manifest = built.figures("smoke") / "MANIFEST.json"
@@ -309,6 +319,7 @@ def test_a_truncated_manifest_is_named_before_any_work(built, capsys):
     assert code == 2 and "MANIFEST.json is not a readable manifest" in text
 
 
+@pytest.mark.slow
 @case(13, "build/ read-only")
 def test_a_read_only_build_folder_is_named_by_the_site(built, capsys, mount_tmpfs):
     shutil.rmtree(built.root / "build")
@@ -318,6 +329,7 @@ def test_a_read_only_build_folder_is_named_by_the_site(built, capsys, mount_tmpf
     assert "Traceback" not in text and "--out" in text
 
 
+@pytest.mark.slow
 @case(14, "outputs removed during a build; other profiles' README blocks")
 def test_outputs_gone_after_publishing_are_reported_and_other_profiles_blocks_are_kept(built, monkeypatch):
     quick_block = "<!-- generated: table figures/quick/x/t.md -->\nthe quick profile's table\n<!-- end generated -->\n"

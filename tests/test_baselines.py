@@ -4,8 +4,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from repronets import baselines, params
-from repronets.results import RunStore
+from repronets.baselines import experiment as baselines
+from repronets.runs import params
+from repronets.runs.results import RunStore
 
 
 def smoke(**kw):

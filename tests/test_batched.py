@@ -1,10 +1,10 @@
-"""repronets.batched: R models run as one are each their own model (forward, gradient, optimizer step, frozen
+"""repronets.core.members: R models run as one are each their own model (forward, gradient, optimizer step, frozen
 tensors), within float tolerance: vmap's batched matrix products sum in another order than one model's."""
 
 import pytest
 import torch
 import torch.nn.functional as F
-from repronets.batched import Members
+from repronets.core.members import Members
 from repronets.tau.models import TauResNet
 
 TOL = dict(atol=1e-6, rtol=1e-5)

@@ -5,7 +5,6 @@ site of a smoke build, and every notebook run in JupyterLab at the smoke profile
 Screenshots go to a folder of the test run, or to $REPRONETS_SCREENSHOTS (the README's two images were made with
 ``REPRONETS_SCREENSHOTS=docs/images ./run_all.sh test tests/test_browser.py``)."""
 
-import io
 import json
 import os
 import re
@@ -20,8 +19,9 @@ from urllib.parse import unquote, urlparse
 
 import nbformat
 import pytest
-from repronets import explore, pipeline, site
-from repronets.claims import VERDICTS, ledger_rows
+from repronets.build import pipeline, site
+from repronets.report import explore
+from repronets.report.claims import VERDICTS, ledger_rows
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the [test] extra")
 pytest.importorskip("myst_nb", reason="the site's tools are the [site] extra (./run_all.sh test installs them)")
@@ -87,16 +87,11 @@ class PageWatch:
 
 
 @pytest.fixture(scope="module")
-def built_site(tmp_path_factory) -> Path:
-    """The site of a smoke build of every notebook, made in a copy of the project (executed notebooks are build
+def built_site(smoke_build) -> Path:
+    """The site of the session's smoke build of every notebook (conftest.smoke_build: executed notebooks are build
     outputs, not committed, so a clean clone has none to publish)."""
-    root = tmp_path_factory.mktemp("project")
-    for folder in ("notebooks", "params"):
-        shutil.copytree(ROOT / folder, root / folder)
-    shutil.copy(ROOT / "README.md", root / "README.md")
-    project = pipeline.Project(root)
-    out = io.StringIO()
-    assert pipeline.build(project, PROFILE, [], out=out) == 0, out.getvalue()
+    project, code, out = smoke_build
+    assert code == 0, out
     return site.build(project, PROFILE)
 
 
@@ -245,10 +240,13 @@ def open_with_kernel(page, lab, name: str) -> None:
 
 def run_all_and_save(page, lab, name: str, timeout_s: float = 600) -> nbformat.NotebookNode:
     _menu(page, "Run", "Run All Cells")
+    # Done when no cell is queued or running ("[*]") and one has run: every cell, or those before the first error
+    # (JupyterLab then drops the queue), so a failing cell is reported at once, not after the timeout.
     page.wait_for_function(
         """() => {
             const prompts = Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'));
-            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+            return prompts.some(p => /\\[\\d+\\]/.test(p.textContent))
+                && !prompts.some(p => p.textContent.includes('*'));
         }""",
         timeout=timeout_s * 1000,
     )
@@ -268,9 +266,9 @@ def test_notebook_runs_in_jupyterlab_with_the_project_kernel(name, jupyterlab, b
         open_with_kernel(watch.page, jupyterlab, name)
         nb = run_all_and_save(watch.page, jupyterlab, name)
         code = [c for c in nb.cells if c.cell_type == "code"]
+        errors = [(i, o) for i, c in enumerate(code) for o in c.outputs if o.output_type == "error"]
+        assert not errors, f"{name}, code cell {errors[0][0]}: {errors[0][1].ename}: {errors[0][1].evalue}"
         assert all(c.execution_count for c in code), "Run All stopped before the last cell"
-        errors = [o for c in code for o in c.outputs if o.output_type == "error"]
-        assert not errors, f"{name}: {errors[0].ename}: {errors[0].evalue}"
         assert nb.metadata.kernelspec.display_name == KERNEL
         if name == "01_tau_speedup":
             move_a_control_and_see_the_view_change(watch.page, screenshots)

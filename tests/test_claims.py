@@ -4,8 +4,8 @@ import math
 
 import numpy as np
 import pytest
-from repronets import claims
-from repronets.claims import decide
+from repronets.report import claims
+from repronets.report.claims import decide
 
 
 def around(mean, spread, n=10):
@@ -242,7 +242,8 @@ def _spec(tmp_path):
 def test_session_writes_the_ledger_and_records_it(tmp_path):
     import json
 
-    from repronets import provenance, results, session
+    from repronets.build import session
+    from repronets.runs import provenance, results
 
     s = session.Session("01_x", "quick", None, tmp_path, "cpu", results.RunStore(tmp_path / "runs"))
     ledger = claims.Ledger(claims.load_claims(_spec(tmp_path)), "quick")
@@ -264,7 +265,7 @@ def test_no_profile_ledger_while_no_notebook_has_one(tmp_path):
 def test_every_paper_notebook_has_a_valid_claim_file():
     from pathlib import Path
 
-    from repronets import params
+    from repronets.runs import params
 
     root = Path(__file__).resolve().parents[1] / "claims"
     papers = [n for n in params.NOTEBOOK_SCHEMAS if not n.startswith("00")]

@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 import pytest
-from repronets import cli, data
+from repronets.core import data
+from repronets.runs import cli
 
 
 def test_missing_data_is_one_line_naming_the_dataset(tmp_path, capsys):

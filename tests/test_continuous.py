@@ -9,25 +9,20 @@ import sys
 
 import pytest
 import torch
-from repronets import claims, data, numerics, params, train
 from repronets.continuous import analysis
 from repronets.continuous import experiment as E
 from repronets.continuous.blocks import ODEBlock, ResidualFunction, manifestation, ode_blocks, refine
 from repronets.continuous.integrators import SCHEMES as SCHEME_REGISTRY
 from repronets.continuous.integrators import odeint, stage_pieces
-from repronets.continuous.models import (
-    MODELS,
-    ContinuousNet,
-    continuousnet,
-    resnet_v2,
-    wide_continuousnet,
-    wide_resnet,
-)
+from repronets.continuous.models import MODELS, ContinuousNet, continuousnet, resnet_v2, wide_continuousnet, wide_resnet
 from repronets.continuous.reference import PUBLISHED
 from repronets.continuous.training import SCHEDULE_CONVENTIONS, Refinement, lr_milestones
-from repronets.counting import count_parameters
-from repronets.results import RunResult
-from repronets.transforms import random_crop
+from repronets.core import data, numerics, train
+from repronets.core.counting import count_parameters
+from repronets.core.transforms import random_crop
+from repronets.report import claims
+from repronets.runs import params
+from repronets.runs.results import RunResult
 
 SCHEMES = ["euler", "midpoint", "rk4_classic", "rk4_38"]
 
@@ -387,7 +382,8 @@ def test_random_crop_moves_each_image_by_its_own_offset():
 CHANNELS_LAST_CHILD = """
 import dataclasses, json, sys, torch
 import repronets
-from repronets import params, train
+from repronets.core import train
+from repronets.runs import params
 from repronets.continuous import experiment as E
 p = params.load("02_continuousnet_tables", "smoke")
 run = E.run_params(p, "cn2_euler", 0) | {"train_limit": 64, "epochs": 1}

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 from conftest import FIXTURES
-from repronets import data, uci
+from repronets.core import data, uci
 
 sys.path.insert(0, str(FIXTURES / "format_true"))
 from format_true_datasets import md5, write_idx  # noqa: E402  (the files CI's dry run writes, in the same format)
@@ -61,7 +61,7 @@ def test_unknown_names_are_rejected():
 
 def test_the_uci_readers_do_not_import_the_data_module():
     # one-way dependency: data serves uci's tables as splits, uci knows nothing of splits
-    code = "import sys, repronets.uci; print('repronets.data' in sys.modules)"
+    code = "import sys, repronets.core.uci; print('repronets.core.data' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
     assert data.TABULAR_DATASETS == tuple(uci.READERS)
 

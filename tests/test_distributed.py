@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import FIXTURES
 
+pytestmark = pytest.mark.slow  # launches torchrun
+
 # Measured: after 3 epochs (129 steps) the largest weight difference is 4.8e-7 and of a step loss 7.2e-7.
 TOLERANCE = 1e-5
 

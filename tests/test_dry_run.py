@@ -14,6 +14,8 @@ import sys
 import pytest
 from conftest import FIXTURES, ROOT
 
+pytestmark = pytest.mark.slow  # every notebook's paper profile, cut short: minutes
+
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 
 
@@ -34,7 +36,7 @@ def dry_build(tmp_path_factory):
         "PYTHONPATH": os.pathsep.join([str(FIXTURES / "format_true"), os.environ.get("PYTHONPATH", "")]),
     }
     env.pop("REPRONETS_RUNS", None)  # a dry run keeps its runs in its own folder
-    cmd = [sys.executable, "-m", "repronets.pipeline", "--root", str(root), "--profile", "paper", "--dry-run"]
+    cmd = [sys.executable, "-m", "repronets.build.pipeline", "--root", str(root), "--profile", "paper", "--dry-run"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=2400, env=env)
     return root, done
 

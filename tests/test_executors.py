@@ -10,9 +10,10 @@ import sys
 
 import pytest
 import torch
-from repronets import baselines, executors, params, results
-from repronets.executors import ExecutorConfig
-from repronets.results import RunStore
+from repronets.baselines import experiment as baselines
+from repronets.runs import executors, params, results
+from repronets.runs.executors import ExecutorConfig
+from repronets.runs.results import RunStore
 
 
 def smoke(**changes):

@@ -1,4 +1,4 @@
-"""The explorers (repronets.explore and each paper's explore.explorer): controls offer only what the runs hold, a
+"""The explorers (repronets.report.explore and each paper's explore.explorer): controls offer only what the runs hold, a
 change redraws the widget's view from stored results without training, and the displayed output carries a static
 PNG beside the widget for front ends without widgets (papermill, the results site)."""
 
@@ -8,12 +8,15 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from repronets import baselines, explore, params, results
+from repronets.baselines import experiment as baselines
+from repronets.baselines import explore as baselines_explore
 from repronets.continuous import experiment as continuous_experiment
 from repronets.continuous import explore as continuous_explore
 from repronets.jeidnn import experiment as jeidnn_experiment
 from repronets.jeidnn import explore as jeidnn_explore
-from repronets.plotting import plt
+from repronets.report import explore
+from repronets.report.plotting import plt
+from repronets.runs import params, results
 from repronets.sss import experiment as sss_experiment
 from repronets.sss import explore as sss_explore
 from repronets.tau import experiment as tau_experiment
@@ -95,7 +98,7 @@ def smoke_runs(module, notebook):
 
 
 PAPERS = {
-    "baselines": (baselines, "00_data_and_baselines", baselines.explorer),
+    "baselines": (baselines, "00_data_and_baselines", baselines_explore.explorer),
     "tau": (tau_experiment, "01_tau_speedup", tau_explore.explorer),
     "continuous": (continuous_experiment, "02_continuousnet_tables", continuous_explore.explorer),
     "sss": (sss_experiment, "03_sss_benchmarks", sss_explore.explorer),

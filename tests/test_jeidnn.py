@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from repronets import params
-from repronets.counting import count_parameters
+from repronets.core.counting import count_parameters
 from repronets.jeidnn import cost, dynamic, metrics, policies, reference, training
 from repronets.jeidnn.dynamic import DynamicNet
 from repronets.jeidnn.t2t_vit import T2TViT, load_pretrained, resize_pos_embed, t2t_vit_7, t2t_vit_14
+from repronets.runs import params
 
 
 def count(model, trainable=False):
@@ -370,7 +370,7 @@ def test_l2w_assignment_and_weights():
 
 
 def test_original_dataset_settings_and_the_long_tailed_cifar100_counts():
-    from repronets import data
+    from repronets.core import data
     from repronets.jeidnn import experiment
 
     paper = params.load("04_dynamic_exits", "paper")
@@ -464,8 +464,8 @@ def fake_run(method, result, tradeoff=None, dataset="digits", arch="small"):
 
 
 def test_claim_values_are_per_training_of_the_exits_against_the_level_chosen_on_validation():
-    from repronets import claims
     from repronets.jeidnn import analysis
+    from repronets.report import claims
 
     def jei(tradeoff, acc, cost, val_acc, **kw):
         result = {

@@ -1,13 +1,11 @@
 """Every notebook in notebooks/: stored clean, parameterized, and executed end to end at the smoke profile."""
 
-import io
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
-from repronets import explore, pipeline
+from repronets.report import explore
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -27,14 +25,10 @@ def test_stored_without_outputs_and_with_one_parameters_cell(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_at_smoke_through_the_pipeline(path, tmp_path):
-    project = pipeline.Project(tmp_path)
-    shutil.copytree(ROOT / "params", tmp_path / "params")
-    (tmp_path / "notebooks").mkdir()
-    shutil.copy(path, tmp_path / "notebooks")
-    out = io.StringIO()
-    code = pipeline.build(project, "smoke", [path.stem], out=out)
-    assert code == 0, out.getvalue() + (tmp_path / "build" / "smoke" / f"{path.stem}.log").read_text()[-3000:]
+def test_notebook_runs_at_smoke_through_the_pipeline(path, smoke_build):
+    project, code, out = smoke_build  # one build of every notebook, shared with the site's tests
+    log = project.build("smoke") / f"{path.stem}.log"
+    assert f"ok   {path.stem} in" in out, out + (log.read_text()[-3000:] if log.exists() else "")
     published = project.figures("smoke") / path.stem
     manifest = json.loads((project.figures("smoke") / "MANIFEST.json").read_text())["outputs"]
     figures = sorted(published.glob("*.png"))

@@ -1,4 +1,5 @@
-"""Pinned CPU kernels (repronets.numerics), the run store's refusal to mix numerics, and run_all.sh verify's rules."""
+"""Pinned CPU kernels (repronets.core.numerics), the run store's refusal to mix numerics, and run_all.sh verify's
+rules."""
 
 import json
 import os
@@ -8,10 +9,18 @@ import sys
 
 import pytest
 import torch
-from repronets import numerics, verify
-from repronets.results import REUSE_LOG_ENV, RunStore
+from repronets.build import verify
+from repronets.core import numerics
+from repronets.runs.results import REUSE_LOG_ENV, RunStore
+from repronets.runs.results import _checksum as results_checksum
 
 x86 = pytest.mark.skipif(platform.machine() != "x86_64", reason="the kernels are pinned on x86-64 only")
+
+
+def _as_written_by_other_numerics(path, record: dict) -> None:
+    """Write a result as another machine's store would have (its checksum recomputed: not an edit by hand)."""
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    path.write_text(json.dumps({**body, "checksum": results_checksum(body)}))
 
 
 def _in_subprocess(code: str, **env) -> dict:
@@ -23,7 +32,7 @@ def _in_subprocess(code: str, **env) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-CURRENT = "import repronets, json; from repronets import numerics; print(json.dumps(numerics.current()))"
+CURRENT = "import repronets, json; from repronets.core import numerics; print(json.dumps(numerics.current()))"
 
 
 @x86
@@ -41,7 +50,7 @@ def test_native_is_recorded_when_asked_for_or_when_torch_came_first():
     # torch (and with it numpy) loaded before the pin: numpy keeps whatever the machine offers, so it cannot be
     # called pinned (on a machine without AVX-512 numpy has nothing more to choose and this stays pinned).
     late = _in_subprocess(
-        "import torch, repronets, json; from repronets import numerics; print(json.dumps(numerics.current()))"
+        "import torch, repronets, json; from repronets.core import numerics; print(json.dumps(numerics.current()))"
     )
     early = _in_subprocess(CURRENT, REPRONETS_CPU_ISA="native")
     assert late["isa"] == ("native" if early["kernels"]["numpy_avx512"] else "avx2")
@@ -94,7 +103,7 @@ def test_a_run_of_other_numerics_is_computed_again_and_the_old_one_kept(tmp_path
     for field, other in (("torch", "2.13.0+cpu"), ("isa", "native"), ("device", "cuda (NVIDIA H200)")):
         changed = json.loads(json.dumps(record))
         changed["meta"]["numerics"][field] = other
-        (store.folder("demo", {"seed": 0}) / "result.json").write_text(json.dumps(changed))
+        _as_written_by_other_numerics(store.folder("demo", {"seed": 0}) / "result.json", changed)
         fresh = RunStore(tmp_path)
         again = fresh.run("demo", {"seed": 0}, lambda p, c: {"acc": 0.75})
         assert not again.cached and again.result == {"acc": 0.75}, field
@@ -117,7 +126,7 @@ def test_a_run_of_another_thread_count_or_without_a_record_is_not_reused(tmp_pat
     assert RunStore(tmp_path).load("demo", {"seed": 0}) is not None
     record = json.loads((folder / "result.json").read_text())
     del record["meta"]["numerics"]
-    (folder / "result.json").write_text(json.dumps(record))
+    _as_written_by_other_numerics(folder / "result.json", record)
     store = RunStore(tmp_path)
     assert store.load("demo", {"seed": 0}) is None and "records no numerics" in next(iter(store.not_reused.values()))
     assert store.stored("demo", {"seed": 0}) is not None
@@ -128,7 +137,7 @@ def test_reuse_any_numerics_when_asked(tmp_path, monkeypatch):
     folder = store.folder("demo", {"seed": 0})
     record = json.loads((folder / "result.json").read_text())
     record["meta"]["numerics"]["device"] = "cuda (NVIDIA H200)"
-    (folder / "result.json").write_text(json.dumps(record))
+    _as_written_by_other_numerics(folder / "result.json", record)
     monkeypatch.setenv("REPRONETS_REUSE_NUMERICS", "any")
     assert RunStore(tmp_path).load("demo", {"seed": 0}).cached
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from repronets import params
-from repronets.data import DATASETS
+from repronets.core.data import DATASETS
+from repronets.runs import params
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "00_data_and_baselines"
@@ -129,7 +129,7 @@ def test_notebook_namespace_is_validated_like_a_file():
 
 
 def test_extra_schemas_from_the_environment(monkeypatch):
-    monkeypatch.setenv("REPRONETS_SCHEMAS", "mine=repronets.baselines:Params")
+    monkeypatch.setenv("REPRONETS_SCHEMAS", "mine=repronets.baselines.experiment:Params")
     assert params.schema_for("mine").__name__ == "Params"
 
 

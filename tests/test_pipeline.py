@@ -15,7 +15,8 @@ import psutil
 import pytest
 import yaml
 from fixtures.make_fixture_notebook import write as write_notebook
-from repronets import pipeline
+from repronets.build import pipeline
+from repronets.core import numerics
 
 pytestmark = pytest.mark.slow
 
@@ -200,7 +201,7 @@ def test_a_killed_build_takes_its_kernels_down(project):
     before = kernels()
     set_params(project.root, "fixture_a", sleep_s=120.0)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a", "fixture_b", "-j", "1"]
+        [sys.executable, "-m", "repronets.build.pipeline", "--profile", "smoke", "fixture_a", "fixture_b", "-j", "1"]
         + ["--root", str(project.root)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -232,7 +233,7 @@ def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project, tmp_path):
     temp = tmp_path / "tmp"  # the build's temporary folder: the kernel's sockets and connection file go there
     temp.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "repronets.pipeline", "--profile", "smoke", "fixture_a", "fixture_b", "-j", "1"]
+        [sys.executable, "-m", "repronets.build.pipeline", "--profile", "smoke", "fixture_a", "fixture_b", "-j", "1"]
         + ["--root", str(project.root)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -287,7 +288,7 @@ def test_a_failure_while_publishing_is_reported_and_the_others_still_build(proje
 def test_git_state_ignores_the_builds_own_outputs(tmp_path):
     import subprocess
 
-    from repronets import provenance
+    from repronets.runs import provenance
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
@@ -308,7 +309,7 @@ def test_git_state_ignores_the_builds_own_outputs(tmp_path):
 
 
 def test_by_default_notebooks_run_side_by_side_with_one_thread_each_longest_first(project, monkeypatch):
-    monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
+    monkeypatch.setattr(numerics, "usable_cores", lambda: 2)
     assert [pipeline.default_parallel(n) for n in (1, 2, 5)] == [1, 2, 3]  # one more than cores, at most n
     set_params(project.root, "fixture_b", sleep_s=1.5)
     code, out = build(project)

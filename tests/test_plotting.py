@@ -2,8 +2,11 @@ import json
 
 import pandas as pd
 import pytest
-from repronets import fileio, params, plotting, provenance, session
-from repronets.plotting import plt
+from repronets.build import session
+from repronets.core import fileio
+from repronets.report import plotting
+from repronets.report.plotting import plt
+from repronets.runs import params, provenance
 
 
 def test_figures_are_png_and_pdf_and_the_pdf_is_reproducible(tmp_path):

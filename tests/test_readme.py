@@ -1,18 +1,34 @@
-"""The README's results are generated from the outputs it quotes (repronets.readme), never typed by hand."""
+"""The README's results are generated from the outputs it quotes (repronets.build.readme), never typed by hand."""
 
 import json
 from pathlib import Path
 
 import pytest
-from repronets import readme
+from repronets.build import readme
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_readme_quotes_the_committed_outputs():
+def test_the_readme_and_the_docs_pages_quote_the_committed_outputs():
+    pages = readme.documents(ROOT)
+    assert ROOT / "README.md" in pages and ROOT / "docs" / "paper4_jeidnn.md" in pages
+    assert all(readme.BLOCK.search(p.read_text(encoding="utf-8")) for p in pages if p.name != "development.md")
+    assert readme.stale(ROOT) == [], "run python -m repronets.build.readme"
+
+
+def test_the_front_door_is_short_and_says_what_reproduces():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert readme.BLOCK.search(text), "the README has no generated blocks"
-    assert readme.regenerate(text, ROOT) == text, "README.md differs from figures/: run python -m repronets.readme"
+    assert len(text.splitlines()) <= 300
+    assert "<!-- generated: headline figures -->" in text and "`sss.beats_rank1.logits`" in text
+
+
+def test_a_block_in_a_docs_page_links_from_its_folder(tmp_path):
+    _ledger(tmp_path / "figures" / "quick" / "01_x", 0.5)
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "paper.md"
+    page.write_text("<!-- generated: ledger figures/quick/01_x -->\n<!-- end generated -->\n")
+    assert readme.update(tmp_path)
+    assert "](../figures/quick/01_x/claims.md)" in page.read_text()
 
 
 def _ledger(folder: Path, mean: float):

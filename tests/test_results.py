@@ -3,8 +3,8 @@ import math
 
 import pytest
 import torch
-from repronets import results
-from repronets.results import RunStore
+from repronets.runs import results
+from repronets.runs.results import RunStore
 
 
 def test_run_key_is_canonical():

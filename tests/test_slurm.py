@@ -11,9 +11,12 @@ import time
 
 import pytest
 from conftest import FIXTURES, ROOT
-from repronets import baselines, params
-from repronets.executors import ExecutorConfig
-from repronets.results import RunStore
+from repronets.baselines import experiment as baselines
+from repronets.runs import params
+from repronets.runs.executors import ExecutorConfig
+from repronets.runs.results import RunStore
+
+pytestmark = pytest.mark.slow  # installs and starts a Slurm cluster
 
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 WAIT_S = 240

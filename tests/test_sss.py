@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from repronets.counting import count_parameters
+from repronets.core.counting import count_parameters
 from repronets.sss import reference
 from repronets.sss.layer import SSSLinear, causal_dims, per_stage_forward
 

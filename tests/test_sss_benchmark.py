@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from repronets import claims, data, params
-from repronets.counting import count_macs, count_parameters
-from repronets.plotting import plt
-from repronets.results import RunStore
-from repronets.sss import analysis, experiment, models, reference
+from repronets.core import data
+from repronets.core.counting import count_macs, count_parameters
+from repronets.report import claims
+from repronets.report.plotting import plt
+from repronets.runs import params
+from repronets.runs.results import RunStore
+from repronets.sss import analysis, experiment, models, reference, trial
 from repronets.sss.layer import SSSLinear, per_stage_forward
 
 
@@ -68,7 +70,7 @@ def test_builds_are_seeded():
 
 
 def test_stopping_rule_is_the_originals():
-    rule = experiment.OriginalStopping(
+    rule = trial.OriginalStopping(
         None, None, min_epochs=200, patience=20, min_improvement=5e-4, eval_batch_size=100_000
     )
     flat = [0.5] * 300
@@ -78,7 +80,7 @@ def test_stopping_rule_is_the_originals():
     assert not rule.should_stop(rising)  # still improving by more than 5e-4 within the window
     tiny = [0.5] * 230 + [0.5004] * 20  # an improvement below min_improvement does not count
     assert rule.should_stop(tiny)
-    small = experiment.OriginalStopping(None, None, min_epochs=0, patience=5, min_improvement=5e-4, eval_batch_size=1)
+    small = trial.OriginalStopping(None, None, min_epochs=0, patience=5, min_improvement=5e-4, eval_batch_size=1)
     assert not small.should_stop([0.1] * 10)  # epochs must exceed 2·patience
     assert small.should_stop([0.1] * 11)
 
@@ -87,11 +89,11 @@ def test_shares_are_nested_and_validation_is_15_percent():
     n = reference.PENDIGITS_TRAIN_SAMPLES
     split = data.Split("pendigits", "train", torch.arange(float(n))[:, None], torch.arange(n) % 10, tuple("0123456789"))
     expected = reference.PENDIGITS_SHARE_0_1
-    tenth = experiment.share_of(split, 0.1, seed=0)
+    tenth = trial.share_of(split, 0.1, seed=0)
     assert len(tenth) == expected["samples"]  # ⌊0.1·7494⌋, as sklearn's train_test_split(train_size=0.1)
-    half = experiment.share_of(split, 0.5, seed=0)
+    half = trial.share_of(split, 0.5, seed=0)
     assert set(tenth.x[:, 0].tolist()) <= set(half.x[:, 0].tolist())
-    train_part, val = experiment.validation_split(tenth, 0.15, seed=0)
+    train_part, val = trial.validation_split(tenth, 0.15, seed=0)
     assert (len(train_part), len(val)) == (expected["train"], expected["validation"])
     assert not set(train_part.x[:, 0].tolist()) & set(val.x[:, 0].tolist())
 
@@ -149,12 +151,12 @@ def test_raw_and_scaled_inputs():
     split = data.Split(
         "pendigits", "train", torch.tensor([[0.0, 10.0], [100.0, 30.0]]), torch.tensor([0, 1]), ("0", "1")
     )
-    raw = experiment.prepare_inputs(split, [split], "raw")
+    raw = trial.prepare_inputs(split, [split], "raw")
     assert torch.equal(raw[0].x, split.x)
-    scaled = experiment.prepare_inputs(split, [split], "scaled")
+    scaled = trial.prepare_inputs(split, [split], "scaled")
     assert torch.allclose(scaled[0].x.mean(0), torch.zeros(2)) and torch.allclose(scaled[0].x.std(0), torch.ones(2))
     images = data.Split("digits", "train", torch.full((2, 1, 8, 8), 0.5), torch.tensor([0, 1]), ("0", "1"))
-    assert float(experiment.prepare_inputs(images, [], "raw")[0].x.max()) == 8.0  # 17 grey levels, 0..16
+    assert float(trial.prepare_inputs(images, [], "raw")[0].x.max()) == 8.0  # 17 grey levels, 0..16
 
 
 @pytest.fixture(scope="module")
@@ -413,10 +415,10 @@ BATCH_TOL = dict(atol=1e-5, rtol=1e-4)
     "model, loss", [("standard_nn", "logits"), ("ss_2_dim", "double_softmax"), ("rank_1", "double_softmax")]
 )
 def test_each_batched_member_is_its_sequential_run(model, loss):
-    from repronets.sss import batched
+    from repronets.sss import grouped
 
     p, runs = batched_runs(model, loss)
-    together = batched.train_members(p, runs)
+    together = grouped.train_members(p, runs)
     epochs = set()
     for run, b in zip(runs, together):
         s = experiment.train_one(p, run)
@@ -433,23 +435,23 @@ def test_each_batched_member_is_its_sequential_run(model, loss):
 
 
 def test_an_interrupted_sss_batch_resumes_with_the_same_numbers(tmp_path, monkeypatch):
-    from repronets.sss import batched
+    from repronets.sss import grouped
 
     p, runs = batched_runs("ss_2_dim", "logits")
-    whole = batched.train_members(p, runs)
-    monkeypatch.setattr(batched, "CHECKPOINT_EVERY_S", 0.0)
-    save = batched._Group.save
+    whole = grouped.train_members(p, runs)
+    monkeypatch.setattr(grouped, "CHECKPOINT_EVERY_S", 0.0)
+    save = grouped._Group.save
 
     def interrupted(self, path):
         save(self, path)
         if self.epoch == 5:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(batched._Group, "save", interrupted)
+    monkeypatch.setattr(grouped._Group, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        batched.train_members(p, runs, tmp_path / "group.pt")
-    monkeypatch.setattr(batched._Group, "save", save)
-    resumed = batched.train_members(p, runs, tmp_path / "group.pt")
+        grouped.train_members(p, runs, tmp_path / "group.pt")
+    monkeypatch.setattr(grouped._Group, "save", save)
+    resumed = grouped.train_members(p, runs, tmp_path / "group.pt")
     for a, b in zip(resumed, whole):
         assert {k: v for k, v in a.items() if k != "train_time_s"} == {
             k: v for k, v in b.items() if k != "train_time_s"

@@ -1,9 +1,10 @@
-"""The stability check's comparison of verdicts (repronets.stability); the rebuild itself is verify's, tested there."""
+"""The stability check's comparison of verdicts (repronets.build.stability); the rebuild itself is verify's, tested
+there."""
 
 import json
 
 import pytest
-from repronets import stability
+from repronets.build import stability
 
 
 def ledger(*rows):

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from repronets import claims, data, params, train
-from repronets.counting import count_parameters as _count
-from repronets.results import RunResult, RunStore
-from repronets.tau import ARCHITECTURES, analysis, reference
+from repronets.core import data, train
+from repronets.core.counting import count_parameters as _count
+from repronets.report import claims
+from repronets.runs import params
+from repronets.runs.results import RunResult, RunStore
+from repronets.tau import ARCHITECTURES, analysis, reference, trial
 from repronets.tau import experiment as E
 from repronets.tau.models import FracDNN, TauResNet
 from repronets.tau.training import AdaptivePruning, DependentLastTau, PruningError, TauTracker, objective, tau_penalty
@@ -176,7 +178,7 @@ def test_the_registry_builds_each_architecture_with_blocks_plus_one_tau():
 def test_an_experiment_builds_the_run_s_model_from_its_seed_and_options(arch, fixed, make):
     p = smoke_params(fixed_modes=[fixed or "first"])
     run = E.run_params(p, arch, "digits", 4, 6.0, False, fixed=fixed)
-    built = E.build_model(run, 64, 10)
+    built = trial.build_model(run, 64, 10)
     torch.manual_seed(4)
     expected = make()
     assert type(built) is type(expected) and count_parameters(built) == count_parameters(expected)
@@ -298,7 +300,7 @@ def test_with_every_tau_fixed_pruning_removes_nothing_and_the_run_completes():
     p = smoke_params(epochs=2, train_limit=200, batch_size=50, device="cpu")
     run = E.run_params(p, "resnet", "digits", 0, 1.0, trainable=False, fixed="all", pruning=True)
     run["prune_crit"] = 0.99
-    assert E.train_one(p, run)["pruning_events"] == []
+    assert trial.train_one(p, run)["pruning_events"] == []
 
 
 class Interrupt:
@@ -353,7 +355,7 @@ def test_a_run_keeps_the_original_json_schema(tmp_path):
     store = RunStore(tmp_path)
     plain = E.run_params(p, "resnet", "digits", 0, 1.0, True)
     frac = E.run_params(p, "fracdnn", "digits", 0, 1.0, True, l1=True)
-    runs = [store.run("tau", r, lambda r, c: E.train_one(p, r, c)) for r in (plain, frac)]
+    runs = [store.run("tau", r, lambda r, c: trial.train_one(p, r, c)) for r in (plain, frac)]
     paths = E.export(runs, tmp_path / "export")
     assert [str(q.relative_to(tmp_path / "export")) for q in paths] == [
         "resnet/digits/tau_trainable__l1_reg_for_taus_None__tau_l2_factor_None__adaptive_pruning_False__T_1__"
@@ -400,7 +402,7 @@ def test_the_optimizer_settings_of_the_profile_reach_the_training(tmp_path):
     plain = E.run_params(p, "resnet", "digits", 0, 1.0, True)
     assert (plain["optimizer"], plain["momentum"], plain["weight_decay"]) == ("sgd", 0.0, 0.0)
     heavy = E.run_params(dataclasses.replace(p, momentum=0.9), "resnet", "digits", 0, 1.0, True)
-    taus = [E.train_one(p, run)["final_taus"] for run in (plain, heavy)]
+    taus = [trial.train_one(p, run)["final_taus"] for run in (plain, heavy)]
     assert taus[0] != taus[1]
 
 
@@ -570,17 +572,17 @@ def assert_same_run(batched_result, sequential_result, what):
 
 @pytest.mark.parametrize("architecture", ["resnet", "fracdnn"])
 def test_each_batched_member_is_its_sequential_run(architecture):
-    from repronets.tau import batched
+    from repronets.tau import grouped
 
     p = smoke_params(epochs=4, train_limit=300, batch_size=50, momentum=0.5, device="cpu")
     runs = batched_group(p)
     if architecture == "fracdnn":  # the FracDNN has no pruning and no "first" mode
         runs = [E.run_params(p, "fracdnn", "digits", seed, T, trainable=t, dependent=d)
                 for seed, T, t, d in [(0, 1.0, True, False), (1, 6.0, False, False), (2, 1.0, True, True)]]  # fmt: skip
-    together = batched.train_members(p, runs)
+    together = grouped.train_members(p, runs)
     for run, result in zip(runs, together):
         assert result["batched_members"] == len(runs)
-        assert_same_run(result, E.train_one(p, run), f"{run['architecture']} seed {run['seed']}")
+        assert_same_run(result, trial.train_one(p, run), f"{run['architecture']} seed {run['seed']}")
     if architecture == "resnet":
         assert [e["block"] for e in together[3]["pruning_events"]][:1] == [1] and together[3]["parameters"] < 58006
 
@@ -596,25 +598,25 @@ def test_a_pruned_block_is_the_network_without_it():
 
 
 def test_an_interrupted_batch_resumes_from_its_checkpoint_with_the_same_numbers(tmp_path, monkeypatch):
-    from repronets.tau import batched
+    from repronets.tau import grouped
 
     p = smoke_params(epochs=4, train_limit=200, batch_size=50, momentum=0.5, device="cpu")
     runs = batched_group(p)
-    whole = batched.train_members(p, runs)
-    monkeypatch.setattr(batched._Group, "checkpoint_every_s", 0.0)
-    prune = batched._Group.prune
+    whole = grouped.train_members(p, runs)
+    monkeypatch.setattr(grouped._Group, "checkpoint_every_s", 0.0)
+    prune = grouped._Group.prune
 
     def interrupted(self):
         prune(self)
         if self.epoch == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(batched._Group, "prune", interrupted)
+    monkeypatch.setattr(grouped._Group, "prune", interrupted)
     ckpt = tmp_path / "group.pt"
     with pytest.raises(KeyboardInterrupt):
-        batched.train_members(p, runs, ckpt)
-    monkeypatch.setattr(batched._Group, "prune", prune)
-    resumed = batched.train_members(p, runs, ckpt)
+        grouped.train_members(p, runs, ckpt)
+    monkeypatch.setattr(grouped._Group, "prune", prune)
+    resumed = grouped.train_members(p, runs, ckpt)
     for a, b in zip(resumed, whole):
         assert a["test_losses"] == b["test_losses"] and a["pruning_events"] == b["pruning_events"]
         assert torch.equal(a["tensors"]["losses"], b["tensors"]["losses"])

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 import torch
-from repronets import data, train
+from repronets.core import data, train
 from torch import nn
 
 
@@ -87,7 +87,7 @@ def test_resume_after_the_process_was_killed(digits, tmp_path):
         import os, signal, sys
         sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
         from test_train import mlp, config
-        from repronets import data, train
+        from repronets.core import data, train
         tr, te = data.load("digits", "train").take(400, seed=0), data.load("digits", "test")
         class Kill:
             def after_epoch(self, state):

@@ -1,17 +1,16 @@
 """repronets: the reproducible companion to four deep-learning papers.
 
-The library core, shared by all four papers:
+Layers, each importing only those before it (tests/test_import_graph.py checks it):
 
-- :mod:`repronets.params`    typed parameter schemas per notebook, YAML loading, clear errors
-- :mod:`repronets.data`      datasets by name, held as tensors in memory
-- :mod:`repronets.train`     the training loop: devices, seeds, progress, checkpoints, resume
-- :mod:`repronets.results`   run keys, atomic result files, cached runs, DataFrames
-- :mod:`repronets.plotting`  one style; figures as PNG+PDF; tables as Markdown/LaTeX/CSV
-- :mod:`repronets.session`   what a notebook calls first: validated params, output folder, provenance
-- :mod:`repronets.pipeline`  papermill execution, manifest, incremental rebuilds (``run_all.sh``)
-- :mod:`repronets.numerics`  the CPU kernels every process computes with (pinned to AVX2 unless asked otherwise)
+- :mod:`repronets.core`      the library's shared pieces: registries, data, the training loop, numerics, files
+- :mod:`repronets.runs`      runs and their store: parameters, run keys and results, executors, provenance, CLI
+- :mod:`repronets.report`    plotting, interactive explorers, the claims ledger
+- the papers, one package each, models first (their ``__init__`` needs torch only), then ``experiment``,
+  ``analysis``, ``explore``: :mod:`repronets.baselines` (notebook 00), :mod:`repronets.tau` (paper 1),
+  :mod:`repronets.continuous` (2), :mod:`repronets.sss` (3), :mod:`repronets.jeidnn` (4)
+- :mod:`repronets.build`     the notebooks' session, the papermill pipeline, README blocks, site, verify, stability
 
-Importing the package pins the CPU kernels (:func:`repronets.numerics.pin`): import it before torch and numpy. It
+Importing the package pins the CPU kernels (:func:`repronets.core.numerics.pin`): import it before torch and numpy. It
 also makes the folders named by REPRONETS_RUNS, REPRONETS_DATA and REPRONETS_CACHE absolute, resolved against the
 directory the command runs in, so every process it starts (the notebooks' kernels run in notebooks/) uses the same
 folders.
@@ -19,7 +18,7 @@ folders.
 
 import os as _os
 
-from . import numerics as _numerics
+from .core import numerics as _numerics
 
 _numerics.pin()
 

@@ -1,6 +1,6 @@
 import sys
 
-from ..cli import experiment_main
+from ..runs.cli import experiment_main
 from .experiment import run
 
 sys.exit(experiment_main("02_continuousnet_tables", run))

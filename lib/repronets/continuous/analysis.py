@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..counting import count_parameters
-from ..plotting import plt, sns
-from ..results import RunResult
+from ..core.counting import count_parameters
+from ..report.plotting import plt, sns
+from ..runs.results import RunResult
 from .blocks import refine
 from .experiment import ROWS, Params, build_model, table_dataset
 from .reference import PUBLISHED

@@ -17,11 +17,11 @@ import warnings
 
 import torch
 
-from .. import data, numerics, train, transforms
-from ..counting import count_parameters
-from ..params import CommonParams, param
-from ..results import RunResult, RunStore
-from ..transforms import ChannelStats, Preprocess, classification_loss
+from ..core import data, numerics, train, transforms
+from ..core.counting import count_parameters
+from ..core.transforms import ChannelStats, Preprocess, classification_loss
+from ..runs.params import CommonParams, param
+from ..runs.results import RunResult, RunStore
 from .blocks import manifestation, ode_blocks
 from .integrators import SCHEMES
 from .models import MODELS
@@ -217,7 +217,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
         warnings.warn(
             f"run {run['row']}/{run['dataset']}/seed{run['seed']}: channels_last is not used on the CPU with the "
             "pinned kernels (oneDNN's AVX2 channels-last training corrupts memory: "
-            "repronets.numerics.channels_last_safe); contiguous instead",
+            "repronets.core.numerics.channels_last_safe); contiguous instead",
             stacklevel=2,
         )
     if channels_last:  # ordinary convolutions; the rank-5 piecewise weights are sliced per call instead

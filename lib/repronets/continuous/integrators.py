@@ -29,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Callable
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import Registry
+from ..core.registry import Registry
 from .blocks import ODEBlock, ResidualFunction, Stitch
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")

@@ -1,5 +1,5 @@
 """Training pieces for ContinuousNet: refinement during training and the LR schedule (augmentation on the device is
-``repronets.transforms``)."""
+``repronets.core.transforms``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import torch
 
-from ..registry import Registry
+from ..core.registry import Registry
 from .blocks import refine
 
 # The originals' two conventions for "decay the LR after epoch e", as the offset of the MultiStepLR milestone (a decay

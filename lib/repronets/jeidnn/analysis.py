@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..plotting import plt, sns
-from ..results import RunResult
+from ..report.plotting import plt, sns
+from ..runs.results import RunResult
 from . import reference
 
 METHOD_NAMES = {"jeidnn": "JEI-DNN", "confidence": "confidence threshold", "boosted": "BoostNet", "l2w": "L2W-DEN"}
@@ -429,9 +429,10 @@ def paired_differences(runs: list[RunResult]) -> pd.DataFrame:
 
 def per_lambda_table(differences: pd.DataFrame) -> pd.DataFrame:
     """Each paired claim at each λ on its own, over the exit seeds (the units), with the ledger's rules
-    (:func:`repronets.claims.decide`, against the claim file's comparison): where a claim holds at some λ and fails
+    (:func:`repronets.report.claims.decide`, against the claim file's comparison): where a claim holds at some λ and
+    fails
     at others, this says so."""
-    from .. import claims
+    from ..report import claims
 
     specs = claims.ledger_for("04_dynamic_exits", "paper").claims
     rows = []

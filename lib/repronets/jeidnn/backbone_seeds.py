@@ -13,8 +13,8 @@ import dataclasses
 
 import numpy as np
 
-from .. import params
-from ..results import RunStore
+from ..runs import params
+from ..runs.results import RunStore
 from . import analysis, experiment
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..counting import count_macs
+from ..core.counting import count_macs
 from .dynamic import DynamicNet
 
 

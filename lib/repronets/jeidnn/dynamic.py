@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..registry import Registry
+from ..core.registry import Registry
 from .t2t_vit import T2TViT
 
 

@@ -20,13 +20,13 @@ import time
 
 import torch
 
-from .. import data, train, transforms
-from ..counting import count_parameters
-from ..executors import ExecutorConfig
-from ..params import CommonParams, dry_values, param
-from ..registry import Registry
-from ..results import RunResult, RunStore
-from ..transforms import ChannelStats, Preprocess, classification_loss
+from ..core import data, train, transforms
+from ..core.counting import count_parameters
+from ..core.registry import Registry
+from ..core.transforms import ChannelStats, Preprocess, classification_loss
+from ..runs.executors import ExecutorConfig
+from ..runs.params import CommonParams, dry_values, param
+from ..runs.results import RunResult, RunStore
 from . import cost as cost_mod
 from . import metrics, policies
 from .dynamic import EXIT_RULES, IC_INITS, POSITIVE_COUNTS, DynamicNet, oracle_exits

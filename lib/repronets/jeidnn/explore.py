@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..explore import Control, Explorer, distinct
-from ..plotting import plt
-from ..results import RunResult
+from ..report.explore import Control, Explorer, distinct
+from ..report.plotting import plt
+from ..runs.results import RunResult
 from .analysis import METHOD_NAMES, first_exit_seed, frame, jeidnn_runs, method_colours
 
 

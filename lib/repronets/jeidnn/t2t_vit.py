@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 
 class TokenPerformer(nn.Module):

@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import train
-from ..registry import Registry
-from ..transforms import Preprocess
+from ..core import train
+from ..core.registry import Registry
+from ..core.transforms import Preprocess
 from .dynamic import DynamicNet, exit_probabilities, gate_targets, oracle_exits, positive_weights
 from .policies import gate_exits, target_distribution
 
@@ -177,7 +177,7 @@ def epoch_batches(feats: Features, x: torch.Tensor, batch_size: int, generator: 
 
 
 class EpochCheckpoint:
-    """Per-epoch checkpoints of the exit-training phases, in the format of :func:`repronets.train.save_checkpoint`:
+    """Per-epoch checkpoints of the exit-training phases, in the format of :func:`repronets.core.train.save_checkpoint`:
     an interrupted run resumes after its last finished epoch with the numbers of an uninterrupted one. Saved: the
     phase's name, its modules, optimizers, schedulers and generators, its plain values (best states, histories,
     counters) and the global RNGs (dropout on the frozen features and the augmentation draw from them). ``path``

@@ -1,6 +1,6 @@
 import sys
 
-from ..cli import experiment_main
+from ..runs.cli import experiment_main
 from .experiment import complexity, export, run
 
 

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..counting import count_parameters
-from ..plotting import plt, seeded_jitter, sns
-from ..results import RunResult
+from ..core.counting import count_parameters
+from ..report.plotting import plt, seeded_jitter, sns
+from ..runs.results import RunResult
 from . import models, reference
 from .models import state_dim
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..registry import Registry
+from ..core.registry import Registry
 from .layer import SSSLinear
 
 OUTPUTS = ("softmax", "logits")

@@ -1,6 +1,6 @@
 import sys
 
-from ..cli import experiment_main
+from ..runs.cli import experiment_main
 from .experiment import export, run
 
 sys.exit(experiment_main("01_tau_speedup", run, export=export))

@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..plotting import mean_band, plt
-from ..results import RunResult
+from ..report.plotting import mean_band, plt
+from ..runs.results import RunResult
 from . import reference
 from .experiment import epochs_to
 
@@ -308,7 +308,7 @@ def _epochs_or_never(r: RunResult, threshold: float) -> int:
 def extra_parameters(architecture: str) -> int:
     """Trainable parameters that trainable τ add to the README figure's network (MNIST: 784 inputs, width 100, five
     residual blocks, 10 classes; τ of every layer trainable against every τ fixed), counted on the built models."""
-    from ..counting import count_parameters
+    from ..core.counting import count_parameters
     from .models import ARCHITECTURES
 
     fixed = {"fixed": "all"} if architecture == "resnet" else {}

@@ -3,9 +3,9 @@ accuracy over epochs (every seed) and how its step sizes moved (one seed, read f
 
 from __future__ import annotations
 
-from ..explore import Control, Explorer, distinct
-from ..plotting import plt
-from ..results import RunResult
+from ..report.explore import Control, Explorer, distinct
+from ..report.plotting import plt
+from ..runs.results import RunResult
 from .analysis import curve_label, plot_taus
 
 

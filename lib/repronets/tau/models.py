@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 FIXED_MODES = ("first", "all")
 MEMORY_MODES = ("detached", "autograd")
@@ -164,7 +164,7 @@ class FracDNN(nn.Module):
                 self.register_buffer(f"tau{i}", value)
         self.T, self.gamma, self.eps, self.memory, self.dependent_last = float(T), gamma, eps, memory, dependent_last
         self.block_ids = list(range(num_layers))
-        # Batched training (repronets.tau.batched) clamps the stacked τ of all members before the forward instead:
+        # Batched training (repronets.tau.grouped) clamps the stacked τ of all members before the forward instead:
         # vmap has no batching rule for the in-place clamp_ and falls back to a slow per-member loop.
         self.clamp_in_forward = True
 

@@ -1,4 +1,4 @@
-"""The τ paper's objective and its per-step and per-epoch hooks, for :func:`repronets.train.fit`.
+"""The τ paper's objective and its per-step and per-epoch hooks, for :func:`repronets.core.train.fit`.
 
 - :func:`objective`: cross-entropy plus R(τ) = c·(Στ − T)² + λ·Σ|τ| + μ·Στ², summed over *all* τ (fixed ones
   included), as in the original; it is also the test loss, so ``test_losses`` include R(τ) as there.
