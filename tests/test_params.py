@@ -184,3 +184,7 @@ def test_a_dry_run_shortens_and_never_lengthens():
     }
     sss = params.dry_run(params.load("03_sss_benchmarks", "smoke"))
     assert sss.repeats == min(params.load("03_sss_benchmarks", "smoke").repeats, 2)
+    # seeds: the first only (the others are the same runs again)
+    assert paper.seeds == [0] and params.load("02_continuousnet_tables", "paper").seeds == [0, 1, 2]
+    assert params.dry_run(params.load("04_dynamic_exits", "paper")).exit_seeds == [0]
+    assert params.dry_run(params.load("01_tau_speedup", "paper")).seeds == [0]

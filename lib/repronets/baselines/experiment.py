@@ -18,7 +18,7 @@ from torch import nn
 from ..core import data, train
 from ..core.counting import count_parameters
 from ..core.members import MemberTrainer
-from ..runs.params import CommonParams, param
+from ..runs.params import FIRST, CommonParams, param
 from ..runs.results import RunResult, RunStore, canonical
 from .models import MODELS
 
@@ -40,7 +40,7 @@ class Params(CommonParams):
     lr: float = param(gt=0.0, doc="learning rate")
     momentum: float = param(ge=0.0, lt=1.0, doc="sgd's momentum; 0 in the τ paper's protocol")
     weight_decay: float = param(ge=0.0, doc="0 in the τ paper's protocol")
-    seeds: list[int] = param(ge=0, doc="one run per seed; bands show their spread")
+    seeds: list[int] = param(ge=0, doc="one run per seed; bands show their spread", dry=FIRST)
     samples_per_class: int = param(ge=1, le=20, doc="images per class in the sample grid")
     batch_runs: bool = param(doc="train the seeds of one baseline as one batch")
 

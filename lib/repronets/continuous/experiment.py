@@ -20,7 +20,7 @@ import torch
 from ..core import data, numerics, train, transforms
 from ..core.counting import count_parameters
 from ..core.transforms import ChannelStats, Preprocess, classification_loss
-from ..runs.params import CommonParams, param
+from ..runs.params import FIRST, CommonParams, param
 from ..runs.results import RunResult, RunStore
 from .blocks import manifestation, ode_blocks
 from .integrators import SCHEMES
@@ -117,7 +117,7 @@ class Params(CommonParams):
     amp: str = param(choices=("off", "bf16", "fp16"), doc="mixed precision on CUDA")
     channels_last: bool = param(doc="channels-last memory format (faster convolutions on GPUs)")
     compile: bool = param(doc="torch.compile the model")
-    seeds: list[int] = param(ge=0)
+    seeds: list[int] = param(ge=0, dry=FIRST)
 
 
 def scaled(epoch: int, total: int) -> int:

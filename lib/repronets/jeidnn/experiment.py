@@ -25,7 +25,7 @@ from ..core.counting import count_parameters
 from ..core.registry import Registry
 from ..core.transforms import ChannelStats, Preprocess, classification_loss
 from ..runs.executors import ExecutorConfig
-from ..runs.params import CommonParams, dry_values, param
+from ..runs.params import FIRST, CommonParams, dry_values, param
 from ..runs.results import RunResult, RunStore
 from . import cost as cost_mod
 from . import metrics, policies
@@ -183,7 +183,7 @@ class Params(CommonParams):
     conformal_alphas: list[float] = param(gt=0.0, lt=1.0)
     seed: int = param(ge=0)
     exit_seeds: list[int] = param(
-        ge=0, doc="seeds of the exits' training: every method is trained once per seed on the one backbone"
+        ge=0, doc="seeds of the exits' training: every method is trained once per seed on the one backbone", dry=FIRST
     )
 
     def __post_init__(self):

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 from ..core import data, fileio, train
-from ..runs.params import CommonParams, param
+from ..runs.params import FIRST, CommonParams, param
 from ..runs.results import RunResult, RunStore
 from . import grouped
 from .models import ARCHITECTURES, FIXED_MODES, MEMORY_MODES
@@ -57,7 +57,7 @@ class Params(CommonParams):
     lr: float = param(gt=0.0, doc="learning rate, shared by weights and τ")
     momentum: float = param(ge=0.0, lt=1.0, doc="sgd's momentum; 0 in the original")
     weight_decay: float = param(ge=0.0, doc="on weights and τ alike; 0 in the original")
-    seeds: list[int] = param(ge=0)
+    seeds: list[int] = param(ge=0, dry=FIRST)
     thresholds: list[float] = param(gt=0.0, lt=1.0, doc="accuracies for the epochs-to-threshold table")
     batch_runs: bool = param(doc="train runs that share an architecture and dataset as one batch (SGD only)")
 
