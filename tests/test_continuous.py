@@ -399,6 +399,7 @@ print(json.dumps({"layouts": layouts, "losses": losses}))
 """
 
 
+@pytest.mark.slow  # worker processes or a subprocess importing torch
 @pytest.mark.parametrize("kernels", ["native", "avx2"])
 def test_channels_last_training_gives_the_same_model_as_the_default_layout(kernels):
     """With oneDNN at its own ISA the option reaches the model and trains the same model; with oneDNN held to AVX2

@@ -40,6 +40,7 @@ def inline_runs(tmp_path_factory):
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow  # worker processes or a subprocess importing torch
 @pytest.mark.parametrize("name", ["local", "submitit_local"])
 @pytest.mark.parametrize("batch", [False, True], ids=["runs", "groups"])
 def test_workers_store_the_inline_numbers(tmp_path, inline_runs, name, batch):
@@ -105,6 +106,7 @@ def _fails(params, ckpt):
     raise RuntimeError(f"diverged at seed {params['seed']}")
 
 
+@pytest.mark.slow  # worker processes or a subprocess importing torch
 def test_a_failed_worker_names_its_run(tmp_path):
     store = RunStore(tmp_path, ExecutorConfig("local", workers=2))
     grid = [{"seed": 0}, {"seed": 1}]
@@ -138,6 +140,7 @@ def test_executor_settings_are_checked(tmp_path, monkeypatch):
     assert RunStore(tmp_path).executor == ExecutorConfig("local", workers=3)
 
 
+@pytest.mark.slow  # worker processes or a subprocess importing torch
 def test_the_command_line_takes_an_executor(tmp_path):
     cmd = [sys.executable, "-m", "repronets.baselines", "--profile", "smoke", "--runs", str(tmp_path)]
     bad = subprocess.run(cmd + ["--executor", "local", "--cpus", "0"], capture_output=True, text=True)
