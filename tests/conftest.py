@@ -40,6 +40,29 @@ def fixture_schemas(monkeypatch):
     return names
 
 
+def set_fixture_params(root: Path, name: str, profile: str = "smoke", **values) -> None:
+    """Write a fixture notebook's params file (tests/fixtures/fixture_schema.py), ``values`` over the defaults."""
+    import yaml
+
+    path = root / "params" / profile / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"points": 4, "fail": False, "sleep_s": 0.0} | values))
+
+
+@pytest.fixture
+def fixture_project(tmp_path, fixture_schemas):
+    """A throw-away project of the two fixture notebooks (seconds to build), not built yet."""
+    from fixtures.make_fixture_notebook import write as write_notebook
+    from repronets.build import pipeline
+
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    for name in fixture_schemas:
+        write_notebook(root / "notebooks" / f"{name}.ipynb")
+        set_fixture_params(root, name)
+    return pipeline.Project(root)
+
+
 @pytest.fixture(scope="session")
 def smoke_build(tmp_path_factory):
     """One smoke build of every notebook in a copy of the project, shared by the tests that only read its outputs

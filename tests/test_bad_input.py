@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from fixtures.make_fixture_notebook import write as write_notebook
+from conftest import set_fixture_params
 from repronets.build import pipeline, site, verify
 from repronets.core import data, fileio
 from repronets.report import claims
@@ -156,16 +156,9 @@ case(20, "--timeout -5 refused")(test_a_negative_notebook_timeout_is_refused)
 
 
 @pytest.fixture
-def built(tmp_path, fixture_schemas):
-    """A throw-away project of the two fixture notebooks (seconds to build), built once at the smoke profile."""
-    root = tmp_path / "project"
-    (root / "notebooks").mkdir(parents=True)
-    for name in fixture_schemas:
-        write_notebook(root / "notebooks" / f"{name}.ipynb")
-        path = root / "params" / "smoke" / f"{name}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump({"points": 4, "fail": False, "sleep_s": 0.0}))
-    project = pipeline.Project(root)
+def built(fixture_project):
+    """The fixture notebooks' project (conftest.fixture_project), built once at the smoke profile."""
+    project = fixture_project
     out = io.StringIO()
     assert pipeline.build(project, "smoke", [], out=out) == 0, out.getvalue()
     return project
@@ -263,8 +256,7 @@ def test_a_full_run_store_says_disk_full_naming_the_file(tmp_path, mount_tmpfs):
 @case(7, "the build folder's disk full")
 def test_a_failure_on_a_full_disk_says_so(built, monkeypatch):
     monkeypatch.setattr(fileio, "disk_nearly_full", lambda folder: f"12 bytes free on the disk of {folder}")
-    path = built.params_dir / "smoke" / "fixture_a.yaml"
-    path.write_text(yaml.safe_dump({"points": 4, "fail": True, "sleep_s": 0.0}))
+    set_fixture_params(built.root, "fixture_a", fail=True)
     out = io.StringIO()
     assert pipeline.build(built, "smoke", ["fixture_a"], out=out) == 1
     assert "the disk is full: 12 bytes free" in out.getvalue()

@@ -14,27 +14,19 @@ import pandas as pd
 import psutil
 import pytest
 import yaml
-from fixtures.make_fixture_notebook import write as write_notebook
+from conftest import set_fixture_params
 from repronets.build import pipeline
 from repronets.core import numerics
 
 pytestmark = pytest.mark.slow
 
 
-def set_params(root, name, profile="smoke", **values):
-    path = root / "params" / profile / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({"points": 4, "fail": False, "sleep_s": 0.0} | values))
+set_params = set_fixture_params
 
 
 @pytest.fixture
-def project(tmp_path, fixture_schemas):
-    root = tmp_path / "project"
-    (root / "notebooks").mkdir(parents=True)
-    for name in fixture_schemas:
-        write_notebook(root / "notebooks" / f"{name}.ipynb")
-        set_params(root, name)
-    return pipeline.Project(root)
+def project(fixture_project):
+    return fixture_project
 
 
 def build(project, *names, **kw):
