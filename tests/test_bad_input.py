@@ -264,11 +264,26 @@ def test_a_failure_on_a_full_disk_says_so(built, monkeypatch):
 
 @pytest.mark.slow
 @case(9, "--executor slurm without Slurm")
-def test_slurm_executor_without_slurm_stops_before_any_notebook(built, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "tools, words", [(False, "no Slurm (sbatch, srun, sinfo not on PATH)"), (True, "does not answer")]
+)
+def test_slurm_executor_without_slurm_stops_before_any_notebook(built, capsys, monkeypatch, tools, words):
     pytest.importorskip("submitit")
-    monkeypatch.setenv("PATH", str(built.root))  # no sbatch on it
-    code, text = _main(pipeline.main, ["--profile", "smoke", "--executor", "slurm", "--root", str(built.root)], capsys)
-    assert code == 2 and "--executor slurm" in text and "no Slurm" in text and "--executor local" in text
+    bin_dir = built.root / "bin"  # a PATH without Slurm, or with its tools but no controller answering them
+    bin_dir.mkdir()
+    if tools:
+        for tool in ("sbatch", "srun", "sinfo"):
+            (bin_dir / tool).write_text(
+                "#!/bin/sh\necho 'sinfo: error: Unable to contact slurm controller' >&2\nexit 1\n"
+            )
+            (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    log = built.build("smoke") / "fixture_a.log"
+    before = log.stat().st_mtime_ns
+    argv = ["--profile", "smoke", "--force", "--executor", "slurm", "--root", str(built.root)]
+    code, text = _main(pipeline.main, argv, capsys)
+    assert code == 2 and "--executor slurm" in text and words in text and "--executor local" in text
+    assert log.stat().st_mtime_ns == before  # no notebook started
 
 
 @pytest.mark.slow

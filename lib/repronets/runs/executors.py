@@ -30,6 +30,7 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -123,11 +124,21 @@ class ExecutorConfig:
 
     def check_available(self) -> None:
         """Raise ValueError now if this machine cannot submit to the executor (before any notebook starts)."""
-        if self.name == "slurm" and shutil.which("sbatch") is None:
+        if self.name != "slurm":
+            return
+        way_out = "run on a Slurm login node, or use --executor local (processes here)"
+        missing = [tool for tool in ("sbatch", "srun", "sinfo") if shutil.which(tool) is None]
+        if missing:
             raise ValueError(
-                "--executor slurm: this machine has no Slurm (sbatch is not on PATH); run on a Slurm login node, "
-                "or use --executor local (processes here)"
+                f"--executor slurm: this machine has no Slurm ({', '.join(missing)} not on PATH); {way_out}"
             )
+        try:  # the tools without a controller to answer them: every job would fail after its notebook started
+            done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=20)
+            error = "" if done.returncode == 0 else (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
+        except subprocess.TimeoutExpired:
+            error = "no answer within 20 s"
+        if error:
+            raise ValueError(f"--executor slurm: Slurm does not answer here (sinfo: {error}); {way_out}")
 
     def to_env(self) -> str:
         return json.dumps(dataclasses.asdict(self))
