@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from repronets.core import data
+from repronets.core import data, train
 from repronets.core.counting import count_macs, count_parameters
 from repronets.report import claims
 from repronets.report.plotting import plt
@@ -439,7 +439,7 @@ def test_an_interrupted_sss_batch_resumes_with_the_same_numbers(tmp_path, monkey
 
     p, runs = batched_runs("ss_2_dim", "logits")
     whole = grouped.train_members(p, runs)
-    monkeypatch.setattr(grouped, "CHECKPOINT_EVERY_S", 0.0)
+    monkeypatch.setattr(train, "SHORT_EPOCHS_CHECKPOINT_S", 0.0)
     save = grouped._Group.save
 
     def interrupted(self, path):

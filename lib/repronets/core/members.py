@@ -158,7 +158,7 @@ class MemberTrainer:
     resumes with the numbers of an uninterrupted one.
     """
 
-    checkpoint_every_s = 30.0
+    checkpoint_every_s = train.SHORT_EPOCHS_CHECKPOINT_S
 
     def __init__(self, models: list[nn.Module], seeds: list[int], config, names: list[str], device, identity=None):
         """``identity``: what a checkpoint must have been written for (plain data; default: the names and seeds)."""

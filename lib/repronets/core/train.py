@@ -60,6 +60,11 @@ def optimizer_options(run: dict) -> dict:
     return {k: run[k] for k in OPTIMIZER_KEYS if k in run}
 
 
+# The checkpoint interval of the loops whose epochs take milliseconds (SSS's full-batch protocol, grouped runs): an
+# interruption loses at most this much work, instead of a checkpoint written after every epoch.
+SHORT_EPOCHS_CHECKPOINT_S = 30.0
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     epochs: int
@@ -81,7 +86,7 @@ class TrainConfig:
     log_steps: bool = True  # keep every step's metrics in History.steps
     progress: bool | None = None  # None: bars in a terminal or an interactive notebook, not in run_all.sh
     checkpoint_every_s: float = 0.0  # at most one checkpoint per this many seconds (0: after every epoch); runs of
-    # many millisecond epochs otherwise spend most of their time writing checkpoints
+    # many millisecond epochs otherwise spend most of their time writing checkpoints (see SHORT_EPOCHS_CHECKPOINT_S)
     name: str = "run"  # used in progress bars and error messages
 
     def __post_init__(self):

@@ -52,7 +52,6 @@ SHARED = (
     "min_improvement",
 )
 MAX_MEMBERS = 64
-CHECKPOINT_EVERY_S = 30.0
 
 
 def group_key(run: dict) -> str:
@@ -132,7 +131,7 @@ class _Group:
         last_save = time.perf_counter()
         while self.epoch < self.runs[0]["max_epochs"] and not all(self.stopped):
             self.train_epoch()
-            if checkpoint and time.perf_counter() - last_save >= CHECKPOINT_EVERY_S:
+            if checkpoint and time.perf_counter() - last_save >= train.SHORT_EPOCHS_CHECKPOINT_S:
                 self.save(checkpoint)
                 last_save = time.perf_counter()
 

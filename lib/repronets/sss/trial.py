@@ -123,7 +123,7 @@ def train_one(p, run: dict, checkpoint=None, dataset=None) -> dict:
         seed=run["seed"],
         eval_batch_size=run["eval_batch_size"],
         log_steps=False,
-        checkpoint_every_s=30.0,
+        checkpoint_every_s=train.SHORT_EPOCHS_CHECKPOINT_S,
         name=run_name(run),
     )
     history = train.fit(model, train_part, config, callbacks=[stopping], checkpoint=checkpoint)
