@@ -431,6 +431,13 @@ def test_a_read_only_store_serves_its_runs_and_names_a_missing_one(tmp_path, mou
         store.run("k", {"seed": 1}, lambda p, c: {"acc": 0.0})
 
 
+def test_the_input_hash_holds_every_layer_of_the_library():
+    from repronets.build import hashing
+
+    names = {f.relative_to(hashing.PACKAGE).as_posix() for f in hashing.library_files()}
+    assert {"core/train.py", "runs/results.py", "report/claims.py", "tau/trial.py", "build/pipeline.py"} <= names
+
+
 @case(2, "other data files under a dataset's name rebuild")
 def test_the_input_hash_holds_the_data_files_identity(project, tmp_path, monkeypatch):
     raw = tmp_path / "data" / "MNIST" / "raw"

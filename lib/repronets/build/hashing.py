@@ -20,24 +20,28 @@ def notebook_source(path: Path) -> str:
     )
 
 
+PACKAGE = Path(__file__).resolve().parents[1]  # lib/repronets: every layer's source, not only build/
+
+
 def library_files() -> list[Path]:
-    package = Path(__file__).resolve().parent
-    return sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def input_hash(project: Project, notebook: str, profile: str) -> str:
+def input_hash(project: Project, notebook: str, profile: str, values: dict | None = None) -> str:
+    """``values``: the notebook's parameters at ``profile`` when the caller has loaded them (else read here)."""
     h = hashlib.sha256()
     h.update(f"profile={profile}\n".encode())
     h.update(notebook_source(project.notebooks_dir / f"{notebook}.ipynb").encode())
     h.update(params_mod.params_path(notebook, profile, project.params_dir).read_bytes())
     claim_file = claims.claim_file(notebook, project.root)  # its verdicts are outputs too
     h.update(b"claims\0" + (claim_file.read_bytes() if claim_file.exists() else b""))
-    values = params_mod.as_dict(params_mod.load(notebook, profile, project.params_dir))
+    values = (
+        values if values is not None else params_mod.as_dict(params_mod.load(notebook, profile, project.params_dir))
+    )
     for name, identity in dataset_identities(values):
         h.update(f"data {name}\0{identity}\n".encode())  # other files under a dataset's name: other results
-    package = Path(__file__).resolve().parent
     for f in library_files():
-        h.update(str(f.relative_to(package)).encode() + b"\0" + f.read_bytes())
+        h.update(str(f.relative_to(PACKAGE)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:20]
 
 

@@ -4,7 +4,7 @@ For each selected notebook at a profile:
 
 1. its parameters are loaded from ``params/<profile>/<notebook>.yaml`` and validated, all before any work;
 2. it is skipped when ``figures/<profile>/<notebook>/`` holds the outputs of the same inputs (the hash of the
-   notebook's source, the library's source, the params file and the profile);
+   notebook's source, the library's source, the params file, the claim file, the datasets' files and the profile);
 3. otherwise it runs in its own worker process, into a staging folder ``build/<profile>/<notebook>/``,
    under a wall-clock timeout (a dead kernel can leave papermill waiting for ever);
 4. on success the staging folder replaces the published one in one rename, and ``MANIFEST.json`` gets one
@@ -58,13 +58,14 @@ def plan(project: Project, profile: str, names: list[str]) -> list[Job]:
         except ValueError as e:  # ParamsError, and a claim file's problems
             problems.append(str(e))
             continue
+        values = params_mod.as_dict(p)
         jobs.append(
             Job(
                 nb,
                 project.notebooks_dir / f"{nb}.ipynb",
                 params_mod.params_path(nb, profile, project.params_dir),
-                params_mod.as_dict(p),
-                input_hash(project, nb, profile) + ("-dry-run" if project.dry_run else ""),
+                values,
+                input_hash(project, nb, profile, values) + ("-dry-run" if project.dry_run else ""),
                 project.build(profile) / nb,
                 project.figures(profile) / nb,
                 project.build(profile) / f"{nb}.log",
