@@ -8,7 +8,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import sys
 import threading
 from pathlib import Path
@@ -105,12 +104,7 @@ def _publish(job: Job) -> dict:
             "duration_s": job.duration_s,
         },
     )
-    job.published.parent.mkdir(parents=True, exist_ok=True)
-    old = job.published.with_name(f".{job.published.name}.old-{os.getpid()}")
-    if job.published.exists():
-        os.replace(job.published, old)
-    shutil.move(str(job.staging), str(job.published))
-    shutil.rmtree(old, ignore_errors=True)
+    fileio.replace_folder(job.staging, job.published)
     return records
 
 

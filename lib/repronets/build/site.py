@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -87,12 +86,7 @@ def _build(project: Project, profile: str, out: Path | None, quiet: bool, stagin
     done = subprocess.run(command + (["-q"] if quiet else []), capture_output=quiet, text=True)
     if done.returncode:
         raise SiteError(f"sphinx-build failed ({' '.join(command)}):\n{(done.stderr or '')[-4000:]}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():  # an earlier site (its pages of outputs that are gone go with it): moved aside, then replaced
-        os.replace(out, old)
-    os.replace(html, out)
-    shutil.rmtree(old, ignore_errors=True)
+    fileio.replace_folder(html, out)  # an earlier site's pages of outputs that are gone go with it
     return out / "index.html"
 
 

@@ -74,6 +74,19 @@ def describe_os_error(e: OSError) -> str:
     return f"{where}: {e.strerror or e}"
 
 
+def replace_folder(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Put the folder ``source`` at ``target``: the old ``target`` is renamed aside, ``source`` moved in (a rename on
+    one filesystem), then the old one removed; a reader finds the old folder or the new one, never none or a mix."""
+    source, target = Path(source), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    shutil.move(str(source), str(target))
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text))
 

@@ -274,8 +274,9 @@ class RunStore:
         keys>/``: an interrupted group resumes when the same runs are missing again. Each result records the
         group's size and wall time; its ``wall_time_s`` is its share (the group's time / members)."""
         folders = sorted({self.folder(kind, p) for p in members})
-        if any(self.load(kind, p) is None for p in members):
-            self._require_writable(kind, [run_key(p) for p in members if self.load(kind, p) is None])
+        absent = [run_key(p) for p in members if self.load(kind, p) is None]
+        if absent:
+            self._require_writable(kind, absent)
         with contextlib.ExitStack() as locks:
             for folder in folders:
                 folder.mkdir(parents=True, exist_ok=True)
