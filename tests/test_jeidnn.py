@@ -284,6 +284,33 @@ def test_evaluation_features_are_cached_per_split_not_per_address():
     assert torch.allclose(feats.evaluation(torch.ones(6, 1, 32, 32)), expected, atol=1e-6)
 
 
+def test_the_exit_runs_of_one_backbone_compute_its_evaluation_features_once_and_get_the_same_numbers(
+    tmp_path, monkeypatch
+):
+    from repronets.jeidnn import experiment
+    from repronets.runs.results import RunStore
+
+    p = dataclasses.replace(params.load("04_dynamic_exits", "smoke"), frozen_features="eval", baselines=["confidence"])
+    calls = []
+    class_tokens = DynamicNet.class_tokens
+
+    def counted(self, x):
+        calls.append(len(x))
+        return class_tokens(self, x)
+
+    monkeypatch.setattr(DynamicNet, "class_tokens", counted)
+    shared = experiment.run(p, RunStore(tmp_path / "shared"))
+    shared_calls = len(calls)
+    # each run on its own, as a run in its own process computes them
+    monkeypatch.setattr(experiment._SharedEvaluation, "get", lambda self, key, splits, device: (splits, []))
+    calls.clear()
+    alone = experiment.run(p, RunStore(tmp_path / "alone"))
+    # three exit runs (two λ, one baseline), each evaluating train, validation and test in batches of 256
+    assert shared_calls * 3 == len(calls)
+    assert [r.result for r in shared] == [r.result for r in alone]
+    assert experiment._SHARED_EVALUATION.source is None  # let go once the runs are done
+
+
 class SyntheticFeatures:
     """Class tokens signal·onehot(y) + N(0, 1) noise per exit: ``signal`` per exit (G+1,), or per sample and exit
     (N, G+1); the first part of the samples is the training part, the rest the validation part."""

@@ -237,8 +237,11 @@ def test_interrupt_stops_the_build_and_a_rerun_finishes_it(project, tmp_path):
     )
     deadline = time.time() + 60
     log = project.root / "build" / "smoke" / "fixture_a.log"
-    while time.time() < deadline and not (log.exists() and "time.sleep" in log.read_text()):
-        time.sleep(0.5)
+    # papermill logs each cell's number as it starts; the last one sleeps (one more: the injected parameters cell)
+    sleeping = f"Executing Cell {len(nbformat.read(project.root / 'notebooks' / 'fixture_a.ipynb', 4).cells) + 1}-"
+    while time.time() < deadline and not (log.exists() and sleeping in log.read_text()):
+        time.sleep(0.2)
+    assert sleeping in log.read_text(), log.read_text()
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)  # an impatient second Ctrl-C during the cleanup

@@ -75,6 +75,7 @@ class Features:
         augment: bool,
         batch_size: int = 256,
         val_augmentation: bool = False,
+        cache: list | None = None,
     ):
         if mode not in ("train", "eval"):
             raise ValueError(f"frozen_features must be train or eval, got {mode!r}")
@@ -87,8 +88,10 @@ class Features:
         )
         self.val_augmentation = val_augmentation
         # (a split's images, their features), found by identity: the entry holds the images, so they stay alive and
-        # no other tensor can take their place (an id() key can be reused once its tensor is freed).
-        self._cache: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # no other tensor can take their place (an id() key can be reused once its tensor is freed). ``cache``: a
+        # list shared with other Features of the same frozen backbone and preprocessing (the exit runs of one
+        # backbone, experiment.run_exits), so that they compute a split's evaluation features once.
+        self._cache: list[tuple[torch.Tensor, torch.Tensor]] = [] if cache is None else cache
 
     @torch.no_grad()
     def _compute(self, x: torch.Tensor, training: bool) -> torch.Tensor:
