@@ -576,6 +576,7 @@ def test_claim_values_pair_the_rows_by_seed_as_the_claim_file_says():
     assert values["cn.cost.rk4_over_euler"] == pytest.approx([2.5, 2.0])
     assert values["cn.manifestation.euler_loses_more"] == pytest.approx([0.3 - 0.05, 0.1 - 0.0])
     assert values["cn.manifestation.rk4_keeps_accuracy"] == pytest.approx([0.02, 0.05])
+    assert values["cn.manifestation.rk4_fewer_steps"] == pytest.approx([0.05, 0.0])  # 2 -> 1 step, RK4 alone
     assert values["cn.refinement.keeps_accuracy"] == pytest.approx([2.0])
     assert values["cn.convergence.euler"] == pytest.approx([1.0]) and values["cn.convergence.rk4_classic"] == [2.0]
     assert not any(k.startswith("cn.accuracy.") for k in values)  # digits runs say nothing about the CIFAR tables

@@ -197,6 +197,14 @@ def test_ece_and_conformal_coverage_on_synthetic_cases():
     assert metrics.ece(probs, labels) < 1.0
     overconfident = torch.stack([torch.full((n,), 0.99), torch.full((n,), 0.01)], 1)
     assert metrics.ece(overconfident, labels) == pytest.approx(100 * (0.99 - correct.float().mean().item()), abs=0.5)
+    # over-confidence per test fold: mean p_max minus accuracy, ×100; about 0 where p_max is the chance of being right
+    halves = (slice(0, n // 2), slice(n // 2, n))
+    protocol = policies.FoldProtocol([list(range(n))[h] for h in halves], [], 15, 0)
+    at_exit_0 = torch.zeros(n, dtype=torch.long)
+    summary = protocol.summary(overconfident, labels, at_exit_0, {}, {})
+    expected = [100 * (0.99 - correct[h].float().mean().item()) for h in halves]
+    assert summary["overconfidence"]["folds"] == pytest.approx(expected, abs=1e-4)
+    assert abs(protocol.summary(probs, labels, at_exit_0, {}, {})["overconfidence"]["mean"]) < 1.0
     # conformal: split-conformal sets on exchangeable data cover 1 − α
     logits = torch.randn(2 * n, 5, generator=gen) * 2
     p = logits.softmax(1)
@@ -475,9 +483,10 @@ def test_baselines_identity_gates_cost_nothing():
         assert with_gates["macs"][l] - without["macs"][l] == min(l + 1, G) * 4
 
 
-def fold_metrics(acc, cost_macs, ece=(5.0, 5.0), size=(1.0, 1.0), miss=(0.0, 0.0)):
+def fold_metrics(acc, cost_macs, ece=(5.0, 5.0), size=(1.0, 1.0), miss=(0.0, 0.0), over=(1.0, 1.0)):
     """A run's per-fold metrics as :class:`policies.FoldProtocol` stores them (two folds, α = 0.05)."""
     folds = {"acc": acc, "cost_macs": (cost_macs,) * 2, "cost_original": (cost_macs,) * 2, "ece": ece}
+    folds["overconfidence"] = over
     for variant in ("general", "gated"):
         folds[f"{variant}_size@0.05"], folds[f"{variant}_miscoverage@0.05"] = size, miss
     return {k: metrics.fold_summary(list(v)) for k, v in folds.items()}
@@ -523,7 +532,7 @@ def test_claim_values_are_per_training_of_the_exits_against_the_level_chosen_on_
         [
             dict(acc=(0.7, 0.8), cost_macs=32.0, val_acc=0.7),
             # exactly half the cost and the most accurate on validation: compared
-            dict(acc=(0.85, 0.85), cost_macs=40.0, ece=(6.0, 6.0), size=(1.5, 1.1), val_acc=0.9),
+            dict(acc=(0.85, 0.85), cost_macs=40.0, ece=(6.0, 6.0), size=(1.5, 1.1), over=(4.0, 2.0), val_acc=0.9),
             dict(acc=(0.95, 0.95), cost_macs=36.0, val_acc=0.8),  # the best on the test folds: not chosen
             dict(acc=(0.99, 0.99), cost_macs=48.0, val_acc=0.99),  # more than half: not
         ],
@@ -549,6 +558,7 @@ def test_claim_values_are_per_training_of_the_exits_against_the_level_chosen_on_
     assert values["jeidnn.tradeoff.confidence"] == approx([(0.05 - 0.03) / 2])  # λ = 1: no level is that cheap
     assert values["jeidnn.tradeoff.boosted"] == approx([((0.3 + 0.12) / 2 + (-0.1 - 0.2) / 2) / 2])
     assert values["jeidnn.calibration"] == approx([0.5])
+    assert values["jeidnn.confidence.thresholding_overconfident"] == approx([3.0])  # the matched level's, fold mean
     assert values["jeidnn.conformal.smaller_sets"] == approx([0.2])
     assert values["jeidnn.conformal.coverage"] == approx([0.0, (0.03 + 0.07) / 2])  # cifar10, digits
     assert values["jeidnn.stored.cifar10.lambda0.5"] == approx([90.49])  # per seed, in %

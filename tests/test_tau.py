@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from repronets.core import data, train
+from repronets.core.counting import count_macs
 from repronets.core.counting import count_parameters as _count
 from repronets.report import claims
 from repronets.runs import params
@@ -256,8 +257,13 @@ class State:
 
 def test_pruning_removes_a_block_below_one_percent_and_keeps_one_at_it():
     state = State(pruning_model([0.2, 0.2, 0.2, 0.2, 0.2, 0.0101]))  # share 0.9999 %
-    AdaptivePruning(0.01, "smallest_share").after_epoch(state)
+    before = count_macs(state.model, torch.zeros(1, 64))
+    pruner = AdaptivePruning(0.01, "smallest_share")
+    pruner.after_epoch(state)
     assert state.model.block_ids == [0, 1, 2, 3, 4] and state.rebuilt == 1
+    # the event says what the block cost: the network's multiply-adds before = after + the removed block's
+    assert pruner.events[0]["multiply_adds"] == 100 * 100
+    assert before == count_macs(state.model, torch.zeros(1, 64)) + pruner.events[0]["multiply_adds"]
     state = State(pruning_model([0.2, 0.2, 0.2, 0.2, 0.2, 0.0102]))  # share 1.0097 %
     AdaptivePruning(0.01, "smallest_share").after_epoch(state)
     assert state.model.block_ids == [0, 1, 2, 3, 4, 5] and state.rebuilt == 0
@@ -300,7 +306,9 @@ def test_with_every_tau_fixed_pruning_removes_nothing_and_the_run_completes():
     p = smoke_params(epochs=2, train_limit=200, batch_size=50, device="cpu")
     run = E.run_params(p, "resnet", "digits", 0, 1.0, trainable=False, fixed="all", pruning=True)
     run["prune_crit"] = 0.99
-    assert trial.train_one(p, run)["pruning_events"] == []
+    result = trial.train_one(p, run)
+    assert result["pruning_events"] == []
+    assert result["forward_multiply_adds"] == count_macs(trial.build_model(run, 64, 10), torch.zeros(1, 64)) == 57_400
 
 
 class Interrupt:
@@ -472,7 +480,9 @@ def synthetic_runs(overrides, **kw):
         default = [0.1, 0.9, 0.9, 0.9] if unmeasured else [0.1, 0.2, 0.3, 0.3 + run["seed"] / 100]
         key = (run["dataset"], run["architecture"], analysis.curve_label(run), run["pruning"], run["T"], run["seed"])
         accs, removed = overrides.get(key, (default, 5 * (run["horizon"] > 0)))
-        result = {"test_accs": accs, "final_test_acc": accs[-1], "pruning_events": [{"epoch": 1, "block": 5}] * removed}
+        events = [{"epoch": 1, "block": 5, "multiply_adds": 10_000}] * removed
+        result = {"test_accs": accs, "final_test_acc": accs[-1], "pruning_events": events}
+        result["forward_multiply_adds"] = 57_400 - 10_000 * removed  # the figure network's on digits, less removed
         runs.append(RunResult("k", "tau", run, result, {}, None))
     return runs[::-1]  # claim_values orders by seed itself
 
@@ -499,6 +509,7 @@ def test_claim_values_pair_the_figure_s_runs_by_seed_and_the_pruning_runs_by_T_a
         "tau.speedup.resnet.digits",
         "tau.pruning.removes_blocks",
         "tau.pruning.keeps_accuracy",
+        "tau.pruning.saves_training_compute",
         "tau.parameters.six_extra",  # counted on built models: no run needed
     }
     assert values["tau.parameters.six_extra"] == [6.0, 6.0]  # ResNet, FracDNN
@@ -506,6 +517,10 @@ def test_claim_values_pair_the_figure_s_runs_by_seed_and_the_pruning_runs_by_T_a
     # by seed, then T: (0, T 1), (0, T 6), (1, T 1), (1, T 6)
     assert values["tau.pruning.removes_blocks"] == [1, 0, 2, 3]
     assert values["tau.pruning.keeps_accuracy"] == pytest.approx([0.88 - 0.9, 0.94 - 0.95, 0.93 - 0.92, 0.92 - 0.9])
+    # digits (64 inputs), width 100, 5 blocks, 10 classes: 6,400 + 5 × 10,000 + 1,000 multiply-adds per sample; each
+    # removal after epoch 1 of 3 saves a 10,000 block in epochs 2 and 3
+    saved = [k * 2 * 10_000 / (3 * 57_400) for k in (1, 0, 2, 3)]
+    assert values["tau.pruning.saves_training_compute"] == pytest.approx([1 - x for x in saved], rel=1e-12)
     # at T = 6 both τ-variable runs reach 0.8 at epoch 2, the all-fixed ones (defaults) never
     assert analysis.claim_values(runs, T=6.0)["tau.speedup.resnet.digits"] == [4 - 2, 4 - 2]
 
@@ -532,6 +547,7 @@ def test_claim_values_measure_every_claim_of_the_claim_file_from_the_original_gr
     # the pruning companion (L1, no horizon term) only: one run per dataset, T and seed
     assert values["tau.pruning.removes_blocks"] == [0] * 12
     assert values["tau.pruning.keeps_accuracy"] == [0] * 12
+    assert values["tau.pruning.saves_training_compute"] == [1.0] * 12
 
 
 # ---------------------------------------------------------------- batched runs

@@ -352,6 +352,9 @@ def claim_values(runs: list[RunResult]) -> dict[str, list[float]]:
     drops = [d for d in map(_largest_drop_from_two_steps, _by_seed(runs, "cn2_rk4").values()) if np.isfinite(d)]
     if drops:
         out["cn.manifestation.rk4_keeps_accuracy"] = drops
+    fewer = [d for d in map(_one_step_drop, _by_seed(runs, "cn2_rk4").values()) if np.isfinite(d)]
+    if fewer:
+        out["cn.manifestation.rk4_fewer_steps"] = fewer
     ode = [r for r in ode_runs(runs) if r.result.get("convergence")]
     if ode:
         orders = observed_orders_per_seed(ode).sort_values(["trained", "seed"], kind="stable")

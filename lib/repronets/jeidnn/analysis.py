@@ -391,6 +391,7 @@ PAIRED_CLAIMS = (
     "jeidnn.tradeoff.boosted",
     "jeidnn.tradeoff.l2w",
     "jeidnn.calibration",
+    "jeidnn.confidence.thresholding_overconfident",
     "jeidnn.conformal.smaller_sets",
     "jeidnn.conformal.coverage",
 )
@@ -422,6 +423,8 @@ def paired_differences(runs: list[RunResult]) -> pd.DataFrame:
             add(f"jeidnn.tradeoff.{method}", _folds(m, "acc") - _folds(lm, "acc"))
             if method == "confidence":
                 add("jeidnn.calibration", _folds(lm, "ece") - _folds(m, "ece"))
+                if "overconfidence" in lm:
+                    add("jeidnn.confidence.thresholding_overconfident", _folds(lm, "overconfidence"))
                 if sizes in m:
                     add("jeidnn.conformal.smaller_sets", _folds(lm, sizes) - _folds(m, sizes))
     return pd.DataFrame(rows, columns=["dataset", "seed", "exit seed", "λ", "claim", "value"])

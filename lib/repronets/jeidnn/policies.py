@@ -103,8 +103,11 @@ class FoldProtocol:
         rows = []
         for fold in self.folds:
             f = torch.as_tensor(fold)
+            accuracy = float((probs[f].argmax(1) == labels[f]).float().mean())
             row = {
-                "acc": float((probs[f].argmax(1) == labels[f]).float().mean()),
+                "acc": accuracy,
+                # ×100, as the ECE: mean top-class probability minus accuracy (> 0: the exits' confidence is too high)
+                "overconfidence": 100 * (float(probs[f].max(1).values.mean()) - accuracy),
                 **{f"cost_{k}": cost.mean_cost(exits[f], v) for k, v in costs.items()},
                 "ece": metrics.ece(probs[f], labels[f], self.ece_bins, self.ece_batch or None, self.ece_binning),
             }

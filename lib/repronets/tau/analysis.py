@@ -286,6 +286,21 @@ def _is_pruning_companion(p: dict) -> bool:
     )
 
 
+def training_compute_ratio(r: RunResult) -> float:
+    """Multiply-adds of a run's training forward passes summed over its epochs, over those of the same network never
+    pruned: what pruning saved of the training compute. A block removed after epoch e (1-based, the event's epoch)
+    took part in epochs 1..e only. Counted, not timed: runs trained together as one batch (``batch_runs``) share one
+    wall time, and a count does not change with the machine. NaN for runs stored before the counts were recorded."""
+    events = r.result["pruning_events"]
+    final = r.result.get("forward_multiply_adds")
+    if final is None or any("multiply_adds" not in e for e in events):
+        return float("nan")
+    epochs = r.params["epochs"]
+    full = final + sum(e["multiply_adds"] for e in events)
+    saved = sum((epochs - e["epoch"]) * e["multiply_adds"] for e in events)
+    return (epochs * full - saved) / (epochs * full)
+
+
 def _by_seed(runs: list[RunResult], select, *args) -> dict[tuple, RunResult]:
     """The runs for which ``select(params, *args)`` holds, keyed by (dataset, T, seed): the pairing unit of every
     paired claim. Two runs under one key would make a claim's value ambiguous: an error."""
@@ -355,6 +370,9 @@ def claim_values(runs: list[RunResult], T: float) -> dict[str, list[float]]:
     if pruned:
         plain = _by_seed(runs, _figure_run, "resnet", True)
         out["tau.pruning.removes_blocks"] = [float(len(r.result["pruning_events"])) for r in pruned.values()]
+        ratios = [v for v in map(training_compute_ratio, pruned.values()) if np.isfinite(v)]
+        if ratios:
+            out["tau.pruning.saves_training_compute"] = ratios
         pairs = [k for k in pruned if k in plain]
         if pairs:
             out["tau.pruning.keeps_accuracy"] = [

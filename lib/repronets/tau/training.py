@@ -148,6 +148,8 @@ class AdaptivePruning:
                 "step": state.step,
                 "block": block_id,
                 "tau": float(state.model.blocks[position].tau.detach()),
+                # what the block cost per sample (analysis.training_compute_ratio)
+                "multiply_adds": state.model.blocks[position].linear.weight.numel(),
             }
         )
         state.model.remove_block(position)

@@ -103,6 +103,9 @@ def run_result(run: dict, model, history: train.History, tau_tracking, pruning_e
         "final_taus": model.taus().tolist(),
         "parameters": count_parameters(model, trainable_only=True),
         "pruning_events": pruning_events,
+        # per sample, the final (pruned) network's: its linear layers' weights (biases, activations and τ scalings,
+        # a few per cent at width 100, left out); each pruning event holds its block's
+        "forward_multiply_adds": sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)),
         "train_samples": n_train,
         "test_samples": n_test,
         "wall_time_train_s": history.wall_time,
