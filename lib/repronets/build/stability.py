@@ -68,8 +68,8 @@ def report(rows: list[dict], published: dict, rebuilt: dict, label: str, perturb
     lines = [
         f"# Stability of the ledger ({label})\n\n",
         f"The {label} rebuilt from an empty run store with {perturbation}, its verdicts compared with the published "
-        f"ones ({against}); written by `./run_all.sh stability` (`lib/repronets/stability.py`). Timing claims are "
-        "left out.\n\n",
+        f"ones ({against}); written by `./run_all.sh stability` (`lib/repronets/build/stability.py`). Timing claims "
+        "are left out.\n\n",
         f"**{len(rows)} tested claims: {len(decided)} decided in the published ledger; {len(flips)} flip, "
         f"{len(changed)} change category, {len(rows) - len(flips) - len(changed)} unchanged.**\n\n",
         "| notebook | claim | published | mean | rebuilt | mean | change |\n|---|---|---|---:|---|---:|---|\n",
