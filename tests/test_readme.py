@@ -85,6 +85,26 @@ def test_blocks_are_rewritten_from_the_ledger_and_tables(tmp_path):
     assert readme.update(tmp_path) and "earlier version of the ledger's rules" in (tmp_path / "README.md").read_text()
 
 
+def test_a_profile_s_build_rewrites_the_blocks_that_quote_it_and_the_headline_table_over_every_set(tmp_path):
+    _ledger(tmp_path / "figures" / "quick" / "nb", 0.25)
+    _ledger(tmp_path / "figures" / "paper" / "nb", 0.25)
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / "nb.yaml").write_text(
+        "claims:\n- id: x.claim\n  claim: X beats Y.\n  kind: paper\n  source: a paper\n  comparison: above\n"
+        "  margin: 0\n  measure: x\n  unit: a trained model (seed)\n  profiles: [quick, paper]\n"
+    )
+    text = (
+        "<!-- generated: headline figures -->\n<!-- end generated -->\n"
+        "<!-- generated: ledger figures/quick/nb -->\n<!-- end generated -->\n"
+        "<!-- generated: ledger figures/paper/nb -->\nkept\n<!-- end generated -->\n"
+    )
+    (tmp_path / "README.md").write_text(text)
+    assert readme.update(tmp_path, only=tmp_path / "figures" / "quick")
+    out = (tmp_path / "README.md").read_text()
+    assert "| `x.claim`: X beats Y. | reproduced (3) | reproduced (3) |" in out  # the headline: quick and paper
+    assert "| `x.claim`: X beats Y. | paper |" in out and "kept" in out  # quick's ledger; paper's left alone
+
+
 def test_a_bench_block_quotes_the_suite_s_table(tmp_path):
     table = (
         "**s**: a suite (cpu, 2026-11-30; `python bench/runner.py s`)\n\n| case | time |\n|---|---:|\n| a | 1 ms |\n"

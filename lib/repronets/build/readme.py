@@ -214,13 +214,14 @@ def _relink(text: str, prefix: str) -> str:
 
 def regenerate(text: str, root: Path, only: Path | None = None, page: Path | None = None) -> str:
     """``text`` with every generated block rewritten from the outputs under ``root``; with ``only`` (a folder), just
-    the blocks that quote something under it (a build of one profile leaves the others' blocks as they are).
+    the blocks that quote something under it (a build of one profile leaves the others' blocks as they are): those
+    whose target lies in it, and those whose target holds it (the headline table quotes every set of figures/).
     ``page``: the file the text is (default the README), whose folder the blocks' links are made relative to."""
     depth = len((page or Path(root) / "README.md").resolve().relative_to(Path(root).resolve()).parts) - 1
 
     def block(m: re.Match) -> str:
         kind, target = m.group(2), m.group(3)
-        if only is not None and not (root / target).is_relative_to(only):
+        if only is not None and not ((root / target).is_relative_to(only) or Path(only).is_relative_to(root / target)):
             return m.group(0)
         if kind not in RENDERERS:
             raise ValueError(
