@@ -42,8 +42,8 @@ def suite_for(dataset: str, threads: int):
             train.fit(TauResNet(features), split, config, loss_fn=objective(1.0), callbacks=[TauTracker(6)])
 
         def together(size: int):
-            runs = [E.run_params(p, "resnet", dataset, seed, 1.0, trainable=True) for seed in range(size)]
-            group = grouped._Group(runs, [trial.build_model(r, features, 10) for r in runs], torch.device("cpu"))
+            runs = [E.run_spec(p, "resnet", dataset, seed, 1.0, trainable=True) for seed in range(size)]
+            group = grouped._TauGroup(runs, [trial.build_model(r, features, 10) for r in runs], torch.device("cpu"))
             epoch = iter(range(1, 10**6))
             return lambda: group.train_epoch(split, next(epoch))
 
@@ -81,7 +81,7 @@ def sss_suite_for(model: str, threads: int = 1):
         dataset = S.load_dataset(p, "digits")
 
         def runs(size: int):
-            return [S.run_params(p, "digits", 1.0, model, 50, r, "double_softmax") for r in range(size)]
+            return [S.run_spec(p, "digits", 1.0, model, 50, r, "double_softmax") for r in range(size)]
 
         def sequential():
             (run,) = runs(1)
@@ -94,7 +94,7 @@ def sss_suite_for(model: str, threads: int = 1):
 
         def together(size: int):
             members = runs(size)
-            group = sss_batched._Group(
+            group = sss_batched._SSSGroup(
                 members, [sss_trial.prepare(p, r, dataset) for r in members], torch.device("cpu")
             )
             return group.train_epoch

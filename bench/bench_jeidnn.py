@@ -24,7 +24,7 @@ def _setup():
     ]
     tr, val, test = experiment.splits(p)
     backbone, _ = experiment.load_backbone(p, store, (tr, val, test))
-    x = experiment.preprocess_for(p, tr)(test.x[:SAMPLES], training=False)  # normalised as in training
+    x = experiment.original_preprocess(p, tr)(test.x[:SAMPLES], training=False)  # normalised as in training
     models = {lam: (m, m.infer(x)[1]) for lam, m in experiment.trained_exits(runs, backbone).items()}
     by_cost = sorted(models.items(), key=lambda kv: kv[1][1].float().mean())
     chosen = [by_cost[0], by_cost[-1]] if len(by_cost) > 1 else by_cost

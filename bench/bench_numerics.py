@@ -63,7 +63,7 @@ def _tau_step():
     p = params.load("01_tau_speedup", "quick")
     split = data.load("digits", "train")
     x, y = split.x[:100], split.y[:100]
-    run = E.run_params(p, "resnet", "digits", 0, p.figure_T, trainable=True)
+    run = E.run_spec(p, "resnet", "digits", 0, p.figure_T, trainable=True)
     model = trial.build_model(run, split.x[0].numel(), split.num_classes)
     opt = torch.optim.SGD(model.parameters(), lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay)
     loss_fn = objective(p.figure_T)
@@ -123,7 +123,7 @@ def _t2t_forward():
     tr, _, test = J.splits(p)
     torch.manual_seed(0)
     backbone = J.make_backbone(p, tr.input_shape[0], tr.num_classes).eval()
-    x = J.preprocess_for(p, tr)(test.x[:64], training=False)
+    x = J.original_preprocess(p, tr)(test.x[:64], training=False)
 
     def forward():
         with torch.no_grad():

@@ -54,7 +54,7 @@ def seconds_per_step(model, x, y, repeats: int = 2) -> float:
 def continuous_rows(p) -> list[dict]:
     out = []
     for row in p.rows:
-        run = continuous.run_params(p, row, 0)
+        run = continuous.run_spec(p, row, 0)
         classes = 100 if run["dataset"] == "cifar100" else 10
         torch.manual_seed(0)
         model = continuous.build_model({**run, "pieces": run["pieces"] * 2 ** len(run["refine_at"])}, 3, classes)

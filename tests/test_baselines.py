@@ -21,7 +21,7 @@ TOL = dict(atol=1e-5, rtol=1e-5)
 @pytest.mark.parametrize("model", ["softmax", "mlp"])
 def test_each_batched_seed_is_its_sequential_run(model):
     p = smoke(momentum=0.5, weight_decay=1e-3, epochs=3)
-    runs = [baselines.run_params(p, "digits", model, seed) for seed in (0, 1, 5)]
+    runs = [baselines.run_spec(p, "digits", model, seed) for seed in (0, 1, 5)]
     together = baselines.train_members(p, runs)
     for run, b in zip(runs, together):
         s = baselines.train_one(p, run)
@@ -45,6 +45,6 @@ def test_the_sweep_stores_batched_seeds_under_the_sequential_keys(tmp_path):
 
 def test_a_non_finite_member_is_named():
     p = smoke(lr=1e30, epochs=2)
-    runs = [baselines.run_params(p, "digits", "mlp", seed) for seed in (0, 1)]
+    runs = [baselines.run_spec(p, "digits", "mlp", seed) for seed in (0, 1)]
     with pytest.raises(FloatingPointError, match=r"run 'digits/mlp/seed\d' \(member \d of 2"):
         baselines.train_members(p, runs)

@@ -257,7 +257,7 @@ ROW_PARAMETERS = {
 def test_each_row_builds_its_model_through_the_registry(row):
     # T and the piece selection away from the factories' defaults, so that each must be passed to be right.
     p = dataclasses.replace(params.load("02_continuousnet_tables", "paper"), refined_T=0.5, legacy_pieces=True)
-    run = E.run_params(p, row, 0)
+    run = E.run_spec(p, row, 0)
     spec = E.ROWS[row]
     num_classes = 100 if spec.table == "cifar100" else 10
     model = E.build_model(run, 3, num_classes)
@@ -293,12 +293,12 @@ def test_the_schedules_epochs():
             sched.step()
         assert lrs.index(next(v for v in lrs if v < 0.1)) == first_decayed
     p = params.load("02_continuousnet_tables", "paper")
-    assert E.run_params(p, "cn1to2_rk4", 0)["refine_at"] == [25]  # before the 26th epoch
-    assert E.run_params(p, "cn1to8_rk4", 0)["refine_at"] == [30, 50, 70]
-    assert E.run_params(p, "cn2_rk4", 0)["weight_decay"] == 1e-4 and E.run_params(p, "cn2_euler", 0)["T"] == 2.0
-    assert E.run_params(p, "resnet20", 0)["milestones"] == [30, 60, 90]
-    assert E.run_params(p, "wrn58", 0)["milestones"] == [30, 60, 90]
-    assert E.run_params(p, "wcn8_euler", 0)["milestones"] == [31, 61, 91]
+    assert E.run_spec(p, "cn1to2_rk4", 0)["refine_at"] == [25]  # before the 26th epoch
+    assert E.run_spec(p, "cn1to8_rk4", 0)["refine_at"] == [30, 50, 70]
+    assert E.run_spec(p, "cn2_rk4", 0)["weight_decay"] == 1e-4 and E.run_spec(p, "cn2_euler", 0)["T"] == 2.0
+    assert E.run_spec(p, "resnet20", 0)["milestones"] == [30, 60, 90]
+    assert E.run_spec(p, "wrn58", 0)["milestones"] == [30, 60, 90]
+    assert E.run_spec(p, "wcn8_euler", 0)["milestones"] == [31, 61, 91]
     assert E.scaled_refinements((30, 50, 70), 15, "r") == [4, 6, 9]
     assert E.scaled_refinements((30, 50, 70), 4, "r") == [1, 2, 3]  # kept distinct when scaling merges them
     with pytest.raises(ValueError, match="refines 3 time"):
@@ -386,7 +386,7 @@ from repronets.core import train
 from repronets.runs import params
 from repronets.continuous import experiment as E
 p = params.load("02_continuousnet_tables", "smoke")
-run = E.run_params(p, "cn2_euler", 0) | {"train_limit": 64, "epochs": 1}
+run = E.run_spec(p, "cn2_euler", 0) | {"train_limit": 64, "epochs": 1}
 layouts, fit = [], train.fit
 def recording_fit(model, *a, **kw):
     w = model.stages[0].conv1.weight  # 3x3 over several channels: the two layouts differ
@@ -431,7 +431,7 @@ def test_every_table_row_trains_and_sweeps(row):
         manifestation_steps=[1, 3],
         convergence_doublings=2,
     )
-    run = E.run_params(p, row, 0) | {"train_limit": 40}
+    run = E.run_spec(p, row, 0) | {"train_limit": 40}
     out = E.train_one(p, run)
     assert len(out["epochs"]["test_acc"]) == 4 and 0.0 <= out["final_test_acc"] <= 1.0
     spec = E.ROWS[row]
@@ -448,8 +448,8 @@ def test_the_refinement_noise_reaches_the_refinement_of_refined_rows_only(monkey
     p = dataclasses.replace(
         params.load("02_continuousnet_tables", "smoke"), device="cpu", alpha=2, epochs=2, refine_variance=0.05
     )
-    assert E.run_params(p, "cn2_euler", 0)["refine_variance"] == 0.0  # not part of an unrefined row's key
-    run = E.run_params(p, "cn1to2_rk4", 0) | {"train_limit": 40}
+    assert E.run_spec(p, "cn2_euler", 0)["refine_variance"] == 0.0  # not part of an unrefined row's key
+    run = E.run_spec(p, "cn1to2_rk4", 0) | {"train_limit": 40}
     assert run["refine_variance"] == 0.05
     seen = []
 
@@ -467,7 +467,7 @@ def test_the_refinement_noise_reaches_the_refinement_of_refined_rows_only(monkey
 
 
 def fake_run(p, row, seed, acc, manifestation=()):
-    params_ = E.run_params(p, row, seed)
+    params_ = E.run_spec(p, row, seed)
     result = {
         "final_test_acc": acc,
         "train_time_s": 90.0,
@@ -536,7 +536,7 @@ def ledger_run(p, row, seed, acc, seconds, device="cpu", sweep=(), convergence=(
         "manifestation": [{"scheme": s, "steps": n, "test_acc": a} for s, n, a in sweep],
         "convergence": [{"scheme": s, "steps": n, "relative_error": e} for s, n, e in convergence],
     }
-    return RunResult(f"{row}{seed}", "continuous", E.run_params(p, row, seed), result, {}, None)
+    return RunResult(f"{row}{seed}", "continuous", E.run_spec(p, row, seed), result, {}, None)
 
 
 def test_claim_values_pair_the_rows_by_seed_as_the_claim_file_says():

@@ -26,6 +26,17 @@ def exit_config(**changes):
     return dataclasses.replace(experiment.exit_config(quick, 0.1, 0), **changes)
 
 
+def test_the_exit_settings_come_from_the_params_of_the_same_or_the_exit_prefixed_name():
+    from repronets.jeidnn import experiment
+
+    p = dataclasses.replace(
+        params.load("04_dynamic_exits", "quick"), exit_lr=0.123, backbone_lr=9.0, boosted_reweight=0.77, meta_p=0.61
+    )
+    c = experiment.exit_config(p, 0.3, 7)
+    assert (c.lr, c.reweight, c.meta_p, c.tradeoff, c.seed) == (0.123, 0.77, 0.61, 0.3, 7)
+    assert (c.epochs, c.batch_size, c.alternate_every, c.meta_every) == (30, 16, 8, 10)  # params/quick's
+
+
 def test_t2t_vit_7_parameter_counts_tokens_and_macs():
     m = t2t_vit_7(1000)
     assert count(m) == 4_310_222 and count(m, trainable=True) == 4_255_694
@@ -273,7 +284,7 @@ def test_freezing_stops_the_backbones_gradients_and_keeps_it_bit_identical():
     smoke = params.load("04_dynamic_exits", "smoke")
     p = experiment.setting(smoke, smoke.datasets[0])
     tr, val, _ = experiment.splits(p)
-    feats = training.Features(model, experiment.preprocess_for(p, tr), "train", False)
+    feats = training.Features(model, experiment.original_preprocess(p, tr), "train", False)
     c = exit_config(epochs=2, batch_size=64, max_warmup_epochs=1, alternate_every=1, tradeoff=0.1)
     training.train_jeidnn(model, training.ExitTask(feats, tr.x, tr.y, val.x, val.y, torch.arange(1, 5) / 4), c)
     assert all(torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())

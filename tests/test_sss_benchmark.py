@@ -402,8 +402,8 @@ def batched_runs(model: str, loss: str):
     p = params.load("03_sss_benchmarks", "smoke")
     p = type(p)(**{**params.as_dict(p), "min_epochs": 3, "max_epochs": 40, "patience": 2, "min_improvement": 0.01})
     other = "logits" if loss == "double_softmax" else "double_softmax"
-    runs = [experiment.run_params(p, "digits", 0.5, model, 20, r, loss) for r in range(5)]
-    return p, runs + [experiment.run_params(p, "digits", 0.5, model, 20, 0, other)]
+    runs = [experiment.run_spec(p, "digits", 0.5, model, 20, r, loss) for r in range(5)]
+    return p, runs + [experiment.run_spec(p, "digits", 0.5, model, 20, 0, other)]
 
 
 # Why not bit-identical: vmap's batched products add in another order than one model's; over ≤ 40 full-batch Adam
@@ -440,17 +440,17 @@ def test_an_interrupted_sss_batch_resumes_with_the_same_numbers(tmp_path, monkey
     p, runs = batched_runs("ss_2_dim", "logits")
     whole = grouped.train_members(p, runs)
     monkeypatch.setattr(train, "SHORT_EPOCHS_CHECKPOINT_S", 0.0)
-    save = grouped._Group.save
+    save = grouped._SSSGroup.save
 
     def interrupted(self, path):
         save(self, path)
         if self.epoch == 5:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(grouped._Group, "save", interrupted)
+    monkeypatch.setattr(grouped._SSSGroup, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
         grouped.train_members(p, runs, tmp_path / "group.pt")
-    monkeypatch.setattr(grouped._Group, "save", save)
+    monkeypatch.setattr(grouped._SSSGroup, "save", save)
     resumed = grouped.train_members(p, runs, tmp_path / "group.pt")
     for a, b in zip(resumed, whole):
         assert {k: v for k, v in a.items() if k != "train_time_s"} == {

@@ -178,7 +178,7 @@ def test_the_registry_builds_each_architecture_with_blocks_plus_one_tau():
 )
 def test_an_experiment_builds_the_run_s_model_from_its_seed_and_options(arch, fixed, make):
     p = smoke_params(fixed_modes=[fixed or "first"])
-    run = E.run_params(p, arch, "digits", 4, 6.0, False, fixed=fixed)
+    run = E.run_spec(p, arch, "digits", 4, 6.0, False, fixed=fixed)
     built = trial.build_model(run, 64, 10)
     torch.manual_seed(4)
     expected = make()
@@ -304,7 +304,7 @@ def test_with_every_tau_fixed_pruning_removes_nothing_and_the_run_completes():
         AdaptivePruning(0.99, rule).after_epoch(state)
         assert frozen.block_ids == [0, 1, 2, 3, 4, 5] and state.rebuilt == 0
     p = smoke_params(epochs=2, train_limit=200, batch_size=50, device="cpu")
-    run = E.run_params(p, "resnet", "digits", 0, 1.0, trainable=False, fixed="all", pruning=True)
+    run = E.run_spec(p, "resnet", "digits", 0, 1.0, trainable=False, fixed="all", pruning=True)
     run["prune_crit"] = 0.99
     result = trial.train_one(p, run)
     assert result["pruning_events"] == []
@@ -361,8 +361,8 @@ def test_figure_T_must_be_among_T_values(tmp_path):
 def test_a_run_keeps_the_original_json_schema(tmp_path):
     p = smoke_params(epochs=2, train_limit=200, batch_size=50)
     store = RunStore(tmp_path)
-    plain = E.run_params(p, "resnet", "digits", 0, 1.0, True)
-    frac = E.run_params(p, "fracdnn", "digits", 0, 1.0, True, l1=True)
+    plain = E.run_spec(p, "resnet", "digits", 0, 1.0, True)
+    frac = E.run_spec(p, "fracdnn", "digits", 0, 1.0, True, l1=True)
     runs = [store.run("tau", r, lambda r, c: trial.train_one(p, r, c)) for r in (plain, frac)]
     paths = E.export(runs, tmp_path / "export")
     assert [str(q.relative_to(tmp_path / "export")) for q in paths] == [
@@ -407,9 +407,9 @@ def test_a_run_keeps_the_original_json_schema(tmp_path):
 
 def test_the_optimizer_settings_of_the_profile_reach_the_training(tmp_path):
     p = smoke_params(epochs=1, train_limit=200, batch_size=50)
-    plain = E.run_params(p, "resnet", "digits", 0, 1.0, True)
+    plain = E.run_spec(p, "resnet", "digits", 0, 1.0, True)
     assert (plain["optimizer"], plain["momentum"], plain["weight_decay"]) == ("sgd", 0.0, 0.0)
-    heavy = E.run_params(dataclasses.replace(p, momentum=0.9), "resnet", "digits", 0, 1.0, True)
+    heavy = E.run_spec(dataclasses.replace(p, momentum=0.9), "resnet", "digits", 0, 1.0, True)
     taus = [trial.train_one(p, run)["final_taus"] for run in (plain, heavy)]
     assert taus[0] != taus[1]
 
@@ -556,7 +556,7 @@ def test_claim_values_measure_every_claim_of_the_claim_file_from_the_original_gr
 def batched_group(p):
     """One group of every kind of member the τ grids have (seeds, T, both fixed modes, a dependent τ, L1 with
     pruning that fires), with momentum so that the pruned member's optimizer reset matters."""
-    mk = lambda seed, T=1.0, **kw: E.run_params(p, "resnet", "digits", seed, T, **kw)  # noqa: E731
+    mk = lambda seed, T=1.0, **kw: E.run_spec(p, "resnet", "digits", seed, T, **kw)  # noqa: E731
     runs = [
         mk(0, trainable=True),
         mk(1, 6.0, trainable=False, fixed="first"),
@@ -593,7 +593,7 @@ def test_each_batched_member_is_its_sequential_run(architecture):
     p = smoke_params(epochs=4, train_limit=300, batch_size=50, momentum=0.5, device="cpu")
     runs = batched_group(p)
     if architecture == "fracdnn":  # the FracDNN has no pruning and no "first" mode
-        runs = [E.run_params(p, "fracdnn", "digits", seed, T, trainable=t, dependent=d)
+        runs = [E.run_spec(p, "fracdnn", "digits", seed, T, trainable=t, dependent=d)
                 for seed, T, t, d in [(0, 1.0, True, False), (1, 6.0, False, False), (2, 1.0, True, True)]]  # fmt: skip
     together = grouped.train_members(p, runs)
     for run, result in zip(runs, together):
@@ -619,19 +619,19 @@ def test_an_interrupted_batch_resumes_from_its_checkpoint_with_the_same_numbers(
     p = smoke_params(epochs=4, train_limit=200, batch_size=50, momentum=0.5, device="cpu")
     runs = batched_group(p)
     whole = grouped.train_members(p, runs)
-    monkeypatch.setattr(grouped._Group, "checkpoint_every_s", 0.0)
-    prune = grouped._Group.prune
+    monkeypatch.setattr(grouped._TauGroup, "checkpoint_every_s", 0.0)
+    prune = grouped._TauGroup.prune
 
     def interrupted(self):
         prune(self)
         if self.epoch == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(grouped._Group, "prune", interrupted)
+    monkeypatch.setattr(grouped._TauGroup, "prune", interrupted)
     ckpt = tmp_path / "group.pt"
     with pytest.raises(KeyboardInterrupt):
         grouped.train_members(p, runs, ckpt)
-    monkeypatch.setattr(grouped._Group, "prune", prune)
+    monkeypatch.setattr(grouped._TauGroup, "prune", prune)
     resumed = grouped.train_members(p, runs, ckpt)
     for a, b in zip(resumed, whole):
         assert a["test_losses"] == b["test_losses"] and a["pruning_events"] == b["pruning_events"]

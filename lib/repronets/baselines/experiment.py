@@ -66,7 +66,7 @@ def describe(p: Params, name: str) -> dict:
     }
 
 
-def run_params(p: Params, dataset: str, model: str, seed: int) -> dict:
+def run_spec(p: Params, dataset: str, model: str, seed: int) -> dict:
     """What determines one run's numbers: its key. Where the data lives and the device are not part of it
     (the device is recorded in the run's metadata)."""
     return {
@@ -109,10 +109,10 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
     tr, te = load_splits(p, run["dataset"])
     model = build_model(run, tr)
     history = train.fit(model, tr, train_config(p, run), test_data=te, checkpoint=checkpoint)
-    return run_result(model, history, tr, te)
+    return stored_result(model, history, tr, te)
 
 
-def run_result(model: nn.Module, history: train.History, tr: data.Split, te: data.Split) -> dict:
+def stored_result(model: nn.Module, history: train.History, tr: data.Split, te: data.Split) -> dict:
     return {
         "epochs": history.epochs,
         "final_test_acc": history.epochs["test_acc"][-1],
@@ -143,12 +143,12 @@ def train_members(p: Params, runs: list[dict], checkpoint=None) -> list[dict]:
     histories = trainer.fit(tr, te, checkpoint)
     for r, model in enumerate(models):
         model.load_state_dict(trainer.members.state_dict(r))
-    return [run_result(m, h, tr, te) | {"batched_members": len(runs)} for m, h in zip(models, histories)]
+    return [stored_result(m, h, tr, te) | {"batched_members": len(runs)} for m, h in zip(models, histories)]
 
 
 def run_grid(p: Params) -> list[dict]:
     """Every run's parameters: dataset × model × seed."""
-    return [run_params(p, d, m, s) for d in p.datasets for m in p.models for s in p.seeds]
+    return [run_spec(p, d, m, s) for d in p.datasets for m in p.models for s in p.seeds]
 
 
 def run(p: Params, store: RunStore | None = None) -> list[RunResult]:

@@ -143,7 +143,7 @@ def table_dataset(p: Params, table: str) -> str:
     return p.wide_dataset if table == "cifar100" else p.dataset
 
 
-def run_params(p: Params, row_name: str, seed: int) -> dict:
+def run_spec(p: Params, row_name: str, seed: int) -> dict:
     row = ROWS[row_name]
     refine_at = scaled_refinements(row.refine_at, p.epochs, row_name)
     pieces_final = row.pieces * 2 ** len(refine_at)
@@ -192,7 +192,7 @@ def build_model(run: dict, in_channels: int, num_classes: int):
 NORMALISATION = {"cifar10": ChannelStats((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))}
 
 
-def preprocess_for(split: data.Split, augment: bool, channels_last: bool = False) -> Preprocess:
+def original_preprocess(split: data.Split, augment: bool, channels_last: bool = False) -> Preprocess:
     """The original's CIFAR-10 normalisation (else the split's own); when augmenting, crops with padding 4 on 32×32
     images (as the original) and flips on CIFAR."""
     return transforms.preprocess_for(
@@ -224,7 +224,7 @@ def train_one(p: Params, run: dict, checkpoint=None) -> dict:
         for m in model.modules():
             if isinstance(m, torch.nn.Conv2d):
                 m.to(memory_format=torch.channels_last)
-    preprocess = preprocess_for(tr, run["augment"], channels_last)
+    preprocess = original_preprocess(tr, run["augment"], channels_last)
     loss_fn = classification_loss(preprocess)
     refinement = Refinement(run["refine_at"], run["refine_variance"], carry_state=run["carry_optimizer_state"])
     callbacks = [refinement] if run["refine_at"] else []
@@ -332,5 +332,5 @@ def block_convergence(
 
 def run(p: Params, store: RunStore | None = None) -> list[RunResult]:
     store = store or RunStore()
-    grid = [run_params(p, r, s) for r in p.rows for s in p.seeds]
+    grid = [run_spec(p, r, s) for r in p.rows for s in p.seeds]
     return store.sweep("continuous", grid, lambda g, ckpt: train_one(p, g, ckpt), device=p.device)

@@ -244,7 +244,7 @@ def splits(p: Setting):
     return full.subset(order[p.val_size :]), full.subset(order[: p.val_size]), test
 
 
-def preprocess_for(p: Setting, split: data.Split) -> Preprocess:
+def original_preprocess(p: Setting, split: data.Split) -> Preprocess:
     """Resize to img_size, normalise (the original's statistics, else the training split's), and when augmenting
     crop with padding img_size/8 (28 px at 224, as the original) and flip CIFAR images."""
     return transforms.preprocess_for(
@@ -297,7 +297,7 @@ def train_backbone(p: Setting, run: dict, checkpoint=None, data_splits=None) -> 
     torch.manual_seed(run["seed"])
     backbone = make_backbone(p, tr.input_shape[0], tr.num_classes)
     loaded = load_pretrained(backbone, checkpoint_path(p)) if p.checkpoint else None
-    preprocess = preprocess_for(p, tr)
+    preprocess = original_preprocess(p, tr)
     config = train.TrainConfig(
         epochs=p.backbone_epochs,
         batch_size=p.backbone_batch_size,
@@ -350,31 +350,23 @@ def cost_weights(p: Setting, costs: dict, G: int) -> torch.Tensor:
     return COST_TERMS.create(p.cost_term, costs, G)
 
 
+# The ExitConfig fields that the Params name otherwise; every other field has its Params field's name. The exits'
+# optimiser settings carry an exit_ prefix in the Params, beside the backbone's; BoostNet's r is boosted_reweight.
+_PARAMS_NAME = {
+    **{k: f"exit_{k}" for k in ("epochs", "batch_size", "lr", "momentum", "weight_decay", "eta_min")},
+    "reweight": "boosted_reweight",
+}
+
+
 def exit_config(p: Setting, tradeoff: float, seed: int) -> ExitConfig:
-    """The exit-training phases' settings from the Params."""
-    return ExitConfig(
-        epochs=p.exit_epochs,
-        batch_size=p.exit_batch_size,
-        lr=p.exit_lr,
-        momentum=p.exit_momentum,
-        weight_decay=p.exit_weight_decay,
-        eta_min=p.exit_eta_min,
-        max_warmup_epochs=p.max_warmup_epochs,
-        warmup_patience=p.warmup_patience,
-        warmup_end=p.warmup_end,
-        joint_epochs=p.joint_epochs,
-        exit_schedule=p.exit_schedule,
-        alternate_every=p.alternate_every,
-        tradeoff=tradeoff,
-        ic_loss=p.ic_loss,
-        pos_weight=p.pos_weight,
-        reweight=p.boosted_reweight,
-        meta_every=p.meta_every,
-        meta_p=p.meta_p,
-        meta_lr=p.meta_lr,
-        meta_weight_decay=p.meta_weight_decay,
-        seed=seed,
-    )
+    """The exit-training phases' settings from the Params, λ and the exit seed."""
+    given = {"tradeoff": tradeoff, "seed": seed}
+    from_params = {
+        f.name: getattr(p, _PARAMS_NAME.get(f.name, f.name))
+        for f in dataclasses.fields(ExitConfig)
+        if f.name not in given
+    }
+    return ExitConfig(**given, **from_params)
 
 
 class _SharedEvaluation:
@@ -400,7 +392,7 @@ class _SharedEvaluation:
 _SHARED_EVALUATION = _SharedEvaluation()
 
 
-def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None, data_splits=None) -> dict:
+def train_exits(p: Setting, run: dict, store: RunStore, checkpoint=None, data_splits=None) -> dict:
     """One method on the frozen backbone: JEI-DNN at λ = run["tradeoff"], or a baseline."""
     data_splits = data_splits or splits(p)
     backbone, backbone_run = load_backbone(p, store, data_splits)
@@ -413,7 +405,12 @@ def run_exits(p: Setting, run: dict, store: RunStore, checkpoint=None, data_spli
     G = len(model.ics)
     costs = cost_mod.exit_costs(model, (tr.input_shape[0], p.img_size, p.img_size), gates=method.gated)
     feats = Features(
-        model, preprocess_for(p, tr), p.frozen_features, p.augment, val_augmentation=p.val_augmentation, cache=shared
+        model,
+        original_preprocess(p, tr),
+        p.frozen_features,
+        p.augment,
+        val_augmentation=p.val_augmentation,
+        cache=shared,
     )
     c = exit_config(p, run.get("tradeoff") or 0.0, run["exit_seed"])
     task = ExitTask(feats, tr.x, tr.y, val.x, val.y, cost_weights(p, costs, G))
@@ -488,7 +485,7 @@ BASELINE_KEYS = (
 )
 
 
-def run_params(p: Setting, method: str, tradeoff: float | None, exit_seed: int | None = None) -> dict:
+def run_spec(p: Setting, method: str, tradeoff: float | None, exit_seed: int | None = None) -> dict:
     """The key of one exit run: the backbone's, the method, λ, the exit-training seed (the first of
     ``p.exit_seeds`` when None) and the settings the method reads."""
     gated = METHODS.get(method).gated
@@ -524,13 +521,13 @@ def _run_settings(settings: list[Setting], store: RunStore) -> list[RunResult]:
         here = RunStore(store.root, ExecutorConfig())  # the store as the run sees it: its backbone is done
 
         def fn(g, ckpt, q=q, d=given, here=here):
-            return run_exits(q, g, here, ckpt, d)
+            return train_exits(q, g, here, ckpt, d)
 
         seeds = q.exit_seeds
-        jei = [run_params(q, "jeidnn", t, s) for s in seeds for t in q.tradeoffs]
+        jei = [run_spec(q, "jeidnn", t, s) for s in seeds for t in q.tradeoffs]
         out += store.sweep("jeidnn_jeidnn", jei, fn, device=q.device)
         for b in q.baselines:
-            out += store.sweep(f"jeidnn_{b}", [run_params(q, b, None, s) for s in seeds], fn, device=q.device)
+            out += store.sweep(f"jeidnn_{b}", [run_spec(q, b, None, s) for s in seeds], fn, device=q.device)
     return out
 
 
@@ -592,7 +589,7 @@ def measure_inference_time(
         return {}
     tradeoff = max(models)
     tr, test = data_splits[0], data_splits[2]
-    x = preprocess_for(q, tr)(test.x[:samples], training=False).to(train.resolve_device(q.device))
+    x = original_preprocess(q, tr)(test.x[:samples], training=False).to(train.resolve_device(q.device))
     model = models[tradeoff]
     exits = model.infer(x)[1]
     costs = cost_mod.exit_costs(model, tuple(x.shape[1:]))

@@ -4,8 +4,9 @@ Phase 0 (the backbone) uses ``train.fit`` (``BackboneTraining``: transfer learni
 the pretrained part at ``lr_scale``× the head's rate, or training from scratch). Phases 1–3 act on the exits only and
 are written here: a loop over batches that alternates between the gates and the ICs every ``alternate_every`` batches
 needs per-batch control that ``fit`` does not give. All of them read the backbone through :class:`Features` and run
-the same epoch loop (:func:`run_epochs`: resume, epochs, schedulers, validation, best state, checkpoint). ``METHODS``
-names JEI-DNN and the baselines: each one's trainer and how its exits are used at inference (:mod:`.policies`).
+the same epoch loop (:func:`checkpointed_epochs`: resume, epochs, schedulers, validation, best state, checkpoint).
+``METHODS`` names JEI-DNN and the baselines: each one's trainer and how its exits are used at inference
+(:mod:`.policies`).
 
 Options where the original's code and the paper's intent differ (module ``experiment`` gives defaults):
 - ``ic_loss``: ``code`` (faithful: the "weighted" formula mean(P·L·S/W), which with P constant equals the plain mean
@@ -90,7 +91,7 @@ class Features:
         # (a split's images, their features), found by identity: the entry holds the images, so they stay alive and
         # no other tensor can take their place (an id() key can be reused once its tensor is freed). ``cache``: a
         # list shared with other Features of the same frozen backbone and preprocessing (the exit runs of one
-        # backbone, experiment.run_exits), so that they compute a split's evaluation features once.
+        # backbone, experiment.train_exits), so that they compute a split's evaluation features once.
         self._cache: list[tuple[torch.Tensor, torch.Tensor]] = [] if cache is None else cache
 
     @torch.no_grad()
@@ -207,7 +208,7 @@ class EpochCheckpoint:
             self.saved = train.save_checkpoint(self.path, objects, {"stage": stage, "values": values})
 
 
-def run_epochs(
+def checkpointed_epochs(
     ckpt: EpochCheckpoint,
     stage: str,
     objects: dict,
@@ -361,7 +362,9 @@ def warm_up_ics(
                     frozen[l] = True
         return None, row
 
-    values = run_epochs(ckpt, "warmup", objects, start, epochs, train_epoch, validate, stop=lambda v: all(v["frozen"]))
+    values = checkpointed_epochs(
+        ckpt, "warmup", objects, start, epochs, train_epoch, validate, stop=lambda v: all(v["frozen"])
+    )
     if c.warmup_end == "restore_best":
         for l, ic in enumerate(model.ics):
             if not values["frozen"][l] and values["best"][l][0] >= 0:
@@ -435,7 +438,7 @@ def train_jeidnn(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=No
         return acc, row
 
     start = {"pos_weight": torch.ones(G), "epoch": 0, "history": history}
-    values = run_epochs(
+    values = checkpointed_epochs(
         ckpt,
         "joint",
         objects,
@@ -481,7 +484,7 @@ def train_boosted(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=N
         return acc, {"phase": "boosted", "epoch": epoch + 1, "val_last_ensemble_acc": acc}
 
     start = {"epoch": 0, "history": []}
-    values = run_epochs(
+    values = checkpointed_epochs(
         ckpt,
         "boosted",
         objects,
@@ -593,7 +596,7 @@ def train_l2w(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=None)
         return acc, {"phase": "l2w", "epoch": epoch + 1, "val_mean_ic_acc": acc}
 
     start = {"epoch": 0, "history": [], "step": 0}
-    values = run_epochs(
+    values = checkpointed_epochs(
         ckpt, "l2w", objects, start, c.epochs, train_epoch, validate, schedulers=[scheduler], keep={"ics": model.ics}
     )
     return {"history": values["history"]}

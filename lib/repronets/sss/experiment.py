@@ -82,7 +82,7 @@ class Params(CommonParams):
             raise ValueError(f"min_epochs ({self.min_epochs}) must be below max_epochs ({self.max_epochs})")
 
 
-def run_params(p: Params, dataset: str, share: float, key: str, width: int, repeat: int, loss: str) -> dict:
+def run_spec(p: Params, dataset: str, share: float, key: str, width: int, repeat: int, loss: str) -> dict:
     return {
         "code_version": CODE_VERSION,
         "dataset": dataset,
@@ -110,7 +110,7 @@ def run_params(p: Params, dataset: str, share: float, key: str, width: int, repe
 def grid(p: Params) -> list[dict]:
     """In the original's loop order: dataset, share, model, width, repeat (then our loss variants)."""
     return [
-        run_params(p, d, share, key, w, r, loss)
+        run_spec(p, d, share, key, w, r, loss)
         for d in p.datasets
         for share in p.training_set_shares
         for key in p.models

@@ -30,7 +30,7 @@ from ..core import data, train
 from ..core.members import Members, restore_batch, save_batch
 from ..runs.results import canonical
 from . import models
-from .trial import OriginalStopping, prepare, run_result, train_one
+from .trial import OriginalStopping, prepare, stored_result, train_one
 
 SHARED = (
     "code_version",
@@ -69,14 +69,14 @@ def train_members(p, runs: list[dict], checkpoint=None, dataset=None) -> list[di
     if len(together) == 1:
         out[together[0]] = train_one(p, runs[together[0]], dataset=dataset)
     elif together:
-        group = _Group([runs[i] for i in together], [prepared[i] for i in together], train.resolve_device(p.device))
+        group = _SSSGroup([runs[i] for i in together], [prepared[i] for i in together], train.resolve_device(p.device))
         group.fit(checkpoint)
         for r, i in enumerate(together):
             tr, val, te, model = prepared[i]
             model.load_state_dict(group.members.state_dict(r))
             tested = train.evaluate(model, te.to(group.device), batch_size=runs[i]["eval_batch_size"])
             sizes = (len(tr), len(val), len(te))
-            out[i] = run_result(p, model, group.histories[r], tested, group.train_time[r], sizes) | {
+            out[i] = stored_result(p, model, group.histories[r], tested, group.train_time[r], sizes) | {
                 "batched_members": len(together)
             }
     return [out[i] for i in range(len(runs))]
@@ -90,7 +90,7 @@ def _stacked(splits: list[data.Split], device) -> tuple[torch.Tensor, torch.Tens
     return torch.stack([s.x for s in splits]).to(device), torch.stack([s.y for s in splits]).to(device)
 
 
-class _Group:
+class _SSSGroup:
     def __init__(self, runs: list[dict], prepared: list, device: torch.device):
         self.runs, self.device, self.size = runs, device, len(runs)
         self.members = Members([m.to(device) for *_, m in prepared])

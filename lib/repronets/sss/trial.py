@@ -105,7 +105,7 @@ def prepare(p, run: dict, dataset=None):
     return train_part, validation, test, model
 
 
-def run_name(run: dict) -> str:
+def run_label(run: dict) -> str:
     return f"{run['dataset']}/{run['share']}/{run['model']}/r{run['repeat']}/{run['loss']}"
 
 
@@ -124,15 +124,15 @@ def train_one(p, run: dict, checkpoint=None, dataset=None) -> dict:
         eval_batch_size=run["eval_batch_size"],
         log_steps=False,
         checkpoint_every_s=train.SHORT_EPOCHS_CHECKPOINT_S,
-        name=run_name(run),
+        name=run_label(run),
     )
     history = train.fit(model, train_part, config, callbacks=[stopping], checkpoint=checkpoint)
     tested = train.evaluate(model, test.to(next(model.parameters()).device), batch_size=run["eval_batch_size"])
     sizes = (len(train_part), len(validation), len(test))
-    return run_result(p, model, stopping.history, tested, sum(history.epochs["train_time"]), sizes)
+    return stored_result(p, model, stopping.history, tested, sum(history.epochs["train_time"]), sizes)
 
 
-def run_result(p, model, histories: dict, tested: dict, train_time_s: float, sizes) -> dict:
+def stored_result(p, model, histories: dict, tested: dict, train_time_s: float, sizes) -> dict:
     """A run's stored result, from its final model (sequential, or one member of a batch)."""
     result = {
         **histories,

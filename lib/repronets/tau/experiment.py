@@ -66,7 +66,7 @@ class Params(CommonParams):
             raise ValueError(f"figure_T {self.figure_T} must be one of T_values {self.T_values}")
 
 
-def run_params(
+def run_spec(
     p: Params,
     architecture: str,
     dataset: str,
@@ -139,7 +139,7 @@ def grid(p: Params) -> list[dict]:
         for config, T, seed in itertools.product(configs, p.T_values, p.seeds):
             fixed_modes = p.fixed_modes if (arch == "resnet" and not config["trainable"]) else [None]
             for fixed in fixed_modes:
-                runs.append(run_params(p, arch, dataset, seed, T, fixed=fixed, **config))
+                runs.append(run_spec(p, arch, dataset, seed, T, fixed=fixed, **config))
     return runs
 
 

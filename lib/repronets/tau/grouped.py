@@ -32,7 +32,7 @@ from ..core import data, train
 from ..core.members import MemberTrainer
 from ..runs.results import canonical
 from .training import AdaptivePruning, tau_penalty
-from .trial import build_model, run_name, run_result
+from .trial import build_model, run_label, stored_result
 
 # The run keys members must share: they fix the architecture's structure and forward pass, the data, the steps.
 SHARED = (
@@ -76,20 +76,20 @@ def train_members(p, runs: list[dict], checkpoint=None) -> list[dict]:
     # Each member's own model: built exactly as the sequential run builds it, then kept as the member's structure
     # (it loses pruned blocks) and filled with the member's values when a decision or the result needs them.
     shadows = [build_model(r, in_features, tr.num_classes).to(device) for r in runs]
-    group = _Group(runs, shadows, device)
+    group = _TauGroup(runs, shadows, device)
     history = group.fit(tr, te, checkpoint)
     out = []
     for r, (run, shadow) in enumerate(zip(runs, shadows)):
         group.load_into(r, shadow)
         pruner = group.pruners[r]
         out.append(
-            run_result(run, shadow, history[r], group.tracking(r), pruner.events if pruner else [], len(tr), len(te))
+            stored_result(run, shadow, history[r], group.tracking(r), pruner.events if pruner else [], len(tr), len(te))
             | {"batched_members": len(runs)}
         )
     return out
 
 
-class _Group(MemberTrainer):
+class _TauGroup(MemberTrainer):
     """The τ paper's hooks on the batched loop: R(τ), the FracDNN's clamp, the projection, τ tracking, pruning."""
 
     def __init__(self, runs: list[dict], shadows: list, device: torch.device):
@@ -201,4 +201,4 @@ def _config(run: dict) -> train.TrainConfig:
 
 
 def _name(run: dict) -> str:
-    return run_name(run)
+    return run_label(run)

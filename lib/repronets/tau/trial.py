@@ -1,5 +1,5 @@
 """One trial of paper 1: one τ-model trained from one run's parameters (the dict that
-:func:`repronets.tau.experiment.run_params` makes), and the result it stores. The grid, the sweep and the original's
+:func:`repronets.tau.experiment.run_spec` makes), and the result it stores. The grid, the sweep and the original's
 result files are in :mod:`repronets.tau.experiment`; many trials trained as one batch in :mod:`repronets.tau.grouped`.
 """
 
@@ -14,7 +14,7 @@ from ..core.counting import count_parameters
 from .models import ARCHITECTURES
 from .training import AdaptivePruning, DependentLastTau, TauTracker, objective
 
-# The run keys of one architecture's own options: a run holds its architecture's (see run_params); the others are
+# The run keys of one architecture's own options: a run holds its architecture's (see run_spec); the others are
 # absent or None there.
 OPTIONS = ("fixed", "memory", "gamma", "eps")
 
@@ -36,7 +36,7 @@ def build_model(run: dict, in_features: int, num_classes: int):
     )
 
 
-def run_name(run: dict) -> str:
+def run_label(run: dict) -> str:
     """How progress bars and errors name a run, e.g. ``resnet/mnist/T1/fix-all/seed0``."""
     mode = "var" if run["tau_trainable"] else f"fix-{run['fixed'] or 'all'}"
     return f"{run['architecture']}/{run['dataset']}/T{run['T']:g}/{mode}/seed{run['seed']}"
@@ -61,7 +61,7 @@ def train_one(p, run: dict, checkpoint=None) -> dict:
         seed=run["seed"],
         device=p.device,
         eval_before=True,
-        name=run_name(run),
+        name=run_label(run),
     )
     history = train.fit(
         model,
@@ -72,10 +72,10 @@ def train_one(p, run: dict, checkpoint=None) -> dict:
         checkpoint=checkpoint,
         loss_fn=objective(run["T"], run["horizon"], run["l1"], run["l2"]),
     )
-    return run_result(run, model, history, tracker.table(), pruner.events if pruner else [], len(tr), len(te))
+    return stored_result(run, model, history, tracker.table(), pruner.events if pruner else [], len(tr), len(te))
 
 
-def run_result(run: dict, model, history: train.History, tau_tracking, pruning_events, n_train, n_test) -> dict:
+def stored_result(run: dict, model, history: train.History, tau_tracking, pruning_events, n_train, n_test) -> dict:
     """A run's stored result, from its trained model and history (sequential or one member of a batch)."""
     T = int(run["T"]) if float(run["T"]).is_integer() else run["T"]
     return {
