@@ -37,6 +37,21 @@ def test_the_exit_settings_come_from_the_params_of_the_same_or_the_exit_prefixed
     assert (c.epochs, c.batch_size, c.alternate_every, c.meta_every) == (30, 16, 8, 10)  # params/quick's
 
 
+def test_a_test_limit_takes_a_seeded_subset_of_the_test_split_and_keys_its_runs():
+    from repronets.jeidnn import experiment
+
+    smoke = params.load("04_dynamic_exits", "smoke")
+    whole = experiment.setting(smoke, "digits")
+    limited = experiment.setting(dataclasses.replace(smoke, test_limit=50), "digits")
+    *_, test = experiment.splits(whole)
+    *_, part = experiment.splits(limited)
+    assert len(part) == 50 and part.x.unsqueeze(1).eq(test.x).flatten(2).all(2).any(1).all()  # images of the split
+    assert torch.equal(experiment.splits(limited)[2].y, part.y)  # the same subset every time
+    assert "test_limit" not in experiment.backbone_params(whole)  # 0: the keys of earlier runs stand
+    assert experiment.backbone_params(limited)["test_limit"] == 50
+    assert params.dry_run(smoke).test_limit == 500
+
+
 def test_t2t_vit_7_parameter_counts_tokens_and_macs():
     m = t2t_vit_7(1000)
     assert count(m) == 4_310_222 and count(m, trainable=True) == 4_255_694

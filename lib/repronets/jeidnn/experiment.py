@@ -108,6 +108,9 @@ class Params(CommonParams):
         "exit batch size (CIFAR: 224 px, augmented; SVHN: 32 px, batch 256)"
     )
     train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all", dry=256)
+    # dry: the format-true CIFAR-100's 10,000 test images (kept so that its long-tailed test subset ends at one image
+    # per class, as the real one) were most of the paper profile's dry run
+    test_limit: int = param(ge=0, doc="a seeded random subset of the test split of this size; 0 = all", dry=500)
     val_size: int = param(
         ge=1, doc="training images held out for validation (5000 for CIFAR-10 in the original)", dry=64
     )
@@ -241,6 +244,8 @@ def splits(p: Setting):
     if p.val_size >= len(full):
         raise ValueError(f"val_size {p.val_size} must be below the training split's {len(full)} images")
     order = torch.randperm(len(full), generator=torch.Generator().manual_seed(42))
+    if 0 < p.test_limit < len(test):  # random, not stratified: the long-tailed test set has classes of one image
+        test = test.subset(data.shuffled_order(len(test), 0)[: p.test_limit].sort().values)
     return full.subset(order[p.val_size :]), full.subset(order[: p.val_size]), test
 
 
@@ -280,6 +285,8 @@ def backbone_params(p: Setting) -> dict:
         "seed",
     )
     out = {"code_version": CODE_VERSION, **{k: getattr(p, k) for k in keys}}
+    if p.test_limit:  # absent when 0: the runs' keys stay as they were
+        out["test_limit"] = p.test_limit
     if p.checkpoint:  # the recipe acts on transfer learning only; runs from scratch keep their keys
         out["transfer_recipe"] = p.transfer_recipe
     return out
