@@ -94,7 +94,7 @@ class _TauGroup(MemberTrainer):
 
     def __init__(self, runs: list[dict], shadows: list, device: torch.device):
         self.runs, self.shadows = runs, shadows
-        names = [_name(r) for r in runs]
+        names = [run_label(r) for r in runs]
         super().__init__(shadows, [r["seed"] for r in runs], _config(runs[0]), names, device, canonical(runs))
         self.resnet = runs[0]["architecture"] == "resnet"
         if not self.resnet:
@@ -198,7 +198,3 @@ def _config(run: dict) -> train.TrainConfig:
     return train.TrainConfig(
         epochs=run["epochs"], batch_size=run["batch_size"], **train.optimizer_options(run), eval_before=True
     )
-
-
-def _name(run: dict) -> str:
-    return run_label(run)
