@@ -223,7 +223,7 @@ class MemberTrainer:
             self.step += 1
             self.after_step()
             logs.append({"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}})
-        steps = {k: torch.stack([s[k].float() for s in logs], dim=1).cpu() for k in logs[0]}
+        steps = train.stack_steps(logs, dim=1)
         for s in range(steps["loss"].shape[1]):  # on CUDA the check waits until here: an .item() per step stalls
             self.check_finite(steps["loss"][:, s], self.step - steps["loss"].shape[1] + s + 1, epoch)
         return steps
@@ -240,7 +240,7 @@ class MemberTrainer:
         elif self.config.eval_before and test_data is not None:
             for h, row in zip(self.histories, self.evaluate(test_data)):
                 h.log(h.epochs, {"epoch": 0, **row})
-        last_save = time.perf_counter()
+        clock = train.CheckpointClock(checkpoint, self.checkpoint_every_s)
         while self.epoch < self.config.epochs:
             epoch = self.epoch + 1
             epoch_started = time.perf_counter()
@@ -257,9 +257,7 @@ class MemberTrainer:
                 row |= {f"train_{k}": float(v[r].mean()) for k, v in steps.items()}
                 h.log(h.epochs, {**row, **tested[r], "wall_time": h.wall_time})
             self.after_epoch()
-            if checkpoint and time.perf_counter() - last_save >= self.checkpoint_every_s:
-                self.save(checkpoint)
-                last_save = time.perf_counter()
+            clock.after_epoch(self.save)
         return self.histories
 
     def check_finite(self, losses: torch.Tensor, step: int, epoch: int) -> None:

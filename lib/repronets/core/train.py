@@ -244,6 +244,28 @@ def evaluate(model, data, loss_fn=cross_entropy, batch_size: int = 10_000, amp: 
     return {k: (v / len(data)).item() for k, v in totals.items()}
 
 
+class CheckpointClock:
+    """When an epoch loop writes its checkpoint: after an epoch, once ``every_s`` seconds have passed since the last
+    write (0: after every epoch). ``path`` None: never. The loops of :func:`fit`,
+    :class:`repronets.core.members.MemberTrainer` and SSS's grouped trainer share it."""
+
+    def __init__(self, path: str | Path | None, every_s: float = 0.0):
+        self.path = Path(path) if path else None
+        self.every_s = every_s
+        self._last = time.perf_counter()
+
+    def after_epoch(self, save: Callable[[Path], None]) -> None:
+        if self.path is not None and time.perf_counter() - self._last >= self.every_s:
+            save(self.path)
+            self._last = time.perf_counter()
+
+
+def stack_steps(logs: list[dict], dim: int = 0) -> dict[str, torch.Tensor]:
+    """An epoch's step metrics ({name: tensor} per step) as {name: tensor with steps along ``dim``} on the CPU: one
+    transfer per epoch, not one per step."""
+    return {k: torch.stack([s[k].float() for s in logs], dim=dim).cpu() for k in logs[0]} if logs else {}
+
+
 def fit(
     model,
     train_data,
@@ -255,10 +277,7 @@ def fit(
     checkpoint: str | Path | None = None,
 ) -> History:
     """Train ``model`` on ``train_data`` (a :class:`repronets.core.data.Split`); see the module docstring."""
-    rank, world = distributed()
-    device = resolve_device(config.device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", torch.cuda.current_device())
+    device = _training_device(config)
     amp = config.amp if device.type == "cuda" else "off"
     if config.amp != "off" and device.type != "cuda":
         message = f"run {config.name!r}: amp={config.amp!r} needs CUDA; training in float32 on {device}"
@@ -268,18 +287,19 @@ def fit(
     state.rebuild_optimizer()
     scaler = torch.amp.GradScaler("cuda", enabled=(amp == "fp16"))
     train_data, test_data = train_data.to(device), (test_data.to(device) if test_data is not None else None)
-    checkpoint = Path(checkpoint) if checkpoint else None
+
+    def test_metrics() -> dict:
+        if test_data is None:
+            return {}
+        return _prefixed("test_", evaluate(state.model, test_data, loss_fn, config.eval_batch_size, amp))
+
     saved = resume_from(checkpoint, map_location=device)
     if saved is not None:
-        _restore(state, scaler, callbacks, checkpoint, saved)
+        _restore(state, scaler, callbacks, Path(checkpoint), saved)
     elif config.eval_before and test_data is not None:
-        state.history.log(
-            state.history.epochs,
-            {"epoch": 0, **_prefixed("test_", evaluate(state.model, test_data, loss_fn, config.eval_batch_size, amp))},
-        )
-
+        state.history.log(state.history.epochs, {"epoch": 0, **test_metrics()})
+    clock = CheckpointClock(checkpoint, config.checkpoint_every_s)
     started = time.perf_counter() - state.history.wall_time
-    last_save = time.perf_counter()
     bar = tqdm(
         total=config.epochs,
         initial=state.epoch,
@@ -290,48 +310,11 @@ def fit(
     )
     while state.epoch < config.epochs and not state.stop:
         epoch = state.epoch + 1
-        state.model.train()
-        step_logs: list[dict] = []
         epoch_started = time.perf_counter()
-        # One generator per epoch, seeded from (seed, epoch): the order does not depend on what ran before,
-        # so resuming after epoch k shuffles epoch k+1 exactly as an uninterrupted run does.
-        for x, y in train_data.loader(config.batch_size, shuffle=True, seed=epoch_seed(config.seed, epoch)):
-            share = 1.0
-            if world > 1 and len(y) < world:  # a last batch smaller than the ranks: some share would be empty
-                continue
-            if world > 1:  # this rank's part of the global batch
-                share = len(y.tensor_split(world)[rank]) / len(y)
-                x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]
-            with _autocast(device, amp):
-                loss, metrics = loss_fn(state.model, x, y)
-            state.optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if world > 1:
-                grads = [p.grad for p in state.model.parameters() if p.grad is not None]
-                metrics = {k: v.detach().float().clone() for k, v in metrics.items()}
-                loss = loss.detach().float().clone()
-                _average_over_ranks(grads + [loss, *metrics.values()], share, world)
-            if device.type == "cpu" and not math.isfinite(loss.item()):
-                raise _non_finite(config, state.step + 1, epoch, loss.item())
-            scaler.step(state.optimizer)
-            scaler.update()
-            state.step += 1
-            state.last_metrics = {"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}}
-            for cb in callbacks:
-                if hasattr(cb, "after_step"):
-                    cb.after_step(state)
-            step_logs.append(state.last_metrics)
-        # On CUDA the finiteness check waits until here: a .item() per step would stall the GPU queue.
-        steps = {k: torch.stack([s[k].float() for s in step_logs]).cpu() for k in step_logs[0]} if step_logs else {}
-        bad = (~torch.isfinite(steps["loss"])).nonzero() if steps else []
-        if len(bad):
-            first = int(bad[0])
-            raise _non_finite(config, state.step - len(step_logs) + first + 1, epoch, float(steps["loss"][first]))
+        steps = _train_epoch(state, train_data, epoch, loss_fn, callbacks, scaler, amp)
         if config.log_steps:
             for k, v in steps.items():
                 state.history.steps.setdefault(k, []).extend(v.tolist())
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
         row = {
             "epoch": epoch,
             "lr": state.optimizer.param_groups[0]["lr"],
@@ -340,22 +323,76 @@ def fit(
         }
         if state.scheduler is not None:
             state.scheduler.step()
-        if test_data is not None:
-            row.update(_prefixed("test_", evaluate(state.model, test_data, loss_fn, config.eval_batch_size, amp)))
+        row.update(test_metrics())
         state.epoch = epoch
-        state.history.wall_time = time.perf_counter() - started
-        row["wall_time"] = state.history.wall_time
+        state.history.wall_time = row["wall_time"] = time.perf_counter() - started
         state.history.log(state.history.epochs, row)
         for cb in callbacks:
             if hasattr(cb, "after_epoch"):
                 cb.after_epoch(state)
-        if checkpoint and time.perf_counter() - last_save >= config.checkpoint_every_s:
-            _save(state, scaler, callbacks, checkpoint)
-            last_save = time.perf_counter()
+        clock.after_epoch(lambda path: _save(state, scaler, callbacks, path))
         bar.update(1)
         bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("train_loss", "test_loss", "test_acc")})
     bar.close()
     return state.history
+
+
+def _training_device(config: TrainConfig) -> torch.device:
+    """The config's device; under torchrun on CUDA, this rank's GPU."""
+    device = resolve_device(config.device)
+    if distributed()[1] > 1 and device.type == "cuda":
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _train_epoch(state: TrainState, train_data, epoch: int, loss_fn, callbacks, scaler, amp: str) -> dict:
+    """One epoch of optimizer steps; each step's loss and metrics, {name: (steps,)} on the CPU."""
+    rank, world = distributed()
+    state.model.train()
+    logs: list[dict] = []
+    # One generator per epoch, seeded from (seed, epoch): the order does not depend on what ran before,
+    # so resuming after epoch k shuffles epoch k+1 exactly as an uninterrupted run does.
+    for x, y in train_data.loader(state.config.batch_size, shuffle=True, seed=epoch_seed(state.config.seed, epoch)):
+        if world > 1 and len(y) < world:  # a last batch smaller than the ranks: some share would be empty
+            continue
+        share = 1.0
+        if world > 1:  # this rank's part of the global batch
+            share = len(y.tensor_split(world)[rank]) / len(y)
+            x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]
+        logs.append(_train_step(state, x, y, share, epoch, loss_fn, scaler, amp))
+        for cb in callbacks:
+            if hasattr(cb, "after_step"):
+                cb.after_step(state)
+    steps = stack_steps(logs)
+    # On CUDA the finiteness check waits until here: a .item() per step would stall the GPU queue.
+    bad = (~torch.isfinite(steps["loss"])).nonzero() if steps else []
+    if len(bad):
+        first = int(bad[0])
+        raise _non_finite(state.config, state.step - len(logs) + first + 1, epoch, float(steps["loss"][first]))
+    if state.device.type == "cuda":
+        torch.cuda.synchronize(state.device)
+    return steps
+
+
+def _train_step(state: TrainState, x, y, share: float, epoch: int, loss_fn, scaler, amp: str) -> dict:
+    """One optimizer step on this rank's ``share`` of a global batch; the step's metrics (tensors)."""
+    world = distributed()[1]
+    with _autocast(state.device, amp):
+        loss, metrics = loss_fn(state.model, x, y)
+    state.optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if world > 1:
+        grads = [p.grad for p in state.model.parameters() if p.grad is not None]
+        metrics = {k: v.detach().float().clone() for k, v in metrics.items()}
+        loss = loss.detach().float().clone()
+        _average_over_ranks(grads + [loss, *metrics.values()], share, world)
+    if state.device.type == "cpu" and not math.isfinite(loss.item()):
+        raise _non_finite(state.config, state.step + 1, epoch, loss.item())
+    scaler.step(state.optimizer)
+    scaler.update()
+    state.step += 1
+    state.last_metrics = {"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}}
+    return state.last_metrics
 
 
 def _prefixed(prefix: str, metrics: dict) -> dict:

@@ -30,7 +30,7 @@ from ..core import data, train
 from ..core.members import Members, restore_batch, save_batch
 from ..runs.results import canonical
 from . import models
-from .trial import OriginalStopping, prepare, stored_result, train_one
+from .trial import HISTORY_KEYS, OriginalStopping, prepare, stored_result, train_one
 
 SHARED = (
     "code_version",
@@ -111,9 +111,7 @@ class _SSSGroup:
         self.epoch = 0
         self.stopped = [False] * self.size
         self.train_time = [0.0] * self.size
-        self.histories = [
-            {"training_loss_history": [], "accuracy_history": [], "val_accuracy_history": []} for _ in runs
-        ]
+        self.histories = [{k: [] for k in HISTORY_KEYS} for _ in runs]
 
     def losses(self, split) -> tuple[torch.Tensor, torch.Tensor]:
         """Each member's mean cross-entropy and accuracy over its own samples of ``split``, (R,) each."""
@@ -128,12 +126,10 @@ class _SSSGroup:
         saved = train.resume_from(checkpoint, map_location=self.device)
         if saved is not None:
             self.restore(saved, checkpoint)
-        last_save = time.perf_counter()
+        clock = train.CheckpointClock(checkpoint, train.SHORT_EPOCHS_CHECKPOINT_S)
         while self.epoch < self.runs[0]["max_epochs"] and not all(self.stopped):
             self.train_epoch()
-            if checkpoint and time.perf_counter() - last_save >= train.SHORT_EPOCHS_CHECKPOINT_S:
-                self.save(checkpoint)
-                last_save = time.perf_counter()
+            clock.after_epoch(self.save)
 
     def train_epoch(self) -> None:
         """One full-batch step of every member, then the protocol's evaluations and each running member's rule."""
