@@ -426,7 +426,7 @@ def test_l2w_assignment_and_weights():
     conf = probs.max(-1).values
     first = assigned == 0
     assert conf[first, 0].min() >= conf[~first, 0].max()  # exit 0 takes its most confident samples
-    w = training.WeightNet(3)(torch.rand(16, 3))
+    w = training.WeightNet(3, 500, 0.3)(torch.rand(16, 3))
     assert torch.allclose(w.mean(0), torch.ones(3), atol=1e-6) and (w - 1).abs().max() <= 0.6
 
 

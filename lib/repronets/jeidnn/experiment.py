@@ -114,6 +114,7 @@ class Params(CommonParams):
     val_size: int = param(
         ge=1, doc="training images held out for validation (5000 for CIFAR-10 in the original)", dry=64
     )
+    val_split_seed: int = param(ge=0, doc="seed of the generator that draws the validation part (42 in the original)")
     img_size: int = param(ge=16, doc="images are resized to this (224 for CIFAR in the original, 32 for SVHN)", dry=32)
     arch: str = param(choices=ARCHITECTURES.names(), doc="t2t_vit_7, t2t_vit_14 or small (the sizes below)")
     embed_dim: int = param(ge=8, doc="small arch only")
@@ -132,6 +133,13 @@ class Params(CommonParams):
     backbone_momentum: float = param(ge=0.0, lt=1.0, doc="SGD momentum of the backbone's training (0.9)")
     backbone_weight_decay: float = param(ge=0.0)
     backbone_batch_size: int = param(ge=1)
+    backbone_optimizer: str = param(choices=tuple(train.OPTIMIZERS), doc="sgd in the original")
+    backbone_scheduler: str = param(
+        choices=tuple(train.SCHEDULERS), doc="cosine (T_max = backbone_epochs) in the original"
+    )
+    backbone_eta_min: float = param(
+        ge=0.0, doc="the cosine schedule's final lr: 2e-4 in the original's transfer recipe, 0 from scratch"
+    )
     exit_epochs: int = param(ge=1, doc="num_epoch of the exits' training (15 in the original)", dry=1)
     exit_batch_size: int = param(ge=1)
     exit_lr: float = param(gt=0.0)
@@ -162,8 +170,8 @@ class Params(CommonParams):
     )
     transfer_recipe: str = param(
         choices=TRANSFER_RECIPES,
-        doc="with a checkpoint: original (class token and final norm frozen, eta_min 2e-4, all training images) or "
-        "held_out (all but the head at lr_scale, eta_min 0, validation images held out)",
+        doc="with a checkpoint: original (class token and final norm frozen, all training images) or "
+        "held_out (all but the head at lr_scale, validation images held out)",
     )
     val_augmentation: bool = param(doc="validation passes during training see the training augmentation (original)")
     baselines: list[str] = param(choices=BASELINES)
@@ -172,6 +180,10 @@ class Params(CommonParams):
     meta_p: float = param(gt=0.0, doc="L2W-DEN: the meta-objective's target share of samples per exit ∝ p^l (0.75)")
     meta_lr: float = param(gt=0.0, doc="L2W-DEN: Adam learning rate of the weight net (1e-4)")
     meta_weight_decay: float = param(ge=0.0, doc="L2W-DEN: Adam weight decay of the weight net (1e-4)")
+    meta_hidden: int = param(ge=1, doc="L2W-DEN: the weight net's hidden width, MLP(G → this → G) (500)")
+    meta_weight_spread: float = param(
+        ge=0.0, doc="L2W-DEN: a sample's weights are 1 + this·(w − the batch's mean w), w in (−1, 1) (0.3)"
+    )
     budget_levels: int = param(ge=1, doc="k = 1 … this, p = k/budget_divisor (39 and 20 in the original)")
     budget_divisor: float = param(gt=0.0)
     folds: int = param(ge=1)
@@ -239,11 +251,11 @@ def make_backbone(p: Params, in_chans: int, num_classes: int) -> T2TViT:
 
 
 def splits(p: Setting):
-    """(train part, validation part, test), the validation part held out from the training split with seed 42."""
+    """(train part, validation part, test), the validation part drawn from the training split (``val_split_seed``)."""
     full, test = data.train_test(p.dataset, root=p.data_root or None, download=p.download, train_limit=p.train_limit)
     if p.val_size >= len(full):
         raise ValueError(f"val_size {p.val_size} must be below the training split's {len(full)} images")
-    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(42))
+    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(p.val_split_seed))
     if 0 < p.test_limit < len(test):  # random, not stratified: the long-tailed test set has classes of one image
         test = test.subset(data.shuffled_order(len(test), 0)[: p.test_limit].sort().values)
     return full.subset(order[p.val_size :]), full.subset(order[: p.val_size]), test
@@ -266,6 +278,7 @@ def backbone_params(p: Setting) -> dict:
         "dataset",
         "train_limit",
         "val_size",
+        "val_split_seed",
         "img_size",
         "arch",
         "embed_dim",
@@ -282,6 +295,9 @@ def backbone_params(p: Setting) -> dict:
         "backbone_momentum",
         "backbone_weight_decay",
         "backbone_batch_size",
+        "backbone_optimizer",
+        "backbone_scheduler",
+        "backbone_eta_min",
         "seed",
     )
     out = {"code_version": CODE_VERSION, **{k: getattr(p, k) for k in keys}}
@@ -294,7 +310,7 @@ def backbone_params(p: Setting) -> dict:
 
 def train_backbone(p: Setting, run: dict, checkpoint=None, data_splits=None) -> dict:
     """Phase 0: the backbone, transfer-learned from ``p.checkpoint`` by ``p.transfer_recipe`` (the original's trains
-    on all training images, the validation part included, with cosine eta_min 2e-4) or trained from scratch on the
+    on all training images, the validation part included) or trained from scratch on the
     training part. Kept: the last epoch's weights (the original keeps the epoch of best test accuracy, which selects
     on the test labels; not offered)."""
     tr, val, test = data_splits or splits(p)
@@ -308,12 +324,12 @@ def train_backbone(p: Setting, run: dict, checkpoint=None, data_splits=None) -> 
     config = train.TrainConfig(
         epochs=p.backbone_epochs,
         batch_size=p.backbone_batch_size,
-        optimizer="sgd",
+        optimizer=p.backbone_optimizer,
         lr=p.backbone_lr,
         momentum=p.backbone_momentum,
         weight_decay=p.backbone_weight_decay,
-        scheduler="cosine",
-        eta_min=2e-4 if original else 0.0,
+        scheduler=p.backbone_scheduler,
+        eta_min=p.backbone_eta_min,
         device=p.device,
         seed=run["seed"],
         log_steps=False,
@@ -487,6 +503,8 @@ BASELINE_KEYS = (
     "meta_p",
     "meta_lr",
     "meta_weight_decay",
+    "meta_hidden",
+    "meta_weight_spread",
     "budget_levels",
     "budget_divisor",
 )

@@ -171,6 +171,8 @@ class ExitConfig:
     meta_p: float  # L2W-DEN: the meta-objective's target distribution ∝ p^l
     meta_lr: float  # L2W-DEN: Adam on the weight net
     meta_weight_decay: float
+    meta_hidden: int  # L2W-DEN: the weight net's hidden width
+    meta_weight_spread: float  # L2W-DEN: weights 1 + spread·(w − batch mean)
     seed: int
 
 
@@ -499,15 +501,17 @@ def train_boosted(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=N
 
 
 class WeightNet(nn.Module):
-    """L2W-DEN's weight predictor: the G per-exit losses of a sample → G weights, MLP(G → hidden → G), ReLU, tanh."""
+    """L2W-DEN's weight predictor: the G per-exit losses of a sample → G weights, MLP(G → hidden → G), ReLU, tanh;
+    a sample's weights are 1 + spread·(w − w's mean over the batch). The original's: hidden 500, spread 0.3."""
 
-    def __init__(self, exits: int, hidden: int = 500):
+    def __init__(self, exits: int, hidden: int, spread: float):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(exits, hidden), nn.ReLU(), nn.Linear(hidden, exits), nn.Tanh())
+        self.spread = spread
 
     def forward(self, losses: torch.Tensor) -> torch.Tensor:
         w = self.net(losses)
-        return 1 + 0.3 * (w - w.mean(0, keepdim=True))  # centred over the batch, per exit (our reading)
+        return 1 + self.spread * (w - w.mean(0, keepdim=True))  # centred over the batch, per exit (our reading)
 
 
 def confidence_rank_assignment(probs: torch.Tensor, p: float) -> torch.Tensor:
@@ -540,7 +544,7 @@ def train_l2w(model: DynamicNet, task: ExitTask, c: ExitConfig, checkpoint=None)
 
     torch.manual_seed(c.seed)
     G = len(model.ics)
-    weight_net = WeightNet(G).to(task.train_x.device)
+    weight_net = WeightNet(G, c.meta_hidden, c.meta_weight_spread).to(task.train_x.device)
     meta_opt = torch.optim.Adam(weight_net.parameters(), lr=c.meta_lr, weight_decay=c.meta_weight_decay)
     optimizer = _sgd(model.ics.parameters(), c)
     scheduler = _cosine(optimizer, c.epochs, c)
