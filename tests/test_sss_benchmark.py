@@ -188,28 +188,11 @@ def test_original_results_file(smoke_runs, tmp_path):
     (path,) = experiment.export(runs, tmp_path)
     assert path.name == "benchmark_results.json"
     out = json.loads(path.read_text())
-    for key in (
-        "dataset_names",
-        "nb_iterations",
-        "nb_neurons_list",
-        "batch_size",
-        "min_accuracy_improvement",
-        "patience",
-        "training_set_shares",
-    ):
-        assert key in out
+    assert set(experiment.ORIGINAL_HEADER_KEYS) <= set(out) and len(experiment.ORIGINAL_HEADER_KEYS) == 7
     assert out["nb_iterations"] == p.repeats and out["batch_size"] == 100000
     share = str(p.training_set_shares[0])
     entry = out["digits"][share]["ss_2_dim"][str(p.widths[0])]["0"]
-    assert set(entry) >= {
-        "training_loss_history",
-        "accuracy_history",
-        "val_accuracy_history",
-        "test_loss",
-        "test_accuracy",
-        "nb_model_parameters",
-        "provenance",
-    }
+    assert set(entry) == {*experiment.ORIGINAL_ENTRY_KEYS, "provenance"} and len(experiment.ORIGINAL_ENTRY_KEYS) == 6
     assert "ss_2_dim@logits" in out["digits"][share]
     assert entry["nb_model_parameters"] == count_parameters(
         models.build("ss_2_dim", (1, 8, 8), 10, p.widths[0]), trainable_only=False
@@ -424,7 +407,7 @@ def test_each_batched_member_is_its_sequential_run(model, loss):
         s = experiment.train_one(p, run)
         what = f"{model} share {run['share']} repeat {run['repeat']}"
         assert b["epochs"] == s["epochs"] and b["batched_members"] == len(runs), what
-        for key in ("training_loss_history", "accuracy_history", "val_accuracy_history"):
+        for key in trial.HISTORY_KEYS:
             np.testing.assert_allclose(b[key], s[key], **BATCH_TOL, err_msg=f"{what}: {key}")
         np.testing.assert_allclose(b["test_loss"], s["test_loss"], **BATCH_TOL, err_msg=what)
         assert abs(b["test_accuracy"] - s["test_accuracy"]) <= 1 / s["test_samples"] + 1e-9, what

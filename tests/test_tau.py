@@ -372,26 +372,8 @@ def test_a_run_keeps_the_original_json_schema(tmp_path):
     ]
     for path, run in zip(paths, runs):
         record = json.loads(path.read_text())
-        assert set(record) == {
-            "losses",
-            "clean_losses",
-            "tau_tracking",
-            "test_losses",
-            "test_accs",
-            "lr",
-            "n_epochs",
-            "batch_size",
-            "tau_is_trainable",
-            "adaptive_pruning",
-            "dependent_last_tau",
-            "l1_reg",
-            "l2_reg",
-            "tau_sum_factor",
-            "T",
-            "internal_dimension",
-            "number_of_tau_blocks",
-            "provenance",
-        }
+        assert set(record) == {*E.ORIGINAL_STEP_KEYS, *E.ORIGINAL_RESULT_KEYS, "provenance"}
+        assert len(E.ORIGINAL_STEP_KEYS + E.ORIGINAL_RESULT_KEYS) == 17  # the original main.py's record
         steps = 2 * 4  # 200 samples in batches of 50
         assert len(record["losses"]) == len(record["clean_losses"]) == len(record["tau_tracking"]) == steps
         assert len(record["test_accs"]) == len(record["test_losses"]) == 3 and all(

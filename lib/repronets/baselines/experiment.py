@@ -18,7 +18,7 @@ from torch import nn
 from ..core import data, train
 from ..core.counting import count_parameters
 from ..core.members import MemberTrainer
-from ..runs.params import FIRST, CommonParams, param
+from ..runs.params import FIRST, OptimizerParams, param
 from ..runs.results import RunResult, RunStore, canonical
 from .models import MODELS
 
@@ -29,17 +29,13 @@ CODE_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
-class Params(CommonParams):
+class Params(OptimizerParams):
     datasets: list[str] = param(choices=data.DATASETS, doc="datasets to describe and train on")
     train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all of it", dry=200)
     models: list[str] = param(choices=MODELS.names(), doc="baselines to train")
     hidden: int = param(ge=1, doc="width of the MLP's hidden layer")
     epochs: int = param(ge=1, dry=1)
     batch_size: int = param(ge=1)
-    optimizer: str = param(choices=tuple(train.OPTIMIZERS), doc="sgd: the τ paper's protocol, see train.py")
-    lr: float = param(gt=0.0, doc="learning rate")
-    momentum: float = param(ge=0.0, lt=1.0, doc="sgd's momentum; 0 in the τ paper's protocol")
-    weight_decay: float = param(ge=0.0, doc="0 in the τ paper's protocol")
     seeds: list[int] = param(ge=0, doc="one run per seed; bands show their spread", dry=FIRST)
     samples_per_class: int = param(ge=1, le=20, doc="images per class in the sample grid")
     batch_runs: bool = param(doc="train the seeds of one baseline as one batch")

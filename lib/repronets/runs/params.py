@@ -23,6 +23,8 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
+from ..core import train
+
 PROFILES = ("smoke", "quick", "paper")
 # Keys every notebook's parameters cell has that are not training parameters: set by the pipeline.
 PIPELINE_KEYS = ("profile", "output_dir", "dry_run")
@@ -69,6 +71,17 @@ class CommonParams:
     data_root: str = param(doc="dataset folder; empty = $REPRONETS_DATA, else <project>/data")
     download: bool = param(doc="allow torchvision to download missing datasets")
     dry_run: bool = dataclasses.field(default=False, kw_only=True, metadata={"pipeline": True})
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerParams(CommonParams):
+    """The optimizer fields (``train.OPTIMIZER_KEYS``) of the notebooks that train on the τ paper's protocol: the
+    τ paper's own (01) and the baselines beside it (00)."""
+
+    optimizer: str = param(choices=tuple(train.OPTIMIZERS), doc="sgd: plain SGD in the τ paper's protocol (train.py)")
+    lr: float = param(gt=0.0, doc="learning rate, of every parameter (the τ included)")
+    momentum: float = param(ge=0.0, lt=1.0, doc="sgd's momentum; 0 in the τ paper's protocol")
+    weight_decay: float = param(ge=0.0, doc="on every parameter (the τ included); 0 in the τ paper's protocol")
 
 
 def dry_run(p):

@@ -37,7 +37,7 @@ from ..runs.params import CommonParams, param
 from ..runs.results import RunResult, RunStore
 from . import grouped, models
 from .layer import SSSLinear, per_stage_forward
-from .trial import load_dataset, train_one
+from .trial import HISTORY_KEYS, load_dataset, train_one
 
 CODE_VERSION = 1
 COMPLEXITY_VERSION = 2  # 2: counted MACs per sample of the benchmark batch (1: of a batch of one)
@@ -226,6 +226,19 @@ def complexity(p: Params, store: RunStore | None = None) -> RunResult:
 # ------------------------------------------------------------------ the original's results file
 
 
+# The original's results file: its header's keys, and those of each run's entry (beside them, ours: "provenance").
+ORIGINAL_HEADER_KEYS = (
+    "dataset_names",
+    "nb_iterations",
+    "nb_neurons_list",
+    "batch_size",
+    "min_accuracy_improvement",
+    "patience",
+    "training_set_shares",
+)
+ORIGINAL_ENTRY_KEYS = (*HISTORY_KEYS, "test_loss", "test_accuracy", "nb_model_parameters")
+
+
 def original_results(runs: list[RunResult]) -> dict:
     """The original's ``benchmark_results.p`` structure (docs/papers/sss.md §4.4) as JSON: shares and widths become
     string keys; runs with the corrected loss go under ``"<model>@logits"`` so the faithful keys stay the original's."""
@@ -242,17 +255,7 @@ def original_results(runs: list[RunResult]) -> dict:
     for r in runs:
         q, res = r.params, r.result
         key = q["model"] if q["loss"] == "double_softmax" else f"{q['model']}@logits"
-        entry = {
-            k: res[k]
-            for k in (
-                "training_loss_history",
-                "accuracy_history",
-                "val_accuracy_history",
-                "test_loss",
-                "test_accuracy",
-                "nb_model_parameters",
-            )
-        }
+        entry = {k: res[k] for k in ORIGINAL_ENTRY_KEYS}
         entry["provenance"] = {
             "run": f"{r.kind}/{r.key}",
             "seed": q["seed"],

@@ -17,6 +17,9 @@ from ..core.counting import count_parameters
 from . import models
 from .layer import SSSLinear
 
+# The per-epoch lists of a run, as the original's results file names them.
+HISTORY_KEYS = ("training_loss_history", "accuracy_history", "val_accuracy_history")
+
 # The value range of each dataset as loaded (images in [0, 1]) → the original's raw range.
 RAW_SCALE = {"digits": 16.0, "mnist": 255.0, "fashion_mnist": 255.0, "cifar10": 255.0, "cifar100": 255.0, "svhn": 255.0}
 
@@ -37,7 +40,7 @@ class OriginalStopping:
         self.train_part, self.validation = train_part, validation
         self.min_epochs, self.patience, self.min_improvement = min_epochs, patience, min_improvement
         self.eval_batch_size = eval_batch_size
-        self.history = {"training_loss_history": [], "accuracy_history": [], "val_accuracy_history": []}
+        self.history = {k: [] for k in HISTORY_KEYS}
 
     def after_epoch(self, state) -> None:
         fit = train.evaluate(state.model, self.train_part, batch_size=self.eval_batch_size)

@@ -17,8 +17,8 @@ import itertools
 import math
 from pathlib import Path
 
-from ..core import data, fileio, train
-from ..runs.params import FIRST, CommonParams, param
+from ..core import data, fileio
+from ..runs.params import FIRST, OptimizerParams, param
 from ..runs.results import RunResult, RunStore
 from . import grouped
 from .models import ARCHITECTURES, FIXED_MODES, MEMORY_MODES
@@ -31,7 +31,7 @@ CODE_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
-class Params(CommonParams):
+class Params(OptimizerParams):
     datasets: list[str] = param(choices=data.DATASETS)
     train_limit: int = param(ge=0, doc="stratified subset of the training split; 0 = all of it", dry=200)
     grid: str = param(choices=GRIDS, doc="figure: the README figure's runs; original: main.py's 68-run grid")
@@ -53,10 +53,6 @@ class Params(CommonParams):
     blocks: int = param(ge=1, doc="residual τ-blocks after the input layer")
     epochs: int = param(ge=1, dry=1)
     batch_size: int = param(ge=1)
-    optimizer: str = param(choices=tuple(train.OPTIMIZERS), doc="sgd in the original: plain SGD, see train.py")
-    lr: float = param(gt=0.0, doc="learning rate, shared by weights and τ")
-    momentum: float = param(ge=0.0, lt=1.0, doc="sgd's momentum; 0 in the original")
-    weight_decay: float = param(ge=0.0, doc="on weights and τ alike; 0 in the original")
     seeds: list[int] = param(ge=0, dry=FIRST)
     thresholds: list[float] = param(gt=0.0, lt=1.0, doc="accuracies for the epochs-to-threshold table")
     batch_runs: bool = param(doc="train runs that share an architecture and dataset as one batch (SGD only)")
@@ -177,29 +173,32 @@ def original_filename(run: dict) -> str:
     return f"{arch}/{dataset}/{'__'.join(parts)}__seed_{run['seed']}.json"
 
 
+# The keys of the original's JSON file of a run: its per-step lists (kept as tensors in our store), then the rest
+# (in our stored result). Beside them, ours: "provenance".
+ORIGINAL_STEP_KEYS = ("losses", "clean_losses", "tau_tracking")
+ORIGINAL_RESULT_KEYS = (
+    "test_losses",
+    "test_accs",
+    "lr",
+    "n_epochs",
+    "batch_size",
+    "tau_is_trainable",
+    "adaptive_pruning",
+    "dependent_last_tau",
+    "l1_reg",
+    "l2_reg",
+    "tau_sum_factor",
+    "T",
+    "internal_dimension",
+    "number_of_tau_blocks",
+)
+
+
 def original_record(r: RunResult) -> dict:
     """A run in the original's JSON schema (per-step lists included), plus our provenance."""
     t = r.tensors()
     tracking = [[v for v in row if not math.isnan(v)] for row in t["tau_tracking"].tolist()]
-    record = {
-        k: r.result[k]
-        for k in (
-            "test_losses",
-            "test_accs",
-            "lr",
-            "n_epochs",
-            "batch_size",
-            "tau_is_trainable",
-            "adaptive_pruning",
-            "dependent_last_tau",
-            "l1_reg",
-            "l2_reg",
-            "tau_sum_factor",
-            "T",
-            "internal_dimension",
-            "number_of_tau_blocks",
-        )
-    }
+    record = {k: r.result[k] for k in ORIGINAL_RESULT_KEYS}
     record.update(
         losses=t["losses"].tolist(),
         clean_losses=t["clean_losses"].tolist(),
