@@ -192,6 +192,11 @@ def test_ledger_decides_measured_claims_and_names_the_profile_of_the_others(tmp_
     assert frame.loc["a.order", "reason"] == "measured at: paper"
     with pytest.raises(KeyError, match="no claim 'a.missing'"):
         ledger.measure("a.missing", [1.0])
+    # a claim that needs a setting beyond its profile (another architecture) says so, at its own profile too
+    path.write_text(SPEC + "    needs: 'arch: big (params/big)'\n")
+    for profile in ("quick", "paper"):
+        frame = claims.Ledger(claims.load_claims(path), profile).frame().set_index("id")
+        assert frame.loc["a.order", "reason"] == "needs arch: big (params/big), at: paper"
 
 
 @pytest.mark.parametrize(

@@ -578,7 +578,10 @@ def test_claim_values_are_per_training_of_the_exits_against_the_level_chosen_on_
         dataset="cifar10",
         arch="t2t_vit_7",
     )
-    values = analysis.claim_values(runs + [cifar, fake_run("jeidnn", cifar.result, 3.0, "cifar10", "t2t_vit_7")])
+    t2t14 = fake_run("jeidnn", cifar.result, 1.5, "cifar100", "t2t_vit_14")  # a stored T2T-ViT-14 run's setting
+    values = analysis.claim_values(
+        runs + [cifar, fake_run("jeidnn", cifar.result, 3.0, "cifar10", "t2t_vit_7"), t2t14]
+    )
     approx = lambda v: pytest.approx(v, abs=1e-12)  # noqa: E731
     # one value per training of the exits: the fold mean, averaged over the λ where the baseline reaches the cost
     assert values["jeidnn.tradeoff.confidence"] == approx([(0.05 - 0.03) / 2])  # λ = 1: no level is that cheap
@@ -586,10 +589,13 @@ def test_claim_values_are_per_training_of_the_exits_against_the_level_chosen_on_
     assert values["jeidnn.calibration"] == approx([0.5])
     assert values["jeidnn.confidence.thresholding_overconfident"] == approx([3.0])  # the matched level's, fold mean
     assert values["jeidnn.conformal.smaller_sets"] == approx([0.2])
-    assert values["jeidnn.conformal.coverage"] == approx([0.0, (0.03 + 0.07) / 2])  # cifar10, digits
+    assert values["jeidnn.conformal.coverage"] == approx([0.0, 0.0, (0.03 + 0.07) / 2])  # cifar10, cifar100, digits
     assert values["jeidnn.stored.cifar10.lambda0.5"] == approx([90.49])  # per seed, in %
     assert values["jeidnn.stored_cost.cifar10.lambda0.5"] == approx([50.0])  # % of the counter's full cost
     assert values["jeidnn.stored.cifar10.lambda3"] == approx([90.49])
+    assert values["jeidnn.stored.t2t14.cifar100.lambda1.5"] == approx([90.49])  # its own claim, not T2T-ViT-7's
+    assert values["jeidnn.stored_cost.t2t14.cifar100.lambda1.5"] == approx([50.0])
+    assert not any(k.startswith("jeidnn.stored.cifar100.") for k in values)
     # the stored costs are rounded to 10³ operations; the largest difference: exit 4, 10.772402 counted, 10.772 stored
     assert values["jeidnn.costs.stored"] == [pytest.approx(10.772402 - 10.772, abs=1e-9)]
     assert values["jeidnn.costs.stored.svhn"][0] < 5e-4 and values["jeidnn.costs.stored.cifar100"][0] < 5e-4
@@ -601,13 +607,16 @@ def test_claim_values_are_per_training_of_the_exits_against_the_level_chosen_on_
     for claim_id, v in values.items():
         ledger.measure(claim_id, v)
     stored = {
-        analysis.stored_claim(k, d, t) for d, ts in analysis.STORED_CLAIMS.items() for t in ts for k in ("acc", "cost")
+        analysis.stored_claim(k, d, t, arch)
+        for (arch, d), ts in analysis.STORED_CLAIMS.items()
+        for t in ts
+        for k in ("acc", "cost")
     }
     assert stored == {c for c in ledger.claims if c.startswith(("jeidnn.stored.", "jeidnn.stored_cost."))}
     # one unit decides nothing
     assert ledger.decisions()["jeidnn.tradeoff.boosted"].verdict == "inconclusive"
     # the results table keeps the paper's choice (on the test folds' means)
-    numbers = analysis.comparison(analysis.frame(runs, 0.05), "digits", with_reference=False)
+    numbers = analysis.comparison(analysis.frame(runs, 0.05), "digits")
     assert numbers["confidence threshold"].tolist() == pytest.approx([0.95, np.nan], nan_ok=True)
     # a second exit seed is a second unit, paired with its own baselines
     second = [

@@ -204,15 +204,15 @@ def exits_figure(runs: list[RunResult], title: str = ""):
     return fig
 
 
-def comparison(df: pd.DataFrame, dataset: str, with_reference: bool) -> pd.DataFrame:
+def comparison(df: pd.DataFrame, dataset: str, arch: str | None = None) -> pd.DataFrame:
     """The numbers of the results table, per JEI-DNN λ (``tradeoff``): its fold mean and sd of accuracy, its cost as
     a fraction of the full cost in both conventions, ECE and gated set size (from :func:`frame`); for each baseline
     (a column named by it) its best accuracy among the budget levels that cost no more multiply-adds than the JEI-DNN
-    point, NaN where none does (the comparison of docs/papers/jeidnn.md §3.4). With ``with_reference``, the
-    original's stored numbers for the same λ (:mod:`.reference`; NaN where there is none)."""
+    point, NaN where none does (the comparison of docs/papers/jeidnn.md §3.4). With the backbone's ``arch``, the
+    original's stored numbers of that architecture for the same λ (:mod:`.reference`; NaN where there is none)."""
     rows = []
     jei = df[df.key == "jeidnn"].sort_values("setting")
-    stored = {r.tradeoff: r for r in reference.RESULTS.get(dataset, ())} if with_reference else {}
+    stored = {r.tradeoff: r for r in reference.RESULTS.get(arch, {}).get(dataset, ())}
     baselines = [m for m in BASELINE_NAMES if m in set(df.method)]
     for _, r in jei.iterrows():
         row = {
@@ -330,8 +330,14 @@ def costs_table(runs: list[RunResult]) -> pd.DataFrame:
 # ---------------------------------------------------------------- the claims ledger (claims/04_dynamic_exits.yaml)
 
 CLAIM_ALPHA = 0.05  # the conformal claims' α
-# The original's stored results that the claim file states (jeidnn.stored.<dataset>.lambda<λ>): CIFAR-10's at these λ
-STORED_CLAIMS = {d: tuple(r.tradeoff for r in results) for d, results in reference.RESULTS.items()}
+# The original's stored results that the claim file states, per (architecture, dataset): the λ of its stored runs
+STORED_CLAIMS = {
+    (arch, d): tuple(r.tradeoff for r in results)
+    for arch, by_dataset in reference.RESULTS.items()
+    for d, results in by_dataset.items()
+}
+# The architecture's part of a stored claim's id: T2T-ViT-7's claims (the paper profile's) name none.
+_ARCH_IN_ID = {"t2t_vit_7": "", "t2t_vit_14": "t2t14."}
 
 
 def _cost_fraction(metrics_: dict, costs: dict) -> float:
@@ -381,9 +387,10 @@ def stored_cost_difference(dataset: str = "cifar10") -> float:
     return float(np.max(np.abs(ours - np.asarray(stored.cumulative))))
 
 
-def stored_claim(kind: str, dataset: str, tradeoff: float) -> str:
-    """The id of the claim on one stored run of the original: its accuracy (``kind`` "acc") or cost ("cost")."""
-    return f"jeidnn.stored{'' if kind == 'acc' else '_cost'}.{dataset}.lambda{tradeoff:g}"
+def stored_claim(kind: str, dataset: str, tradeoff: float, arch: str = "t2t_vit_7") -> str:
+    """The id of the claim on one stored run of the original: its accuracy (``kind`` "acc") or cost ("cost"), e.g.
+    ``jeidnn.stored.cifar10.lambda0.1`` (T2T-ViT-7) or ``jeidnn.stored_cost.t2t14.cifar100.lambda1.5``."""
+    return f"jeidnn.stored{'' if kind == 'acc' else '_cost'}.{_ARCH_IN_ID[arch]}{dataset}.lambda{tradeoff:g}"
 
 
 PAIRED_CLAIMS = (
@@ -463,11 +470,11 @@ def claim_values(runs: list[RunResult], inference: dict[str, dict] | None = None
     for claim_id, g in differences.groupby("claim", sort=False):
         out[claim_id] = g.groupby(["dataset", "seed", "exit seed"]).value.mean().tolist()
     for j in jeidnn_runs(runs):
-        dataset, m = j.params["dataset"], j.result["metrics"]
-        if j.params["arch"] == "t2t_vit_7" and j.params["tradeoff"] in STORED_CLAIMS.get(dataset, ()):
+        dataset, arch, tradeoff, m = j.params["dataset"], j.params["arch"], j.params["tradeoff"], j.result["metrics"]
+        if tradeoff in STORED_CLAIMS.get((arch, dataset), ()):
             cost_percent = 100 * m["cost_original"]["mean"] / j.result["exit_costs"]["original"][-1]
-            out.setdefault(stored_claim("acc", dataset, j.params["tradeoff"]), []).append(100 * m["acc"]["mean"])
-            out.setdefault(stored_claim("cost", dataset, j.params["tradeoff"]), []).append(cost_percent)
+            out.setdefault(stored_claim("acc", dataset, tradeoff, arch), []).append(100 * m["acc"]["mean"])
+            out.setdefault(stored_claim("cost", dataset, tradeoff, arch), []).append(cost_percent)
     out["jeidnn.costs.stored"] = [stored_cost_difference("cifar10")]
     for dataset in ("cifar100", "svhn"):
         out[f"jeidnn.costs.stored.{dataset}"] = [stored_cost_difference(dataset)]

@@ -266,6 +266,7 @@ OPTIONAL_KEYS = {
     "timing": bool,
     "unit": str,
     "resolution": (int, float),
+    "needs": str,
 }
 PUBLISHED_KEYS = {"value": (int, float), "known": str, "reading_error": (int, float), "decimals": int, "rounding": str}
 
@@ -290,6 +291,7 @@ class Claim:
     timing: bool = False  # measured from this machine's speed: its ledger rows go to claims_timing.* (see below)
     unit: str = ""  # what one value is (a trained model, a seed pair, …); required unless exact
     resolution: float = 0.0  # the measurement's step (1 epoch, 1 block); 0: continuous
+    needs: str = ""  # what a run needs beyond its profile to measure it (e.g. another architecture's parameter set)
 
     @property
     def decimals(self) -> int | None:
@@ -411,6 +413,8 @@ class Ledger:
         return out
 
     def _why_untested(self, c: Claim) -> str:
+        if c.needs:
+            return f"needs {c.needs}" + (f", at: {', '.join(c.profiles)}" if c.profiles else "")
         if self.profile in c.profiles:
             return (
                 f"listed for the {self.profile} profile, but its notebook measured nothing for it: "
