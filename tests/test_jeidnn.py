@@ -579,9 +579,7 @@ def test_claim_values_are_per_training_of_the_exits_against_the_level_chosen_on_
         arch="t2t_vit_7",
     )
     t2t14 = fake_run("jeidnn", cifar.result, 1.5, "cifar100", "t2t_vit_14")  # a stored T2T-ViT-14 run's setting
-    values = analysis.claim_values(
-        runs + [cifar, fake_run("jeidnn", cifar.result, 3.0, "cifar10", "t2t_vit_7"), t2t14]
-    )
+    values = analysis.claim_values(runs + [cifar, fake_run("jeidnn", cifar.result, 3.0, "cifar10", "t2t_vit_7"), t2t14])
     approx = lambda v: pytest.approx(v, abs=1e-12)  # noqa: E731
     # one value per training of the exits: the fold mean, averaged over the λ where the baseline reaches the cost
     assert values["jeidnn.tradeoff.confidence"] == approx([(0.05 - 0.03) / 2])  # λ = 1: no level is that cheap
