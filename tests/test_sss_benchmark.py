@@ -288,6 +288,14 @@ def test_claim_values_are_the_claims_measures():
     # paired by share and repeat, averaged over the shares per repeat: SSS s=4 − dense
     assert values["sss.beats_dense.double_softmax"] == pytest.approx([(0.15 + 0.12) / 2, (-0.02 - 0.01) / 2])
     assert values["sss.beats_dense.logits"] == pytest.approx([-0.02])  # one repeat, two shares
+    # "on several datasets", judged per dataset: the pairs of each dataset apart (a second dataset, mnist, here)
+    mnist = df[df.dataset == "digits"].assign(dataset="mnist")
+    mnist.loc[mnist.key == "ss_4_dim", "test_accuracy"] += 0.1
+    both = analysis.claim_values(pd.concat([df, mnist]), cdf)
+    assert both["sss.beats_dense.double_softmax.digits"] == pytest.approx(values["sss.beats_dense.double_softmax"])
+    assert both["sss.beats_dense.double_softmax.mnist"] == pytest.approx([0.135 + 0.1, -0.015 + 0.1])
+    assert len(both["sss.beats_dense.double_softmax"]) == 4  # the pooled claim: every dataset's pairs
+    assert not any(k.startswith("sss.beats_rank1.logits.") for k in both)
     assert values["sss.beats_rank1.double_softmax"] == pytest.approx([(0.50 + 0.33) / 2, (0.41 + 0.37) / 2])
     assert values["sss.cost.linear"] == pytest.approx([1.0, 1.5])  # log-log slopes of n and n^1.5
     assert values["sss.cost.linear.chunked"] == pytest.approx([1.0, 1.5])  # the chunked layer's own counts
@@ -301,7 +309,7 @@ def test_claim_values_are_the_claims_measures():
     # a measurement that stops below 1024 does not test "beyond a size"
     assert "sss.cost.faster_than_dense" not in analysis.claim_values(df, cdf[cdf.n < 1024])
     ledger = claims.Ledger(claims.load_claims(Path(__file__).parents[1] / "claims" / "03_sss_benchmarks.yaml"), "quick")
-    for claim_id, v in values.items():
+    for claim_id, v in {**both, **values}.items():  # the per-dataset ids exist in the claim file
         ledger.measure(claim_id, v)
     verdicts = {k: d.verdict for k, d in ledger.decisions().items()}
     assert verdicts["sss.parameters"] == "reproduced" and verdicts["sss.cost.linear"] == "not reproduced"  # 1.5
