@@ -465,6 +465,8 @@ def synthetic_runs(overrides, **kw):
         events = [{"epoch": 1, "block": 5, "multiply_adds": 10_000}] * removed
         result = {"test_accs": accs, "final_test_acc": accs[-1], "pruning_events": events}
         result["forward_multiply_adds"] = 57_400 - 10_000 * removed  # the figure network's on digits, less removed
+        # Στ ends 0.01·(seed + 1) from T with the horizon term, 0.05·(seed + 1) without
+        result["final_taus"] = [(run["T"] + (0.01 if run["horizon"] else 0.05) * (run["seed"] + 1)) / 6] * 6
         runs.append(RunResult("k", "tau", run, result, {}, None))
     return runs[::-1]  # claim_values orders by seed itself
 
@@ -516,6 +518,12 @@ def test_claim_values_measure_every_claim_of_the_claim_file_from_the_original_gr
     values = analysis.claim_values(runs, T=1.0)
     ledger = claims.ledger_for("01_tau_speedup", "paper")
     assert set(values) == set(ledger.claims)
+    # one value per pair of runs that differ in the horizon term alone: every trainable, non-dependent run with the term
+    with_term = [r.params for r in runs if r.params["horizon"] and r.params["tau_trainable"]]
+    assert len(with_term) == 2 * 3 * 2 * 6  # seeds × datasets × T × (four ResNet and two FracDNN runs with the term)
+    assert values["tau.horizon.keeps_sum_near_T"] == pytest.approx(
+        sorted(0.04 * (q["seed"] + 1) for q in with_term), abs=1e-12
+    )
     # fixed "all", not the as-released "first" (which reaches 0.9 at epoch 1)
     assert values["tau.figure.fixed_resnet.mnist"] == [0.3, 0.31]
     # the released "first" mode's epochs to the dataset's threshold: 0.9 never reaches 0.95 (3 + 1), reaches 0.85 at 1

@@ -333,6 +333,24 @@ def extra_parameters(architecture: str) -> int:
     return count_parameters(trainable, trainable_only=True) - count_parameters(frozen, trainable_only=True)
 
 
+def horizon_effects(runs: list[RunResult]) -> list[float]:
+    """|Στ − T| at the end of training without the time-horizon term minus with it, one value per pair of runs that
+    differ in the term alone (trainable τ, no dependent last τ: the original grid pairs each such run so), ordered by
+    seed, dataset and T. Στ over the τ the trained network holds (a pruned block's τ is gone with it)."""
+    pairs: dict[tuple, dict[bool, RunResult]] = {}
+    for r in runs:
+        q = r.params
+        if q["tau_trainable"] and not q["dependent_last"]:
+            rest = tuple(sorted((k, repr(v)) for k, v in q.items() if k != "horizon"))
+            pairs.setdefault(rest, {})[q["horizon"] > 0] = r
+    distance = lambda r: abs(sum(r.result["final_taus"]) - r.params["T"])  # noqa: E731
+    both = sorted(
+        (pair for pair in pairs.values() if len(pair) == 2),
+        key=lambda pair: tuple(pair[True].params[k] for k in ("seed", "dataset", "T")),
+    )
+    return [distance(pair[False]) - distance(pair[True]) for pair in both]
+
+
 def claim_values(runs: list[RunResult], T: float) -> dict[str, list[float]]:
     """The measured quantity of every claim of ``claims/01_tau_speedup.yaml`` that these runs can measure: one value
     per run, or per pair of runs where the claim is paired, ordered by seed, dataset and T. The figure's claims
@@ -378,4 +396,7 @@ def claim_values(runs: list[RunResult], T: float) -> dict[str, list[float]]:
             out["tau.pruning.keeps_accuracy"] = [
                 pruned[k].result["final_test_acc"] - plain[k].result["final_test_acc"] for k in pairs
             ]
+    horizon = horizon_effects(runs)
+    if horizon:
+        out["tau.horizon.keeps_sum_near_T"] = horizon
     return out
